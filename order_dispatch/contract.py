@@ -1,0 +1,460 @@
+"""The contract: normalized order, job envelope and result event.
+
+These three documents cross process boundaries: producers write jobs, workers read them and
+write result events, consumers read those. This module imports nothing heavier than pydantic so
+that any producer can validate an order without pulling in Celery, httpx or vendor code.
+
+Rules that hold for every model here:
+- unknown fields are refused (``extra="forbid"``), so a misspelt field is an error, not a loss;
+- money is :class:`~decimal.Decimal` (JSON numbers or strings in, strings out), never float;
+- datetimes must carry a zone;
+- countries are ISO 3166-1 alpha-2, currencies ISO 4217 (three upper-case letters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Address",
+    "Customer",
+    "ErrorInfo",
+    "ErrorKind",
+    "EventStatus",
+    "Gift",
+    "Item",
+    "Job",
+    "Notes",
+    "Operation",
+    "OrderStatus",
+    "Payment",
+    "ResultEvent",
+    "Shipping",
+    "Totals",
+    "Trace",
+    "Weight",
+    "NormalizedOrder",
+    "ValidationError",
+    "default_job_id",
+    "format_validation_errors",
+]
+
+
+def _strict_decimal(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("must be a finite number")
+    return value
+
+
+#: Money and quantities with fractions: Decimal in, a fixed-point string out.
+Money = Annotated[
+    Decimal,
+    Field(allow_inf_nan=False),
+    AfterValidator(_strict_decimal),
+    PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json"),
+]
+NonNegativeMoney = Annotated[Money, Field(ge=0)]
+CountryCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{2}$"),
+    Field(description="ISO 3166-1 alpha-2 country code, upper case (e.g. US, GB)."),
+]
+CurrencyCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    Field(description="ISO 4217 currency code, upper case (e.g. USD)."),
+]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class OrderStatus(StrEnum):
+    """The order's own state as the merchant sees it (ShipStation's vocabulary)."""
+
+    AWAITING_PAYMENT = "awaiting_payment"
+    AWAITING_SHIPMENT = "awaiting_shipment"
+    ON_HOLD = "on_hold"
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+
+
+class Operation(StrEnum):
+    """What a job asks the vendor to do; each vendor declares the ones it supports."""
+
+    CREATE = "create"
+    IMPORT = "import"
+    UPDATE_ADDRESS = "update_address"
+    CANCEL = "cancel"
+    GET_STATUS = "get_status"
+
+
+class Address(_Model):
+    """A postal address; ``country`` is ISO 3166-1 alpha-2."""
+
+    first_name: ShortText | None = None
+    last_name: ShortText | None = None
+    company: ShortText | None = None
+    line1: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+    line2: ShortText | None = None
+    line3: ShortText | None = None
+    city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    region: ShortText | None = Field(None, description="State, province or county.")
+    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = None
+    country: CountryCode
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
+    email: Email | None = None
+    residential: bool | None = None
+
+
+class PartialAddress(_Model):
+    """Address fields for an update: every field optional, at least one given."""
+
+    first_name: ShortText | None = None
+    last_name: ShortText | None = None
+    company: ShortText | None = None
+    line1: ShortText | None = None
+    line2: ShortText | None = None
+    line3: ShortText | None = None
+    city: ShortText | None = None
+    region: ShortText | None = None
+    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = None
+    country: CountryCode | None = None
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
+    email: Email | None = None
+    residential: bool | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> PartialAddress:
+        if not self.model_fields_set:
+            raise ValueError("an address update needs at least one field")
+        return self
+
+
+class Customer(_Model):
+    """Who bought; some vendors require email and names."""
+
+    id: ShortText | None = None
+    email: Email | None = None
+    first_name: ShortText | None = None
+    last_name: ShortText | None = None
+    company: ShortText | None = None
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
+    ip: ShortText | None = None
+    wholesale: bool = False
+
+
+class Weight(_Model):
+    """A weight with its unit."""
+
+    value: Annotated[Money, Field(ge=0)]
+    unit: Literal["lb", "oz", "g", "kg"]
+
+
+class Dimensions(_Model):
+    """Package dimensions with their unit."""
+
+    length: Annotated[Money, Field(ge=0)]
+    width: Annotated[Money, Field(ge=0)]
+    height: Annotated[Money, Field(ge=0)]
+    unit: Literal["in", "cm"]
+
+
+class Item(_Model):
+    """One order line."""
+
+    line_id: ShortText | None = None
+    sku: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: ShortText | None = None
+    quantity: Annotated[int, Field(ge=1, strict=True)]
+    unit_price: NonNegativeMoney
+    tax: NonNegativeMoney | None = None
+    discount: NonNegativeMoney | None = None
+    weight: Weight | None = None
+    upc: ShortText | None = None
+    ean: ShortText | None = None
+    image_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+    attributes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-SKU attributes some vendors require (SourceOrders).",
+    )
+
+
+class Totals(_Model):
+    """Order-level amounts; item prices live on the items."""
+
+    shipping: NonNegativeMoney = Decimal("0")
+    tax: NonNegativeMoney = Decimal("0")
+    discount: NonNegativeMoney = Decimal("0")
+    paid: NonNegativeMoney | None = None
+
+
+class Shipping(_Model):
+    """How the order ships."""
+
+    carrier: ShortText | None = None
+    service: ShortText | None = None
+    requested_service: ShortText | None = None
+    package: ShortText | None = None
+    confirmation: ShortText | None = None
+    ship_date: AwareDatetime | None = None
+    weight: Weight | None = None
+    dimensions: Dimensions | None = None
+    instructions: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class Payment(_Model):
+    """How the order was paid."""
+
+    method: ShortText | None = None
+    type: ShortText | None = None
+    transaction_id: ShortText | None = None
+    authorization_id: ShortText | None = None
+    amount: NonNegativeMoney | None = None
+
+
+class Gift(_Model):
+    """Gift options."""
+
+    message: Annotated[str, StringConstraints(max_length=500)] | None = None
+    sender: ShortText | None = None
+    recipient: ShortText | None = None
+    wrap: bool = False
+
+
+class Notes(_Model):
+    """Free-text notes."""
+
+    customer: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    internal: Annotated[str, StringConstraints(max_length=4000)] | None = None
+
+
+class NormalizedOrder(_Model):
+    """One order as every producer writes it, whatever the vendor."""
+
+    order_id: Identifier = Field(description="The producer's unique reference for the order.")
+    order_number: Identifier | None = None
+    placed_at: AwareDatetime
+    paid_at: AwareDatetime | None = None
+    ship_by: AwareDatetime | None = None
+    status: OrderStatus = OrderStatus.AWAITING_SHIPMENT
+    currency: CurrencyCode = "USD"
+    customer: Customer = Field(default_factory=Customer)
+    ship_to: Address
+    bill_to: Address | None = None
+    items: Annotated[list[Item], Field(min_length=1, max_length=1000)]
+    totals: Totals = Field(default_factory=Totals)
+    shipping: Shipping = Field(default_factory=Shipping)
+    payment: Payment | None = None
+    gift: Gift | None = None
+    notes: Notes | None = None
+    custom: dict[str, str] = Field(default_factory=dict)
+    vendor_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Escape hatch merged into the vendor payload for fields this model lacks.",
+    )
+
+
+class Trace(_Model):
+    """Where a job came from, for correlation across systems."""
+
+    producer: ShortText | None = None
+    trace_id: ShortText | None = None
+
+
+_VENDOR_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def _vendor_name(value: str) -> str:
+    if not _VENDOR_NAME.match(value):
+        raise ValueError("must be a lower-case vendor name such as 'sourceorders'")
+    return value
+
+
+VendorName = Annotated[str, AfterValidator(_vendor_name)]
+AccountName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$"), Field(description="Account name.")
+]
+
+
+def default_job_id(vendor: str, account: str, operation: str, order_id: str) -> str:
+    """The stable job id: the same order sent the same way always gets the same id."""
+    digest = hashlib.sha256(f"{vendor}\x1f{account}\x1f{operation}\x1f{order_id}".encode())
+    return f"{vendor}:{account}:{operation}:{digest.hexdigest()[:24]}"
+
+
+# What each operation needs from the order field.
+_NEEDS_FULL_ORDER = {Operation.CREATE, Operation.IMPORT}
+_NEEDS_VENDOR_ID = {Operation.UPDATE_ADDRESS, Operation.CANCEL, Operation.GET_STATUS}
+
+
+class Job(_Model):
+    """What a producer enqueues: one operation on one order for one vendor account.
+
+    ``create`` and ``import`` carry a full ``order``. ``update_address`` carries ``order_id``,
+    ``vendor_order_id`` and ``address``; ``cancel`` and ``get_status`` carry ``order_id`` and
+    ``vendor_order_id``. ``job_id`` defaults to a stable hash of vendor, account, operation and
+    order id, so enqueueing the same thing twice is recognised as a duplicate.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    job_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] = ""
+    vendor: VendorName
+    account: AccountName = "default"
+    operation: Operation = Operation.CREATE
+    order_id: Identifier | None = Field(
+        None, description="Required when no full order is given; taken from the order otherwise."
+    )
+    order: NormalizedOrder | None = None
+    address: PartialAddress | None = Field(None, description="The new address (update_address).")
+    vendor_order_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    priority: Annotated[int, Field(ge=0, le=9)] = 0
+    not_before: AwareDatetime | None = None
+    trace: Trace = Field(default_factory=Trace)
+    enqueued_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _fill_and_check(self) -> Job:
+        if self.operation in _NEEDS_FULL_ORDER and self.order is None:
+            raise ValueError(f"operation {self.operation.value!r} needs 'order'")
+        if self.operation in _NEEDS_VENDOR_ID and not self.vendor_order_id:
+            raise ValueError(f"operation {self.operation.value!r} needs 'vendor_order_id'")
+        if self.operation is Operation.UPDATE_ADDRESS and self.address is None:
+            raise ValueError("operation 'update_address' needs 'address'")
+        if self.order is not None:
+            if self.order_id is not None and self.order_id != self.order.order_id:
+                raise ValueError("'order_id' differs from 'order.order_id'")
+            object.__setattr__(self, "order_id", self.order.order_id)
+        if self.order_id is None:
+            raise ValueError("'order_id' is required (or a full 'order')")
+        if not self.job_id:
+            object.__setattr__(
+                self,
+                "job_id",
+                default_job_id(self.vendor, self.account, self.operation.value, self.order_id),
+            )
+        return self
+
+    @property
+    def ref(self) -> str:
+        """The order id this job is about (always set after validation)."""
+        assert self.order_id is not None
+        return self.order_id
+
+    def stamped(self, now: datetime | None = None) -> Job:
+        """A copy with ``enqueued_at`` set (kept if already set)."""
+        if self.enqueued_at is not None:
+            return self
+        return self.model_copy(update={"enqueued_at": now or datetime.now(UTC)})
+
+
+class EventStatus(StrEnum):
+    """What a result event says about a job."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    DEAD_LETTERED = "dead_lettered"
+    IN_DOUBT = "in_doubt"
+    RETRY_SCHEDULED = "retry_scheduled"
+    DEFERRED = "deferred"
+
+    @property
+    def terminal(self) -> bool:
+        """True for the statuses that end a job's run."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {EventStatus.ACCEPTED, EventStatus.REJECTED, EventStatus.DEAD_LETTERED, EventStatus.IN_DOUBT}
+)
+
+
+class ErrorKind(StrEnum):
+    """Why something failed; the retry decision is keyed on this and the HTTP status."""
+
+    VALIDATION = "validation"
+    AUTH = "auth"
+    VENDOR_REJECTED = "vendor_rejected"
+    RATE_LIMITED = "rate_limited"
+    VENDOR_UNAVAILABLE = "vendor_unavailable"
+    TIMEOUT = "timeout"
+    TRANSPORT = "transport"
+    CIRCUIT_OPEN = "circuit_open"
+    INTERNAL = "internal"
+
+
+class ErrorInfo(_Model):
+    """A failure, explained: what kind, the vendor's code and message, and whether it retries."""
+
+    kind: ErrorKind
+    code: str | None = None
+    message: str
+    http_status: int | None = None
+    retryable: bool = False
+
+
+class ResultEvent(_Model):
+    """One thing that happened to a job, as downstream consumers read it."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str = Field(description="Stable: the same happening always has the same id.")
+    job_id: str
+    run: int = Field(1, ge=1, description="Which run of the job (a replay starts a new run).")
+    order_id: str
+    vendor: str
+    account: str
+    operation: Operation
+    status: EventStatus
+    terminal: bool
+    vendor_order_id: str | None = None
+    vendor_status: str | None = None
+    attempt: int = Field(ge=1)
+    retry_in_s: float | None = Field(None, description="For retry_scheduled: the wait chosen.")
+    error: ErrorInfo | None = None
+    vendor_response: str | None = Field(None, description="Raw body, truncated, secrets redacted.")
+    occurred_at: AwareDatetime
+    enqueued_at: AwareDatetime | None = None
+    duration_ms: int | None = None
+
+    @model_validator(mode="after")
+    def _terminal_matches_status(self) -> ResultEvent:
+        if self.terminal != self.status.terminal:
+            raise ValueError(f"terminal={self.terminal} contradicts status {self.status.value!r}")
+        return self
+
+
+def format_validation_errors(exc: ValidationError, *, max_errors: int = 50) -> list[str]:
+    """Every error of ``exc`` as ``field.path: message`` (the path a producer can act on)."""
+    lines = []
+    for err in exc.errors(include_url=False)[:max_errors]:
+        path = ".".join(str(p) for p in err["loc"]) or "(document)"
+        lines.append(f"{path}: {err['msg']}")
+    return lines

@@ -1,0 +1,205 @@
+"""The sandbox server: every simulator under its prefix, faults applied in one middleware,
+and the admin API under ``/_sandbox/``.
+
+Admin API:
+- ``GET  /_sandbox/health`` -> ``{"ok": true, "vendors": [...]}``
+- ``GET  /_sandbox/faults`` -> live fault state of every vendor
+- ``POST /_sandbox/faults/{vendor}`` body :class:`~sandbox.faults.FaultSpec` -> merged state
+- ``DELETE /_sandbox/faults/{vendor}`` -> clear that vendor's faults
+- ``GET  /_sandbox/orders?vendor=NAME`` -> what the vendor received (``{"vendor", "count", "orders"}``)
+- ``POST /_sandbox/orders/{vendor}/{order_id}/status`` body ``{"status": "..."}`` -> advance an order
+- ``POST /_sandbox/reset`` (optional ``?vendor=NAME``) -> forget orders, tokens and faults
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from sandbox.base import VendorSimulator, json_response
+from sandbox.faults import FaultSpec, VendorFaults
+
+SIMULATORS = web.AppKey("simulators", dict)
+FAULTS = web.AppKey("faults", dict)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def default_simulators() -> list[VendorSimulator]:
+    """One instance of every simulator the sandbox ships."""
+    from sandbox.registry import all_simulators
+
+    return all_simulators()
+
+
+def _drop_connection(request: web.Request) -> None:
+    """Close the client's connection at once, with a TCP reset, sending nothing."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+class _Dropped(web.HTTPException):
+    """Raised after the connection was dropped, so aiohttp writes nothing."""
+
+    status_code = 599
+
+
+@web.middleware
+async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Apply the vendor's faults to a request addressed to a simulator."""
+    vendor = request.path.split("/", 2)[1] if request.path.count("/") >= 1 else ""
+    sims: dict[str, VendorSimulator] = request.app[SIMULATORS]
+    sim = sims.get(vendor)
+    if sim is None:
+        return await handler(request)
+    sim.requests += 1
+    faults: VendorFaults = request.app[FAULTS][vendor]
+    delay = faults.latency.draw(faults.rng)
+    if delay:
+        await asyncio.sleep(delay)
+    action = faults.next_action()
+    if action is None:
+        return await handler(request)
+    faults.injected += 1
+    if action == "outage":
+        return sim.error_response(503, faults.retry_after or faults.outage_remaining())
+    if action == "fail":
+        if faults.body is not None:
+            return json_response(faults.body, status=faults.status, headers=_ra(faults))
+        if faults.status == 429:
+            return sim.rate_limited_response(faults.retry_after)
+        return sim.error_response(faults.status, faults.retry_after)
+    if action == "error":
+        return sim.error_response(faults.error_status, None)
+    if action == "rate_limit":
+        return sim.rate_limited_response(faults.retry_after)
+    if action == "reset":
+        _drop_connection(request)
+        raise _Dropped()
+    if action == "hang":
+        await asyncio.sleep(faults.hang_s)
+        _drop_connection(request)
+        raise _Dropped()
+    response = await handler(request)
+    if action == "drop_after_commit":
+        _drop_connection(request)
+        raise _Dropped()
+    # malformed: the vendor's status line and headers, a broken body
+    return web.Response(
+        body=sim.malformed_body(), status=200, content_type=response.content_type or None
+    )
+
+
+def _ra(faults: VendorFaults) -> dict[str, str]:
+    from sandbox.base import retry_after_header
+
+    return retry_after_header(faults.retry_after)
+
+
+def _vendor(request: web.Request) -> VendorSimulator:
+    name = request.match_info.get("vendor") or request.query.get("vendor", "")
+    sims: dict[str, VendorSimulator] = request.app[SIMULATORS]
+    if name not in sims:
+        raise web.HTTPNotFound(
+            text=f'{{"error": "unknown vendor {name!r}", "vendors": {sorted(sims)!r}}}'.replace(
+                "'", '"'
+            ),
+            content_type="application/json",
+        )
+    return sims[name]
+
+
+async def _health(request: web.Request) -> web.Response:
+    return json_response({"ok": True, "vendors": sorted(request.app[SIMULATORS])})
+
+
+async def _get_faults(request: web.Request) -> web.Response:
+    return json_response({name: f.describe() for name, f in request.app[FAULTS].items()})
+
+
+async def _post_faults(request: web.Request) -> web.Response:
+    sim = _vendor(request)
+    try:
+        spec = FaultSpec.model_validate_json(await request.read() or b"{}")
+    except ValidationError as exc:
+        return json_response(
+            {"error": "invalid fault spec", "details": exc.errors(include_url=False)}, status=400
+        )
+    faults: VendorFaults = request.app[FAULTS][sim.name]
+    faults.apply(spec)
+    if spec.expire_tokens:
+        sim.expire_tokens()
+    return json_response({sim.name: faults.describe()})
+
+
+async def _delete_faults(request: web.Request) -> web.Response:
+    sim = _vendor(request)
+    request.app[FAULTS][sim.name] = VendorFaults()
+    return json_response({sim.name: request.app[FAULTS][sim.name].describe()})
+
+
+async def _orders(request: web.Request) -> web.Response:
+    sim = _vendor(request)
+    orders = sim.orders()
+    return json_response(
+        {"vendor": sim.name, "count": len(orders), "requests": sim.requests, "orders": orders}
+    )
+
+
+async def _set_status(request: web.Request) -> web.Response:
+    sim = _vendor(request)
+    body = await request.json()
+    order_id = request.match_info["order_id"]
+    setter = getattr(sim, "set_status", None)
+    if setter is None:
+        return json_response({"error": f"{sim.name} has no settable status"}, status=400)
+    if order_id not in sim.store:
+        return json_response({"error": f"no order {order_id!r} at {sim.name}"}, status=404)
+    return json_response(setter(order_id, str(body.get("status", ""))))
+
+
+async def _reset(request: web.Request) -> web.Response:
+    names = [request.query["vendor"]] if "vendor" in request.query else None
+    sims: dict[str, VendorSimulator] = request.app[SIMULATORS]
+    for name, sim in sims.items():
+        if names is None or name in names:
+            sim.reset()
+            sim.expire_tokens()
+            request.app[FAULTS][name] = VendorFaults()
+    return json_response({"reset": names or sorted(sims)})
+
+
+def build_app(simulators: Iterable[VendorSimulator] | None = None) -> web.Application:
+    """The sandbox application with the given simulators (default: all of them)."""
+    sims = {s.name: s for s in (simulators if simulators is not None else default_simulators())}
+    app = web.Application(middlewares=[fault_middleware], client_max_size=8 * 1024 * 1024)
+    app[SIMULATORS] = sims
+    app[FAULTS] = {name: VendorFaults() for name in sims}
+    app.router.add_get("/_sandbox/health", _health)
+    app.router.add_get("/_sandbox/faults", _get_faults)
+    app.router.add_post("/_sandbox/faults/{vendor}", _post_faults)
+    app.router.add_delete("/_sandbox/faults/{vendor}", _delete_faults)
+    app.router.add_get("/_sandbox/orders", _orders)
+    app.router.add_post("/_sandbox/orders/{vendor}/{order_id}/status", _set_status)
+    app.router.add_post("/_sandbox/reset", _reset)
+    for sim in sims.values():
+        sub = web.Application()
+        sub.add_routes(sim.routes())
+        app.add_subapp(f"/{sim.name}", sub)
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8787, simulators: Iterable[VendorSimulator] | None = None) -> None:
+    """Run the sandbox until interrupted."""
+    web.run_app(build_app(simulators), host=host, port=port, access_log=None, print=None)

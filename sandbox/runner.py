@@ -1,0 +1,58 @@
+"""Run the sandbox in a background thread of the current process (demo and tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from order_dispatch.embedded_redis import free_port
+from sandbox.app import build_app
+from sandbox.base import VendorSimulator
+
+
+class BackgroundSandbox:
+    """The sandbox server on 127.0.0.1, served from a daemon thread with its own event loop."""
+
+    def __init__(
+        self, port: int | None = None, simulators: Iterable[VendorSimulator] | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.app = build_app(simulators)
+        self._loop = asyncio.new_event_loop()
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="sandbox")
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server (``http://127.0.0.1:PORT``)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def vendor_url(self, vendor: str) -> str:
+        """A vendor's base URL as the product's account settings want it."""
+        return f"{self.url}/{vendor}"
+
+    def start(self) -> BackgroundSandbox:
+        """Start serving; returns once the port is listening."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    async def _start(self) -> None:
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    def stop(self) -> None:
+        """Stop serving and end the thread."""
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+    def __enter__(self) -> BackgroundSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
