@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
+import os
 import threading
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from aiohttp import web
 
@@ -26,6 +28,29 @@ class VendorSimulator:
         self.requests = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """An instance whose constructor keywords come from the environment where set.
+
+        Keyword ``api_key`` of vendor ``sourceorders`` is read from
+        ``ORDER_DISPATCH_SANDBOX_SOURCEORDERS_API_KEY``; unset ones keep their demo defaults.
+        """
+        kwargs: dict[str, Any] = {}
+        for param in inspect.signature(cls.__init__).parameters.values():
+            if param.name == "self" or param.kind is not param.KEYWORD_OR_POSITIONAL:
+                continue
+            raw = os.environ.get(f"ORDER_DISPATCH_SANDBOX_{cls.name.upper()}_{param.name.upper()}")
+            if raw is None:
+                continue
+            default = param.default
+            if isinstance(default, bool):
+                kwargs[param.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, int | float):
+                kwargs[param.name] = type(default)(raw)
+            else:
+                kwargs[param.name] = raw
+        return cls(**kwargs)
 
     def routes(self) -> list[web.RouteDef]:
         """The vendor's endpoints, with paths relative to the prefix (``/v1/orders``)."""

@@ -8,4 +8,7 @@ from sandbox.sourceorders import SourceOrdersSimulator
 
 def all_simulators() -> list[VendorSimulator]:
     """A fresh instance of each simulator, with its demo credentials."""
-    return [SourceOrdersSimulator()]
+    classes: list[type[VendorSimulator]] = [
+        SourceOrdersSimulator,
+    ]
+    return [cls.from_env() for cls in classes]
