@@ -38,7 +38,7 @@ class VendorSimulator:
         """
         kwargs: dict[str, Any] = {}
         for param in inspect.signature(cls.__init__).parameters.values():
-            if param.name == "self" or param.kind is not param.KEYWORD_OR_POSITIONAL:
+            if param.name == "self" or param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
                 continue
             raw = os.environ.get(f"ORDER_DISPATCH_SANDBOX_{cls.name.upper()}_{param.name.upper()}")
             if raw is None:
