@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-def queue_for(vendor: str) -> str:
+def queue_for(vendor: str, prefix: str = "od") -> str:
     """The Celery queue of a vendor: one per vendor, so a slow vendor cannot starve the others."""
-    return f"od.{vendor}"
+    return f"{prefix}.{vendor}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +15,10 @@ class Keys:
     """Redis key names under one prefix."""
 
     prefix: str = "od"
+
+    def queue(self, vendor: str) -> str:
+        """The Celery queue (a Redis list) of ``vendor``'s jobs."""
+        return queue_for(vendor, self.prefix)
 
     def job(self, job_id: str) -> str:
         """Hash: the job document and its enqueue receipt (the duplicate check)."""

@@ -12,7 +12,7 @@ import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from order_dispatch.contract import Job, format_validation_errors
-from order_dispatch.keys import Keys, queue_for
+from order_dispatch.keys import Keys
 from order_dispatch.settings import get_settings
 from producers.message import queue_key, task_message
 
@@ -99,7 +99,7 @@ class Producer:
     def _prepare(self, job: Job) -> tuple[list[str], list[str | int]]:
         job = job.stamped()
         assert job.enqueued_at is not None
-        queue = queue_for(job.vendor)
+        queue = self.keys.queue(job.vendor)
         receipt = Receipt(
             job_id=job.job_id,
             task_id=str(uuid.uuid4()),

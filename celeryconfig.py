@@ -1,0 +1,57 @@
+"""Celery settings for the dispatch workers, derived from :class:`order_dispatch.settings.Settings`.
+
+Why each choice (see ARCHITECTURE.md and ANCHORS.md section C):
+- JSON only: no pickle from a shared Redis.
+- Late acks and a prefetch multiplier of 1: a job is acknowledged after it ran, and a worker
+  holds no more than it is running, so a killed worker leaves its jobs for another.
+- Not acking a task that raised: the pipeline turns every expected failure into a result event,
+  so an exception here means Redis or the worker itself failed; the job stays unacked and is
+  redelivered after the visibility timeout instead of being lost.
+- Visibility timeout above the task time limit plus the longest retry wait (checked by
+  Settings), so a waiting or running task is never redelivered while it is still alive.
+- One queue per vendor (``od.<vendor>``) so a slow vendor cannot starve the others.
+- Task events on, for Flower; no result backend (results go to the product's stream).
+"""
+
+from __future__ import annotations
+
+from order_dispatch.keys import queue_for
+from order_dispatch.settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.redis_url
+broker_connection_retry_on_startup = True
+broker_connection_max_retries = None
+broker_transport_options = {
+    "visibility_timeout": _settings.visibility_timeout_s,
+    "socket_keepalive": True,
+    "health_check_interval": 25,
+}
+result_backend = None
+task_ignore_result = True
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+event_serializer = "json"
+
+task_acks_late = True
+task_acks_on_failure = False
+task_acks_on_timeout = False
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+worker_cancel_long_running_tasks_on_connection_loss = True
+worker_soft_shutdown_timeout = 10.0
+
+task_time_limit = _settings.task_time_limit_s
+task_soft_time_limit = max(1, _settings.task_time_limit_s - 30)
+
+task_default_queue = queue_for("default", _settings.key_prefix)
+task_create_missing_queues = True
+
+worker_send_task_events = True
+task_send_sent_event = False
+worker_hijack_root_logger = False
+worker_redirect_stdouts = False
+enable_utc = True

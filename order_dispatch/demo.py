@@ -1,0 +1,162 @@
+"""``order-dispatch demo``: one real end-to-end run on this machine.
+
+Redis (embedded unless ``REDIS_URL`` is set), the vendor sandbox, a real Celery worker process,
+the sample orders enqueued through the producer API, and their result events read back from the
+stream with a consumer group. The sandbox is told to fail the first two requests with 503 so the
+retries show. Returns 0 when every queued sample order has its terminal event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import redis
+
+from order_dispatch.contract import ResultEvent
+from order_dispatch.embedded_redis import EmbeddedRedis
+from order_dispatch.keys import Keys
+from order_dispatch.results import ResultConsumer
+from producers.enqueue import InvalidJob, Producer
+from producers.files import read_records
+from sandbox.runner import BackgroundSandbox
+from sandbox.sourceorders import DEFAULT_API_KEY
+
+_COLOR = {"accepted": "green", "rejected": "red", "retry_scheduled": "yellow",
+          "dead_lettered": "red", "in_doubt": "magenta", "deferred": "yellow"}
+
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def _samples() -> list[Any]:
+    with (SAMPLES / "demo-orders.jsonl").open() as f:
+        return [r.data for r in read_records(f, "demo-orders.jsonl")]
+
+
+def _invalid_sample() -> Any:
+    return json.loads((SAMPLES / "invalid-order.json").read_text())
+
+
+def worker_env(redis_url: str, prefix: str, sandbox: BackgroundSandbox) -> dict[str, str]:
+    """The environment of a worker that talks to ``sandbox`` with its demo credentials."""
+    accounts = {
+        "sourceorders": {
+            "default": {
+                "base_url": sandbox.vendor_url("sourceorders"),
+                "credentials": {"api_key": DEFAULT_API_KEY},
+            }
+        }
+    }
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "ORDER_DISPATCH_REDIS_URL": redis_url,
+        "ORDER_DISPATCH_KEY_PREFIX": prefix,
+        "ORDER_DISPATCH_ACCOUNTS": json.dumps(accounts),
+        "ORDER_DISPATCH_RETRY__BASE_DELAY_S": "0.5",
+        "ORDER_DISPATCH_RETRY__MAX_DELAY_S": "5",
+    }
+
+
+def _show(event: ResultEvent) -> None:
+    detail = event.vendor_order_id or ""
+    if event.error is not None:
+        detail = f"{event.error.kind.value}: {event.error.message}"
+    if event.retry_in_s is not None:
+        detail += f" (retry in {event.retry_in_s:.2f} s)"
+    click.echo(
+        f"  {event.order_id:<10} attempt {event.attempt}  "
+        + click.style(f"{event.status.value:<16}", fg=_COLOR.get(event.status.value))
+        + f" {detail}"
+    )
+
+
+def run_demo(timeout: float = 90.0) -> int:
+    """Run the demo; the exit status (0 = every sample order ended)."""
+    prefix = f"od-demo-{uuid.uuid4().hex[:8]}"
+    keys = Keys(prefix)
+    with ExitStack() as stack:
+        redis_url = os.environ.get("REDIS_URL")
+        if redis_url:
+            click.echo(f"Redis: {redis_url} (REDIS_URL)")
+        else:
+            server = stack.enter_context(EmbeddedRedis())
+            redis_url = server.url
+            click.echo(f"Redis: embedded redis-server on port {server.port}")
+        sandbox = stack.enter_context(BackgroundSandbox())
+        click.echo(f"Sandbox: {sandbox.url} (SourceOrders at {sandbox.vendor_url('sourceorders')})")
+        httpx.post(f"{sandbox.url}/_sandbox/faults/sourceorders",
+                   json={"fail_next": 2, "status": 503, "retry_after": 1}).raise_for_status()
+        click.echo("Sandbox: SourceOrders will answer 503 (Retry-After: 1) to the first 2 requests")
+
+        log = stack.enter_context(tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="od-worker-"))
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "order_dispatch.cli", "worker", "--vendors", "sourceorders",
+             "--concurrency", "8"],
+            env=worker_env(redis_url, prefix, sandbox), stdout=log, stderr=subprocess.STDOUT,
+        )
+        stack.callback(_stop, worker)
+        click.echo(f"Worker: pid {worker.pid}, logs in {log.name}")
+
+        client = redis.Redis.from_url(redis_url)
+        producer = Producer(client, key_prefix=prefix)
+        try:
+            producer.enqueue(_invalid_sample())
+        except InvalidJob as exc:
+            click.echo("Producer refused an invalid order at the door, as it should:")
+            for line in exc.errors:
+                click.echo(f"  {line}")
+        receipts = producer.enqueue_many(_samples())
+        again = producer.enqueue_many(_samples()[:1])
+        click.echo(f"Producer: queued {len(receipts)} orders in one round trip; "
+                   f"re-sending one gave duplicate={again[0].duplicate}")
+
+        pending = {r.job_id for r in receipts}
+        tally: dict[str, int] = {}
+        consumer = ResultConsumer(client, "demo", "demo-1", keys=keys, block_ms=500)
+        deadline = time.monotonic() + timeout
+        click.echo("Result events:")
+        while pending and time.monotonic() < deadline:
+            if worker.poll() is not None:
+                click.echo(f"worker exited with {worker.returncode}; see {log.name}", err=True)
+                break
+            for delivery in consumer.read():
+                event = delivery.event
+                consumer.ack(delivery.entry_id)
+                if event is None:
+                    continue
+                _show(event)
+                if event.terminal and event.job_id in pending:
+                    pending.discard(event.job_id)
+                    tally[event.status.value] = tally.get(event.status.value, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(tally.items()))
+        if pending:
+            click.echo(f"Summary: {summary or 'nothing'}; {len(pending)} of {len(receipts)} "
+                       f"orders without a terminal event after {timeout:.0f} s", err=True)
+            log.seek(0)
+            sys.stderr.write(log.read()[-4000:])
+            return 1
+        click.echo(f"Summary: all {len(receipts)} orders ended: {summary}")
+        return 0
+    return 1
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

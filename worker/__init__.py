@@ -1,0 +1,1 @@
+"""The dispatch worker: Celery tasks (thin), the pipeline, vendor adapters, delivery policy."""

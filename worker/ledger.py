@@ -1,0 +1,111 @@
+"""The job ledger: what each job's delivery has come to, kept in Redis beside the queue.
+
+Before a request goes out the attempt is marked ``in_flight``; the outcome is written together
+with its result event in one atomic step (a Lua script), which also guarantees exactly one
+terminal event per run: the terminal event is written only if no terminal event exists yet. A
+job that finds its own attempt still ``in_flight`` when it starts was interrupted mid-request
+(worker killed, time limit, redelivery): the pipeline then knows the vendor may have it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from order_dispatch.contract import Job, ResultEvent
+from order_dispatch.keys import Keys
+
+# KEYS: terminal marker, results stream, ledger hash, dead letters hash
+# ARGV: event id, event json, stream maxlen, is terminal (1/0), ledger state, ttl s, job id,
+#       status, job json for the dead-letter hash ('' for none)
+_RECORD_LUA = """
+if ARGV[4] == '1' then
+  local ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[6]))
+  if not ok then return {0, redis.call('GET', KEYS[1])} end
+end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
+  'event_id', ARGV[1], 'job_id', ARGV[7], 'status', ARGV[8], 'event', ARGV[2])
+redis.call('HSET', KEYS[3], 'state', ARGV[5], 'last_event', ARGV[1], 'last_status', ARGV[8])
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[4], ARGV[7], ARGV[9]) end
+return {1, id}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """A job's ledger as read at the start of an attempt."""
+
+    state: str | None
+    attempt: int
+    started_at: str | None
+
+
+class JobLedger:
+    """Reads and writes the ledger and the result stream for the pipeline."""
+
+    IN_FLIGHT = "in_flight"
+    WAITING = "waiting"
+    DONE = "done"
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, results_maxlen: int, ttl_s: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.results_maxlen = results_maxlen
+        self.ttl_s = ttl_s
+        self._record = client.register_script(_RECORD_LUA)
+
+    def terminal_event_id(self, job_id: str, run: int) -> str | None:
+        """The id of the run's terminal event, if it has one."""
+        value = self.client.get(self.keys.terminal(job_id, run))
+        return value.decode() if isinstance(value, bytes) else value
+
+    def read(self, job_id: str) -> LedgerEntry:
+        """The ledger of ``job_id``."""
+        raw: dict[Any, Any] = self.client.hgetall(self.keys.ledger(job_id))
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        return LedgerEntry(
+            fields.get("state"), int(fields.get("attempt", 0)), fields.get("started_at")
+        )
+
+    def begin_attempt(self, job_id: str, attempt: int, worker: str) -> None:
+        """Mark attempt ``attempt`` in flight, before its request goes out."""
+        key = self.keys.ledger(job_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(key, mapping={
+            "state": self.IN_FLIGHT,
+            "attempt": attempt,
+            "started_at": datetime.now(UTC).isoformat(),
+            "worker": worker,
+        })
+        pipe.expire(key, self.ttl_s)
+        pipe.execute()
+
+    def record(self, job: Job, event: ResultEvent) -> bool:
+        """Write ``event`` and the ledger state it implies; False if the run already ended."""
+        terminal = event.terminal
+        dead = event.status.value in ("dead_lettered", "in_doubt")
+        reply = self._record(
+            keys=[
+                self.keys.terminal(job.job_id, event.run),
+                self.keys.results,
+                self.keys.ledger(job.job_id),
+                self.keys.dead_letters,
+            ],
+            args=[
+                event.event_id,
+                event.model_dump_json(exclude_none=True),
+                self.results_maxlen,
+                "1" if terminal else "0",
+                self.DONE if terminal else self.WAITING,
+                self.ttl_s,
+                job.job_id,
+                event.status.value,
+                json.dumps(job.model_dump(mode="json", exclude_none=True)) if dead else "",
+            ],
+        )
+        return bool(int(reply[0]))

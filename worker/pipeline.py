@@ -1,0 +1,238 @@
+"""The pipeline every job goes through: translate -> submit -> classify -> decide -> emit.
+
+It knows nothing of Celery: it takes a job document and its attempt number and returns whether
+to run again later. Tasks stay thin; this is where the logic lives and is tested.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import redis
+from pydantic import ValidationError
+
+from order_dispatch import redact
+from order_dispatch.contract import (
+    ErrorInfo,
+    ErrorKind,
+    EventStatus,
+    Job,
+    Operation,
+    ResultEvent,
+    format_validation_errors,
+)
+from order_dispatch.keys import Keys
+from order_dispatch.logs import get_logger
+from order_dispatch.settings import Settings
+from worker.ledger import JobLedger
+from worker.outcomes import Outcome, OutcomeKind
+from worker.retry import Decision, Verdict, decide
+from worker.vendors import UnknownVendor, submitter_class
+from worker.vendors.base import ConfigurationError, Submitter, TranslationError
+
+log = get_logger("worker.pipeline")
+
+_STATUS_OF = {
+    Verdict.ACCEPT: EventStatus.ACCEPTED,
+    Verdict.REJECT: EventStatus.REJECTED,
+    Verdict.RETRY: EventStatus.RETRY_SCHEDULED,
+    Verdict.DEAD_LETTER: EventStatus.DEAD_LETTERED,
+    Verdict.IN_DOUBT: EventStatus.IN_DOUBT,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What the task does next: nothing (``retry_in_s`` None) or run again after a wait."""
+
+    retry_in_s: float | None = None
+
+
+DONE = Step()
+
+
+class Pipeline:
+    """Runs one attempt of one job; one instance per worker process, shared by its threads."""
+
+    def __init__(
+        self, settings: Settings, redis_client: redis.Redis, http_client: httpx.Client,
+        worker_name: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.http = http_client
+        self.keys = Keys(settings.key_prefix)
+        self.ledger = JobLedger(
+            redis_client, self.keys, results_maxlen=settings.results_maxlen,
+            ttl_s=settings.receipt_ttl_s,
+        )
+        self.worker_name = worker_name or f"{socket.gethostname()}-{os.getpid()}"
+        self._submitters: dict[tuple[str, str], Submitter] = {}
+        self._lock = threading.Lock()
+        redact.register(settings.secrets())
+
+    def _submitter(self, vendor: str, account: str) -> Submitter:
+        key = (vendor, account)
+        submitter = self._submitters.get(key)
+        if submitter is None:
+            cls = submitter_class(vendor)
+            settings = self.settings.account(vendor, account)
+            if settings is None:
+                raise ConfigurationError(
+                    f"no account {account!r} is configured for vendor {vendor!r} "
+                    f"(set ORDER_DISPATCH_ACCOUNTS__{vendor.upper()}__{account.upper()}__BASE_URL "
+                    "and its credentials)"
+                )
+            with self._lock:
+                submitter = self._submitters.setdefault(key, cls(self.http, settings))
+        return submitter
+
+    def run(self, job_doc: dict[str, Any], attempt: int, run: int = 1) -> Step:
+        """Run attempt ``attempt`` (1-based) of the job in ``job_doc``."""
+        started = time.monotonic()
+        try:
+            job = Job.model_validate(job_doc)
+        except ValidationError as exc:
+            return self._refuse_document(job_doc, exc, attempt, run)
+        with structlog_context(job, attempt):
+            return self._run(job, attempt, run, started)
+
+    def _run(self, job: Job, attempt: int, run: int, started: float) -> Step:
+        if self.ledger.terminal_event_id(job.job_id, run) is not None:
+            log.info("job already finished; nothing to do")
+            return DONE
+        try:
+            submitter = self._submitter(job.vendor, job.account)
+        except (ConfigurationError, UnknownVendor) as exc:
+            error = ErrorInfo(kind=ErrorKind.INTERNAL, message=str(exc))
+            return self._finish(job, attempt, run, Decision(Verdict.DEAD_LETTER, reason=str(exc)),
+                                Outcome(OutcomeKind.PERMANENT, error=error), started)
+        previous = self.ledger.read(job.job_id)
+        if previous.state == JobLedger.IN_FLIGHT and previous.attempt >= attempt:
+            if not submitter.repeat_safe(job.operation):
+                message = (
+                    f"attempt {previous.attempt} (started {previous.started_at}) was interrupted "
+                    "after its request may have reached the vendor, and this vendor offers no way "
+                    "to check or to repeat it safely; decide by hand whether the vendor has it"
+                )
+                error = ErrorInfo(kind=ErrorKind.TRANSPORT, message=message, retryable=False)
+                return self._finish(job, attempt, run,
+                                    Decision(Verdict.IN_DOUBT, reason="interrupted attempt"),
+                                    Outcome(OutcomeKind.UNKNOWN, error=error), started)
+            log.warning("interrupted attempt found; repeating it is safe",
+                        previous_attempt=previous.attempt)
+        try:
+            request = submitter.translate(job)
+        except TranslationError as exc:
+            outcome = Outcome.failure(OutcomeKind.PERMANENT, ErrorKind.VALIDATION, str(exc),
+                                      code=exc.field)
+            return self._finish(job, attempt, run, Decision(Verdict.REJECT, reason="translation"),
+                                outcome, started)
+        self.ledger.begin_attempt(job.job_id, attempt, self.worker_name)
+        try:
+            outcome = submitter.submit(job, request)
+        except Exception as exc:  # a defect in an adapter must not lose the job
+            log.exception("adapter failed")
+            outcome = Outcome.failure(
+                OutcomeKind.UNKNOWN, ErrorKind.INTERNAL,
+                f"internal error while submitting: {type(exc).__name__}: {exc}",
+            )
+        decision = decide(outcome, attempt, self.settings.retry,
+                          repeat_safe=submitter.repeat_safe(job.operation))
+        return self._finish(job, attempt, run, decision, outcome, started)
+
+    def _finish(
+        self, job: Job, attempt: int, run: int, decision: Decision, outcome: Outcome,
+        started: float,
+    ) -> Step:
+        status = _STATUS_OF[decision.verdict]
+        error = outcome.error
+        if error is not None:
+            error = error.model_copy(update={"message": redact.text(error.message)})
+        event = ResultEvent(
+            event_id=f"{job.job_id}:{run}:{attempt}:{status.value}",
+            job_id=job.job_id,
+            run=run,
+            order_id=job.ref,
+            vendor=job.vendor,
+            account=job.account,
+            operation=job.operation,
+            status=status,
+            terminal=status.terminal,
+            vendor_order_id=outcome.vendor_order_id or job.vendor_order_id,
+            vendor_status=outcome.vendor_status,
+            attempt=attempt,
+            retry_in_s=round(decision.delay_s, 3) if decision.verdict is Verdict.RETRY else None,
+            error=error,
+            vendor_response=redact.text(outcome.body) if outcome.body is not None else None,
+            occurred_at=datetime.now(UTC),
+            enqueued_at=job.enqueued_at,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+        written = self.ledger.record(job, event)
+        log.info(
+            "job event" if written else "run already ended; event not written",
+            status=status.value, reason=decision.reason,
+            vendor_order_id=event.vendor_order_id,
+            error_kind=error.kind.value if error else None,
+            error=error.message if error else None, http_status=outcome.http_status,
+            retry_in_s=event.retry_in_s,
+        )
+        if decision.verdict is Verdict.RETRY and written:
+            return Step(retry_in_s=decision.delay_s)
+        return DONE
+
+    def _refuse_document(
+        self, doc: dict[str, Any], exc: ValidationError, attempt: int, run: int
+    ) -> Step:
+        """A job that fails the contract (a producer that skipped validation): rejected."""
+        errors = format_validation_errors(exc)
+        order = doc.get("order") if isinstance(doc.get("order"), dict) else {}
+        order_id = str(doc.get("order_id") or (order or {}).get("order_id") or "unknown")
+        vendor = str(doc.get("vendor") or "unknown")
+        job_id = str(doc.get("job_id") or f"invalid:{vendor}:{order_id}")
+        log.error("job fails the contract", job_id=job_id, errors=errors)
+        try:
+            operation = Operation(doc.get("operation", "create"))
+        except ValueError:
+            operation = Operation.CREATE
+        placeholder = Job.model_construct(
+            job_id=job_id, vendor=vendor, account=str(doc.get("account") or "default"),
+            operation=operation, order_id=order_id, order=None, vendor_order_id=None,
+            enqueued_at=None,
+        )
+        event = ResultEvent(
+            event_id=f"{job_id}:{run}:{attempt}:rejected", job_id=job_id, run=run,
+            order_id=order_id, vendor=vendor, account=placeholder.account, operation=operation,
+            status=EventStatus.REJECTED, terminal=True, attempt=attempt,
+            error=ErrorInfo(kind=ErrorKind.VALIDATION, message="; ".join(errors)),
+            occurred_at=datetime.now(UTC),
+        )
+        self.ledger.record(placeholder, event)
+        return DONE
+
+
+class structlog_context:  # noqa: N801 - used like a function
+    """Bind job id, order id, vendor and attempt to every log line inside the block."""
+
+    def __init__(self, job: Job, attempt: int) -> None:
+        self.values = {
+            "job_id": job.job_id, "order_id": job.ref, "vendor": job.vendor,
+            "account": job.account, "operation": job.operation.value, "attempt": attempt,
+        }
+
+    def __enter__(self) -> None:
+        import structlog
+
+        structlog.contextvars.bind_contextvars(**self.values)
+
+    def __exit__(self, *exc: object) -> None:
+        import structlog
+
+        structlog.contextvars.unbind_contextvars(*self.values)
