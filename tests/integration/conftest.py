@@ -1,0 +1,180 @@
+"""Integration fixtures: the sandbox, real Celery worker processes, result-event helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from order_dispatch.contract import ResultEvent
+from order_dispatch.keys import Keys
+from order_dispatch.results import parse_entry
+from producers.enqueue import Producer
+from sandbox.runner import BackgroundSandbox
+from sandbox.sourceorders import DEFAULT_API_KEY
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[BackgroundSandbox]:
+    with BackgroundSandbox() as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox_admin(sandbox: BackgroundSandbox) -> Iterator[httpx.Client]:
+    """An HTTP client on the sandbox, with every vendor reset before and after the test."""
+    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
+        client.post("/_sandbox/reset").raise_for_status()
+        yield client
+        client.post("/_sandbox/reset").raise_for_status()
+
+
+class WorkerProcess:
+    """A real ``order-dispatch worker`` (Celery) subprocess with its own log file."""
+
+    def __init__(self, env: dict[str, str], concurrency: int = 8) -> None:
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="od-test-worker-", suffix=".log")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "order_dispatch.cli", "worker", "--vendors", "sourceorders",
+             "--concurrency", str(concurrency)],
+            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "ready." in self.output():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.output()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready after {timeout} s:\n{self.output()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def close(self) -> None:
+        self.stop()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def worker_env_factory(
+    redis_url: str, sandbox: BackgroundSandbox
+) -> Callable[..., dict[str, str]]:
+    def make(prefix: str, **overrides: str) -> dict[str, str]:
+        accounts = {"sourceorders": {"default": {
+            "base_url": sandbox.vendor_url("sourceorders"),
+            "credentials": {"api_key": DEFAULT_API_KEY},
+        }}}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("ORDER_DISPATCH_") and k != "REDIS_URL"}
+        env.update({
+            "ORDER_DISPATCH_REDIS_URL": redis_url,
+            "ORDER_DISPATCH_KEY_PREFIX": prefix,
+            "ORDER_DISPATCH_ACCOUNTS": json.dumps(accounts),
+            "ORDER_DISPATCH_RETRY__BASE_DELAY_S": "0.05",
+            "ORDER_DISPATCH_RETRY__MAX_DELAY_S": "0.5",
+            "ORDER_DISPATCH_RETRY__MAX_ATTEMPTS": "5",
+            "ORDER_DISPATCH_HTTP__READ_TIMEOUT_S": "5",
+            "PYTHONPATH": str(ROOT),
+        })
+        env.update(overrides)
+        return env
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def shared_prefix() -> str:
+    return f"odt-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="session")
+def worker(
+    shared_prefix: str, worker_env_factory: Callable[..., dict[str, str]]
+) -> Iterator[WorkerProcess]:
+    """One worker for the tests that do not stop it."""
+    proc = WorkerProcess(worker_env_factory(shared_prefix))
+    yield proc
+    proc.close()
+
+
+@pytest.fixture
+def producer(redis_client: redis.Redis, shared_prefix: str) -> Producer:
+    return Producer(redis_client, key_prefix=shared_prefix)
+
+
+class Events:
+    """Reads the result stream of one key prefix."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+
+    def all(self) -> list[ResultEvent]:
+        entries = self.client.xrange(self.keys.results)
+        return [e for e in (parse_entry(i, f).event for i, f in entries) if e is not None]
+
+    def of(self, job_id: str) -> list[ResultEvent]:
+        return [e for e in self.all() if e.job_id == job_id]
+
+    def wait_terminal(self, job_ids: list[str], timeout: float = 30) -> dict[str, ResultEvent]:
+        deadline = time.monotonic() + timeout
+        while True:
+            done = {e.job_id: e for e in self.all() if e.terminal and e.job_id in job_ids}
+            if len(done) == len(set(job_ids)) or time.monotonic() > deadline:
+                return done
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def events(redis_client: redis.Redis, shared_prefix: str) -> Events:
+    return Events(redis_client, Keys(shared_prefix))
+
+
+def order_job(order_id: str, **order_changes: Any) -> dict[str, Any]:
+    """A valid SourceOrders create job for ``order_id``."""
+    order: dict[str, Any] = {
+        "order_id": order_id,
+        "placed_at": "2026-11-20T10:00:00+00:00",
+        "customer": {"email": "pam@example.com", "first_name": "Pam", "last_name": "Beesly"},
+        "ship_to": {"first_name": "Pam", "last_name": "Beesly", "line1": "1725 Slough Ave",
+                    "city": "Scranton", "region": "PA", "postal_code": "18505", "country": "US"},
+        "items": [{"sku": "sop_0123456789", "quantity": 2, "unit_price": "9.99",
+                   "attributes": {"link": "https://example.com/a.png"}}],
+    }
+    order.update(order_changes)
+    return {"vendor": "sourceorders", "order": order}
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
