@@ -25,6 +25,9 @@ broker_connection_retry_on_startup = True
 broker_connection_max_retries = None
 broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout_s,
+    # A job whose worker died is put back after the visibility timeout, found by these sweeps.
+    "unacked_restore_interval": _settings.restore_interval_s,
+    "unacked_restore_throttle": _settings.restore_throttle,
     "socket_keepalive": True,
     "health_check_interval": 25,
 }

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     receipt_ttl_s: int = Field(30 * 86400, ge=60, description="How long a job id stays a duplicate.")
     task_time_limit_s: int = Field(300, ge=5)
     visibility_timeout_s: int = Field(3600, ge=10)
+    restore_interval_s: int = Field(
+        10, ge=1, description="How often workers look for unacked jobs past the visibility timeout."
+    )
+    restore_throttle: int = Field(10, ge=1, description="Scan on every Nth of those looks.")
     worker_concurrency: int = Field(32, ge=1)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     http: HttpSettings = Field(default_factory=HttpSettings)
