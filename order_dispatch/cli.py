@@ -23,9 +23,16 @@ def main() -> None:
 @click.argument("document", type=click.Choice(SCHEMAS))
 def schema(document: str) -> None:
     """Print the JSON Schema of the normalized ORDER, the JOB envelope or the result EVENT."""
+    from pydantic import BaseModel
+
     from order_dispatch.contract import Job, NormalizedOrder, ResultEvent
 
-    model = {"order": NormalizedOrder, "job": Job, "event": ResultEvent}[document]
+    models: dict[str, type[BaseModel]] = {
+        "order": NormalizedOrder,
+        "job": Job,
+        "event": ResultEvent,
+    }
+    model = models[document]
     click.echo(json.dumps(model.model_json_schema(), indent=2))
 
 
@@ -38,8 +45,13 @@ def schema(document: str) -> None:
 @click.option("--batch-size", default=500, show_default=True, help="Jobs per round trip.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def enqueue(
-    files: Sequence[Any], vendor: str | None, account: str | None, operation: str | None,
-    redis_url: str | None, batch_size: int, quiet: bool,
+    files: Sequence[Any],
+    vendor: str | None,
+    account: str | None,
+    operation: str | None,
+    redis_url: str | None,
+    batch_size: int,
+    quiet: bool,
 ) -> None:
     """Validate and queue the jobs in FILES (JSON or JSON Lines; '-' reads stdin).
 
@@ -50,7 +62,9 @@ def enqueue(
     from producers.enqueue import InvalidJob, Producer, validate_job
     from producers.files import as_job, read_records
 
-    records = [r for f in files for r in read_records(f, "<stdin>" if f.name == "<stdin>" else f.name)]
+    records = [
+        r for f in files for r in read_records(f, "<stdin>" if f.name == "<stdin>" else f.name)
+    ]
     producer = Producer.from_url(redis_url)
     queued = duplicates = 0
     invalid: list[str] = []
@@ -65,8 +79,9 @@ def enqueue(
                 queued += 1
         batch.clear()
 
-    with click.progressbar(records, label="enqueueing", file=sys.stderr if not quiet else
-                           open(os.devnull, "w")) as bar:  # noqa: SIM115
+    with click.progressbar(
+        records, label="enqueueing", file=sys.stderr if not quiet else open(os.devnull, "w")
+    ) as bar:
         for record in bar:
             if record.error is not None:
                 invalid.append(f"{record.where}: {record.error}")
@@ -109,13 +124,17 @@ def worker(vendors: str | None, concurrency: int | None, celery_args: tuple[str,
     keys = Keys(settings.key_prefix)
     argv = [
         "worker",
-        "--pool", "threads",
-        "--concurrency", str(concurrency or settings.worker_concurrency),
-        "--queues", ",".join(keys.queue(v) for v in names),
+        "--pool",
+        "threads",
+        "--concurrency",
+        str(concurrency or settings.worker_concurrency),
+        "--queues",
+        ",".join(keys.queue(v) for v in names),
         "--task-events",
         "--without-gossip",
         "--without-mingle",
-        "--loglevel", settings.log_level,
+        "--loglevel",
+        settings.log_level,
         *celery_args,
     ]
     app.worker_main(argv)
@@ -148,8 +167,13 @@ def results() -> None:
 @click.option("--consumer", help="Consumer name within the group (default: host-pid).")
 @click.option("--count", type=int, help="Stop after this many events.")
 @click.option("--redis-url", envvar="REDIS_URL", help="Redis of the workers (default: $REDIS_URL).")
-def tail(from_start: bool, group: str | None, consumer: str | None, count: int | None,
-         redis_url: str | None) -> None:
+def tail(
+    from_start: bool,
+    group: str | None,
+    consumer: str | None,
+    count: int | None,
+    redis_url: str | None,
+) -> None:
     """Print result events as JSON lines as they arrive."""
     import redis
 

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -44,6 +44,7 @@ __all__ = [
     "Gift",
     "Item",
     "Job",
+    "NormalizedOrder",
     "Notes",
     "Operation",
     "OrderStatus",
@@ -52,9 +53,8 @@ __all__ = [
     "Shipping",
     "Totals",
     "Trace",
-    "Weight",
-    "NormalizedOrder",
     "ValidationError",
+    "Weight",
     "default_job_id",
     "format_validation_errors",
 ]
@@ -127,7 +127,9 @@ class Address(_Model):
     line3: ShortText | None = None
     city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     region: ShortText | None = Field(None, description="State, province or county.")
-    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = None
+    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = (
+        None
+    )
     country: CountryCode
     phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
     email: Email | None = None
@@ -145,7 +147,9 @@ class PartialAddress(_Model):
     line3: ShortText | None = None
     city: ShortText | None = None
     region: ShortText | None = None
-    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = None
+    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = (
+        None
+    )
     country: CountryCode | None = None
     phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
     email: Email | None = None

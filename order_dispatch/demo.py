@@ -32,8 +32,14 @@ from producers.files import read_records
 from sandbox.runner import BackgroundSandbox
 from sandbox.sourceorders import DEFAULT_API_KEY
 
-_COLOR = {"accepted": "green", "rejected": "red", "retry_scheduled": "yellow",
-          "dead_lettered": "red", "in_doubt": "magenta", "deferred": "yellow"}
+_COLOR = {
+    "accepted": "green",
+    "rejected": "red",
+    "retry_scheduled": "yellow",
+    "dead_lettered": "red",
+    "in_doubt": "magenta",
+    "deferred": "yellow",
+}
 
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -96,15 +102,29 @@ def run_demo(timeout: float = 90.0) -> int:
             click.echo(f"Redis: embedded redis-server on port {server.port}")
         sandbox = stack.enter_context(BackgroundSandbox())
         click.echo(f"Sandbox: {sandbox.url} (SourceOrders at {sandbox.vendor_url('sourceorders')})")
-        httpx.post(f"{sandbox.url}/_sandbox/faults/sourceorders",
-                   json={"fail_next": 2, "status": 503, "retry_after": 1}).raise_for_status()
+        httpx.post(
+            f"{sandbox.url}/_sandbox/faults/sourceorders",
+            json={"fail_next": 2, "status": 503, "retry_after": 1},
+        ).raise_for_status()
         click.echo("Sandbox: SourceOrders will answer 503 (Retry-After: 1) to the first 2 requests")
 
-        log = stack.enter_context(tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="od-worker-"))
+        log = stack.enter_context(
+            tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="od-worker-")
+        )
         worker = subprocess.Popen(
-            [sys.executable, "-m", "order_dispatch.cli", "worker", "--vendors", "sourceorders",
-             "--concurrency", "8"],
-            env=worker_env(redis_url, prefix, sandbox), stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "order_dispatch.cli",
+                "worker",
+                "--vendors",
+                "sourceorders",
+                "--concurrency",
+                "8",
+            ],
+            env=worker_env(redis_url, prefix, sandbox),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         stack.callback(_stop, worker)
         click.echo(f"Worker: pid {worker.pid}, logs in {log.name}")
@@ -119,8 +139,10 @@ def run_demo(timeout: float = 90.0) -> int:
                 click.echo(f"  {line}")
         receipts = producer.enqueue_many(_samples())
         again = producer.enqueue_many(_samples()[:1])
-        click.echo(f"Producer: queued {len(receipts)} orders in one round trip; "
-                   f"re-sending one gave duplicate={again[0].duplicate}")
+        click.echo(
+            f"Producer: queued {len(receipts)} orders in one round trip; "
+            f"re-sending one gave duplicate={again[0].duplicate}"
+        )
 
         pending = {r.job_id for r in receipts}
         tally: dict[str, int] = {}
@@ -142,8 +164,11 @@ def run_demo(timeout: float = 90.0) -> int:
                     tally[event.status.value] = tally.get(event.status.value, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in sorted(tally.items()))
         if pending:
-            click.echo(f"Summary: {summary or 'nothing'}; {len(pending)} of {len(receipts)} "
-                       f"orders without a terminal event after {timeout:.0f} s", err=True)
+            click.echo(
+                f"Summary: {summary or 'nothing'}; {len(pending)} of {len(receipts)} "
+                f"orders without a terminal event after {timeout:.0f} s",
+                err=True,
+            )
             log.seek(0)
             sys.stderr.write(log.read()[-4000:])
             return 1

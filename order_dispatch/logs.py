@@ -12,7 +12,9 @@ import structlog
 from order_dispatch import redact
 
 
-def _mask_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def _mask_secrets(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     masked = redact.value(dict(event_dict))
     event_dict.clear()
     event_dict.update(masked)

@@ -42,8 +42,9 @@ def _decode(fields: dict[Any, Any] | None) -> dict[str, str]:
     if not fields:
         return {}
     return {
-        (k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes)
-                                                           else str(v))
+        (k.decode() if isinstance(k, bytes) else str(k)): (
+            v.decode() if isinstance(v, bytes) else str(v)
+        )
         for k, v in fields.items()
     }
 
@@ -117,9 +118,18 @@ class ResultConsumer:
         claimed: list[Delivery] = []
         cursor: Any = "0-0"
         while True:
-            reply = self._call(lambda c=cursor: self.client.xautoclaim(
-                self.stream, self.group, self.consumer, self.min_idle_ms, c, count=self.count
-            ))
+
+            def autoclaim(start: Any = cursor) -> Any:
+                return self.client.xautoclaim(
+                    self.stream,
+                    self.group,
+                    self.consumer,
+                    self.min_idle_ms,
+                    start,
+                    count=self.count,
+                )
+
+            reply = self._call(autoclaim)
             cursor, entries = reply[0], reply[1]
             claimed.extend(parse_entry(eid, fields) for eid, fields in entries)
             if cursor in (b"0-0", "0-0") or len(claimed) >= self.count:
@@ -128,9 +138,11 @@ class ResultConsumer:
     def read(self, *, block: bool = True) -> list[Delivery]:
         """The next batch: own pending entries first, then abandoned ones, then new ones."""
         if self._own_backlog:
-            reply = self._call(lambda: self.client.xreadgroup(
-                self.group, self.consumer, {self.stream: "0"}, count=self.count
-            ))
+            reply = self._call(
+                lambda: self.client.xreadgroup(
+                    self.group, self.consumer, {self.stream: "0"}, count=self.count
+                )
+            )
             entries = reply[0][1] if reply else []
             if entries:
                 return [parse_entry(eid, fields) for eid, fields in entries]
@@ -138,10 +150,15 @@ class ResultConsumer:
         claimed = self.claim_abandoned()
         if claimed:
             return claimed
-        reply = self._call(lambda: self.client.xreadgroup(
-            self.group, self.consumer, {self.stream: ">"}, count=self.count,
-            block=self.block_ms if block else None,
-        ))
+        reply = self._call(
+            lambda: self.client.xreadgroup(
+                self.group,
+                self.consumer,
+                {self.stream: ">"},
+                count=self.count,
+                block=self.block_ms if block else None,
+            )
+        )
         return [parse_entry(eid, fields) for eid, fields in (reply[0][1] if reply else [])]
 
     def ack(self, *entry_ids: str) -> int:
@@ -166,8 +183,12 @@ class ResultConsumer:
 
 
 def tail(
-    client: redis.Redis, *, keys: Keys | None = None, from_start: bool = False,
-    block_ms: int = 2000, stop: Callable[[], bool] = lambda: False,
+    client: redis.Redis,
+    *,
+    keys: Keys | None = None,
+    from_start: bool = False,
+    block_ms: int = 2000,
+    stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[Delivery]:
     """Follow the stream without a group (nothing is acked; for people watching)."""
     stream = (keys or Keys()).results
@@ -177,7 +198,7 @@ def tail(
         if newest:
             last = parse_entry(newest[0][0], None).entry_id
     while not stop():
-        reply = client.xread({stream: last}, count=500, block=block_ms)
+        reply: Any = client.xread({stream: last}, count=500, block=block_ms)
         for _, entries in reply or []:
             for eid, fields in entries:
                 delivery = parse_entry(eid, fields)

@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     )
     key_prefix: str = Field("od", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     results_maxlen: int = Field(1_000_000, ge=1000, description="Approximate stream length cap.")
-    receipt_ttl_s: int = Field(30 * 86400, ge=60, description="How long a job id stays a duplicate.")
+    receipt_ttl_s: int = Field(
+        30 * 86400, ge=60, description="How long a job id stays a duplicate."
+    )
     task_time_limit_s: int = Field(300, ge=5)
     visibility_timeout_s: int = Field(3600, ge=10)
     restore_interval_s: int = Field(

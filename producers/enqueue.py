@@ -29,7 +29,7 @@ return {1, ARGV[1]}
 
 
 class InvalidJob(ValueError):
-    """A job that fails validation; ``errors`` names every bad field (``order.items.0.sku: ...``)."""
+    """A job that fails validation; ``errors`` names every bad field (``order.items.0.sku: ..``)."""
 
     def __init__(self, errors: list[str], *, order_id: str | None = None, source: str = "") -> None:
         self.errors = errors
@@ -61,7 +61,7 @@ def _order_id_of(data: Any) -> str | None:
     if isinstance(data, Mapping):
         order = data.get("order")
         if isinstance(order, Mapping) and isinstance(order.get("order_id"), str):
-            return order["order_id"]
+            return str(order["order_id"])
         if isinstance(data.get("order_id"), str):
             return str(data["order_id"])
     return None
@@ -83,7 +83,11 @@ class Producer:
     """Enqueues jobs into the workers' Redis. Thread-safe; reuse one per process."""
 
     def __init__(
-        self, client: redis.Redis, *, key_prefix: str | None = None, receipt_ttl_s: int | None = None
+        self,
+        client: redis.Redis,
+        *,
+        key_prefix: str | None = None,
+        receipt_ttl_s: int | None = None,
     ) -> None:
         settings = get_settings()
         self.client = client
@@ -165,4 +169,3 @@ def enqueue(job: Job | Mapping[str, Any]) -> Receipt:
 def enqueue_many(jobs: Iterable[Job | Mapping[str, Any]]) -> list[Receipt]:
     """Queue many jobs in one round trip (see :meth:`Producer.enqueue_many`)."""
     return _producer().enqueue_many(jobs)
-

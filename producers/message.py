@@ -32,13 +32,18 @@ def queue_key(queue: str, priority: int) -> str:
 
 
 def task_message(
-    task_id: str, kwargs: dict[str, Any], *, queue: str, priority: int = 0,
+    task_id: str,
+    kwargs: dict[str, Any],
+    *,
+    queue: str,
+    priority: int = 0,
     task: str = DISPATCH_TASK,
 ) -> str:
     """The JSON envelope kombu's Redis transport stores for one task call."""
-    body = json.dumps([[], kwargs, {"callbacks": None, "errbacks": None, "chain": None,
-                                    "chord": None}])
-    headers = {
+    body = json.dumps(
+        [[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+    )
+    headers: dict[str, Any] = {
         "lang": "py",
         "task": task,
         "id": task_id,

@@ -6,8 +6,9 @@ Admin API:
 - ``GET  /_sandbox/faults`` -> live fault state of every vendor
 - ``POST /_sandbox/faults/{vendor}`` body :class:`~sandbox.faults.FaultSpec` -> merged state
 - ``DELETE /_sandbox/faults/{vendor}`` -> clear that vendor's faults
-- ``GET  /_sandbox/orders?vendor=NAME`` -> what the vendor received (``{"vendor", "count", "orders"}``)
-- ``POST /_sandbox/orders/{vendor}/{order_id}/status`` body ``{"status": "..."}`` -> advance an order
+- ``GET  /_sandbox/orders?vendor=NAME`` -> what the vendor received
+  (``{"vendor", "count", "requests", "orders"}``)
+- ``POST /_sandbox/orders/{vendor}/{order_id}/status`` body ``{"status": ".."}`` -> set a status
 - ``POST /_sandbox/reset`` (optional ``?vendor=NAME``) -> forget orders, tokens and faults
 """
 
@@ -24,8 +25,8 @@ from pydantic import ValidationError
 from sandbox.base import VendorSimulator, json_response
 from sandbox.faults import FaultSpec, VendorFaults
 
-SIMULATORS = web.AppKey("simulators", dict)
-FAULTS = web.AppKey("faults", dict)
+SIMULATORS = web.AppKey("simulators", dict[str, VendorSimulator])
+FAULTS = web.AppKey("faults", dict[str, VendorFaults])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -121,7 +122,8 @@ def _vendor(request: web.Request) -> VendorSimulator:
 
 
 async def _health(request: web.Request) -> web.Response:
-    return json_response({"ok": True, "vendors": sorted(request.app[SIMULATORS])})
+    sims: dict[str, VendorSimulator] = request.app[SIMULATORS]
+    return json_response({"ok": True, "vendors": sorted(sims)})
 
 
 async def _get_faults(request: web.Request) -> web.Response:
@@ -166,7 +168,10 @@ async def _set_status(request: web.Request) -> web.Response:
         return json_response({"error": f"{sim.name} has no settable status"}, status=400)
     if order_id not in sim.store:
         return json_response({"error": f"no order {order_id!r} at {sim.name}"}, status=404)
-    return json_response(setter(order_id, str(body.get("status", ""))))
+    try:
+        return json_response(setter(order_id, str(body.get("status", ""))))
+    except ValueError as exc:
+        return json_response({"error": str(exc)}, status=400)
 
 
 async def _reset(request: web.Request) -> web.Response:
@@ -200,6 +205,8 @@ def build_app(simulators: Iterable[VendorSimulator] | None = None) -> web.Applic
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8787, simulators: Iterable[VendorSimulator] | None = None) -> None:
+def serve(
+    host: str = "127.0.0.1", port: int = 8787, simulators: Iterable[VendorSimulator] | None = None
+) -> None:
     """Run the sandbox until interrupted."""
     web.run_app(build_app(simulators), host=host, port=port, access_log=None, print=None)

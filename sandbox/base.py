@@ -38,7 +38,10 @@ class VendorSimulator:
         """
         kwargs: dict[str, Any] = {}
         for param in inspect.signature(cls.__init__).parameters.values():
-            if param.name == "self" or param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+            if param.name == "self" or param.kind not in (
+                param.POSITIONAL_OR_KEYWORD,
+                param.KEYWORD_ONLY,
+            ):
                 continue
             raw = os.environ.get(f"ORDER_DISPATCH_SANDBOX_{cls.name.upper()}_{param.name.upper()}")
             if raw is None:
@@ -60,6 +63,7 @@ class VendorSimulator:
         """Forget every order and token (``POST /_sandbox/reset``)."""
         self.store.clear()
         self.requests = 0
+        self._ids = itertools.count(1)
 
     def expire_tokens(self) -> None:
         """Make every token issued so far invalid (vendors with tokens override this)."""

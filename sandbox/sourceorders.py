@@ -28,8 +28,18 @@ DEFAULT_API_KEY = "sandbox-sourceorders-key"
 
 _SKU = re.compile(r"^sop_[0-9A-Za-z]{1,40}$")
 _ADDRESS_FIELDS = (
-    "city", "company", "country", "email", "firstName", "lastName", "phone", "phoneExt",
-    "postalCode", "stateOrProvince", "street1", "street2",
+    "city",
+    "company",
+    "country",
+    "email",
+    "firstName",
+    "lastName",
+    "phone",
+    "phoneExt",
+    "postalCode",
+    "stateOrProvince",
+    "street1",
+    "street2",
 )
 _REQUIRED_ADDRESS = ("firstName", "lastName", "street1", "city", "postalCode", "country")
 STATUSES = ("RECEIVED", "IN PRODUCTION", "SHIPPED", "CANCELED")
@@ -83,7 +93,9 @@ def _item_problems(items: Any) -> str | None:
             return f"items[{n}].quantity must be a positive integer"
         attrs = item.get("attributes", [])
         if not isinstance(attrs, list) or not all(
-            isinstance(a, dict) and isinstance(a.get("name"), str) and isinstance(a.get("value"), str)
+            isinstance(a, dict)
+            and isinstance(a.get("name"), str)
+            and isinstance(a.get("value"), str)
             for a in attrs
         ):
             return f"items[{n}].attributes must be an array of {{name, value}} strings"
@@ -129,7 +141,8 @@ class SourceOrdersSimulator(VendorSimulator):
             return _bad(problem)
         n = self.next_number()
         now = _now()
-        order = {
+        order_id = f"soo_{3299399700 + n:010d}"
+        order: dict[str, Any] = {
             "createdDate": now,
             "items": [
                 {
@@ -142,13 +155,13 @@ class SourceOrdersSimulator(VendorSimulator):
             ],
             "lastUpdatedDate": now,
             "merchantId": self.merchant_id,
-            "orderId": f"soo_{3299399700 + n:010d}",
+            "orderId": order_id,
             "promisedArrivalDate": (datetime.now(UTC) + timedelta(days=14)).date().isoformat()
             + "Z",
             "shippingAddress": {k: body["shippingAddress"].get(k, "") for k in _ADDRESS_FIELDS},
             "status": "RECEIVED",
         }
-        self.store[order["orderId"]] = order
+        self.store[order_id] = order
         return json_response(order)
 
     async def get(self, request: web.Request) -> web.Response:
@@ -178,7 +191,8 @@ class SourceOrdersSimulator(VendorSimulator):
             return _bad(problem)
         if order["status"] != "RECEIVED":
             return _error(
-                409, "Conflict",
+                409,
+                "Conflict",
                 f"Updates are only allowed on orders with status RECEIVED; order {order_id} "
                 f"is {order['status']}",
             )

@@ -1,4 +1,4 @@
-"""The worker's HTTP layer: one shared client per process, transport errors mapped at one boundary."""
+"""The worker's HTTP layer: one shared client per process; transport errors mapped in one place."""
 
 from __future__ import annotations
 

@@ -76,12 +76,15 @@ class JobLedger:
         """Mark attempt ``attempt`` in flight, before its request goes out."""
         key = self.keys.ledger(job_id)
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(key, mapping={
-            "state": self.IN_FLIGHT,
-            "attempt": attempt,
-            "started_at": datetime.now(UTC).isoformat(),
-            "worker": worker,
-        })
+        pipe.hset(
+            key,
+            mapping={
+                "state": self.IN_FLIGHT,
+                "attempt": attempt,
+                "started_at": datetime.now(UTC).isoformat(),
+                "worker": worker,
+            },
+        )
         pipe.expire(key, self.ttl_s)
         pipe.execute()
 

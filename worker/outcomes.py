@@ -38,22 +38,36 @@ class Outcome:
 
     @classmethod
     def success(
-        cls, vendor_order_id: str | None, vendor_status: str | None, *, http_status: int,
+        cls,
+        vendor_order_id: str | None,
+        vendor_status: str | None,
+        *,
+        http_status: int,
         body: str | None,
     ) -> Outcome:
         """The vendor accepted."""
-        return cls(OutcomeKind.SUCCESS, vendor_order_id, vendor_status, None, http_status,
-                   truncate(body))
+        return cls(
+            OutcomeKind.SUCCESS, vendor_order_id, vendor_status, None, http_status, truncate(body)
+        )
 
     @classmethod
     def failure(
-        cls, kind: OutcomeKind, error_kind: ErrorKind, message: str, *,
-        http_status: int | None = None, code: str | None = None, body: str | None = None,
+        cls,
+        kind: OutcomeKind,
+        error_kind: ErrorKind,
+        message: str,
+        *,
+        http_status: int | None = None,
+        code: str | None = None,
+        body: str | None = None,
         retry_after_s: float | None = None,
     ) -> Outcome:
         """A failure of the given kind, explained."""
         error = ErrorInfo(
-            kind=error_kind, code=code, message=message, http_status=http_status,
+            kind=error_kind,
+            code=code,
+            message=message,
+            http_status=http_status,
             retryable=kind in (OutcomeKind.RETRYABLE, OutcomeKind.UNKNOWN),
         )
         return cls(kind, None, None, error, http_status, truncate(body), retry_after_s)

@@ -6,16 +6,19 @@ to run again later. Tasks stay thin; this is where the logic lives and is tested
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import redis
+import structlog
 from pydantic import ValidationError
 
 from order_dispatch import redact
@@ -62,14 +65,19 @@ class Pipeline:
     """Runs one attempt of one job; one instance per worker process, shared by its threads."""
 
     def __init__(
-        self, settings: Settings, redis_client: redis.Redis, http_client: httpx.Client,
+        self,
+        settings: Settings,
+        redis_client: redis.Redis,
+        http_client: httpx.Client,
         worker_name: str | None = None,
     ) -> None:
         self.settings = settings
         self.http = http_client
         self.keys = Keys(settings.key_prefix)
         self.ledger = JobLedger(
-            redis_client, self.keys, results_maxlen=settings.results_maxlen,
+            redis_client,
+            self.keys,
+            results_maxlen=settings.results_maxlen,
             ttl_s=settings.receipt_ttl_s,
         )
         self.worker_name = worker_name or f"{socket.gethostname()}-{os.getpid()}"
@@ -111,8 +119,14 @@ class Pipeline:
             submitter = self._submitter(job.vendor, job.account)
         except (ConfigurationError, UnknownVendor) as exc:
             error = ErrorInfo(kind=ErrorKind.INTERNAL, message=str(exc))
-            return self._finish(job, attempt, run, Decision(Verdict.DEAD_LETTER, reason=str(exc)),
-                                Outcome(OutcomeKind.PERMANENT, error=error), started)
+            return self._finish(
+                job,
+                attempt,
+                run,
+                Decision(Verdict.DEAD_LETTER, reason=str(exc)),
+                Outcome(OutcomeKind.PERMANENT, error=error),
+                started,
+            )
         previous = self.ledger.read(job.job_id)
         if previous.state == JobLedger.IN_FLIGHT and previous.attempt >= attempt:
             if not submitter.repeat_safe(job.operation):
@@ -122,33 +136,48 @@ class Pipeline:
                     "to check or to repeat it safely; decide by hand whether the vendor has it"
                 )
                 error = ErrorInfo(kind=ErrorKind.TRANSPORT, message=message, retryable=False)
-                return self._finish(job, attempt, run,
-                                    Decision(Verdict.IN_DOUBT, reason="interrupted attempt"),
-                                    Outcome(OutcomeKind.UNKNOWN, error=error), started)
-            log.warning("interrupted attempt found; repeating it is safe",
-                        previous_attempt=previous.attempt)
+                return self._finish(
+                    job,
+                    attempt,
+                    run,
+                    Decision(Verdict.IN_DOUBT, reason="interrupted attempt"),
+                    Outcome(OutcomeKind.UNKNOWN, error=error),
+                    started,
+                )
+            log.warning(
+                "interrupted attempt found; repeating it is safe", previous_attempt=previous.attempt
+            )
         try:
             request = submitter.translate(job)
         except TranslationError as exc:
-            outcome = Outcome.failure(OutcomeKind.PERMANENT, ErrorKind.VALIDATION, str(exc),
-                                      code=exc.field)
-            return self._finish(job, attempt, run, Decision(Verdict.REJECT, reason="translation"),
-                                outcome, started)
+            outcome = Outcome.failure(
+                OutcomeKind.PERMANENT, ErrorKind.VALIDATION, str(exc), code=exc.field
+            )
+            return self._finish(
+                job, attempt, run, Decision(Verdict.REJECT, reason="translation"), outcome, started
+            )
         self.ledger.begin_attempt(job.job_id, attempt, self.worker_name)
         try:
             outcome = submitter.submit(job, request)
         except Exception as exc:  # a defect in an adapter must not lose the job
             log.exception("adapter failed")
             outcome = Outcome.failure(
-                OutcomeKind.UNKNOWN, ErrorKind.INTERNAL,
+                OutcomeKind.UNKNOWN,
+                ErrorKind.INTERNAL,
                 f"internal error while submitting: {type(exc).__name__}: {exc}",
             )
-        decision = decide(outcome, attempt, self.settings.retry,
-                          repeat_safe=submitter.repeat_safe(job.operation))
+        decision = decide(
+            outcome, attempt, self.settings.retry, repeat_safe=submitter.repeat_safe(job.operation)
+        )
         return self._finish(job, attempt, run, decision, outcome, started)
 
     def _finish(
-        self, job: Job, attempt: int, run: int, decision: Decision, outcome: Outcome,
+        self,
+        job: Job,
+        attempt: int,
+        run: int,
+        decision: Decision,
+        outcome: Outcome,
         started: float,
     ) -> Step:
         status = _STATUS_OF[decision.verdict]
@@ -178,10 +207,12 @@ class Pipeline:
         written = self.ledger.record(job, event)
         log.info(
             "job event" if written else "run already ended; event not written",
-            status=status.value, reason=decision.reason,
+            status=status.value,
+            reason=decision.reason,
             vendor_order_id=event.vendor_order_id,
             error_kind=error.kind.value if error else None,
-            error=error.message if error else None, http_status=outcome.http_status,
+            error=error.message if error else None,
+            http_status=outcome.http_status,
             retry_in_s=event.retry_in_s,
         )
         if decision.verdict is Verdict.RETRY and written:
@@ -203,14 +234,26 @@ class Pipeline:
         except ValueError:
             operation = Operation.CREATE
         placeholder = Job.model_construct(
-            job_id=job_id, vendor=vendor, account=str(doc.get("account") or "default"),
-            operation=operation, order_id=order_id, order=None, vendor_order_id=None,
+            job_id=job_id,
+            vendor=vendor,
+            account=str(doc.get("account") or "default"),
+            operation=operation,
+            order_id=order_id,
+            order=None,
+            vendor_order_id=None,
             enqueued_at=None,
         )
         event = ResultEvent(
-            event_id=f"{job_id}:{run}:{attempt}:rejected", job_id=job_id, run=run,
-            order_id=order_id, vendor=vendor, account=placeholder.account, operation=operation,
-            status=EventStatus.REJECTED, terminal=True, attempt=attempt,
+            event_id=f"{job_id}:{run}:{attempt}:rejected",
+            job_id=job_id,
+            run=run,
+            order_id=order_id,
+            vendor=vendor,
+            account=placeholder.account,
+            operation=operation,
+            status=EventStatus.REJECTED,
+            terminal=True,
+            attempt=attempt,
             error=ErrorInfo(kind=ErrorKind.VALIDATION, message="; ".join(errors)),
             occurred_at=datetime.now(UTC),
         )
@@ -218,21 +261,16 @@ class Pipeline:
         return DONE
 
 
-class structlog_context:  # noqa: N801 - used like a function
+@contextlib.contextmanager
+def structlog_context(job: Job, attempt: int) -> Iterator[None]:
     """Bind job id, order id, vendor and attempt to every log line inside the block."""
-
-    def __init__(self, job: Job, attempt: int) -> None:
-        self.values = {
-            "job_id": job.job_id, "order_id": job.ref, "vendor": job.vendor,
-            "account": job.account, "operation": job.operation.value, "attempt": attempt,
-        }
-
-    def __enter__(self) -> None:
-        import structlog
-
-        structlog.contextvars.bind_contextvars(**self.values)
-
-    def __exit__(self, *exc: object) -> None:
-        import structlog
-
-        structlog.contextvars.unbind_contextvars(*self.values)
+    values = {
+        "job_id": job.job_id,
+        "order_id": job.ref,
+        "vendor": job.vendor,
+        "account": job.account,
+        "operation": job.operation.value,
+        "attempt": attempt,
+    }
+    with structlog.contextvars.bound_contextvars(**values):
+        yield

@@ -63,7 +63,11 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def decide(
-    outcome: Outcome, attempt: int, policy: RetryPolicy, *, repeat_safe: bool,
+    outcome: Outcome,
+    attempt: int,
+    policy: RetryPolicy,
+    *,
+    repeat_safe: bool,
     rng: random.Random | None = None,
 ) -> Decision:
     """The verdict on ``outcome`` of attempt ``attempt``.

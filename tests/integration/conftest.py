@@ -49,11 +49,23 @@ class WorkerProcess:
     """A real ``order-dispatch worker`` (Celery) subprocess with its own log file."""
 
     def __init__(self, env: dict[str, str], concurrency: int = 8) -> None:
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="od-test-worker-", suffix=".log")
+        # The log lives as long as the worker, closed in close().
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="od-test-worker-", suffix=".log")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "order_dispatch.cli", "worker", "--vendors", "sourceorders",
-             "--concurrency", str(concurrency)],
-            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "order_dispatch.cli",
+                "worker",
+                "--vendors",
+                "sourceorders",
+                "--concurrency",
+                str(concurrency),
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         self._wait_ready()
 
@@ -87,26 +99,33 @@ class WorkerProcess:
 
 
 @pytest.fixture(scope="session")
-def worker_env_factory(
-    redis_url: str, sandbox: BackgroundSandbox
-) -> Callable[..., dict[str, str]]:
+def worker_env_factory(redis_url: str, sandbox: BackgroundSandbox) -> Callable[..., dict[str, str]]:
     def make(prefix: str, **overrides: str) -> dict[str, str]:
-        accounts = {"sourceorders": {"default": {
-            "base_url": sandbox.vendor_url("sourceorders"),
-            "credentials": {"api_key": DEFAULT_API_KEY},
-        }}}
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("ORDER_DISPATCH_") and k != "REDIS_URL"}
-        env.update({
-            "ORDER_DISPATCH_REDIS_URL": redis_url,
-            "ORDER_DISPATCH_KEY_PREFIX": prefix,
-            "ORDER_DISPATCH_ACCOUNTS": json.dumps(accounts),
-            "ORDER_DISPATCH_RETRY__BASE_DELAY_S": "0.05",
-            "ORDER_DISPATCH_RETRY__MAX_DELAY_S": "0.5",
-            "ORDER_DISPATCH_RETRY__MAX_ATTEMPTS": "5",
-            "ORDER_DISPATCH_HTTP__READ_TIMEOUT_S": "5",
-            "PYTHONPATH": str(ROOT),
-        })
+        accounts = {
+            "sourceorders": {
+                "default": {
+                    "base_url": sandbox.vendor_url("sourceorders"),
+                    "credentials": {"api_key": DEFAULT_API_KEY},
+                }
+            }
+        }
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("ORDER_DISPATCH_") and k != "REDIS_URL"
+        }
+        env.update(
+            {
+                "ORDER_DISPATCH_REDIS_URL": redis_url,
+                "ORDER_DISPATCH_KEY_PREFIX": prefix,
+                "ORDER_DISPATCH_ACCOUNTS": json.dumps(accounts),
+                "ORDER_DISPATCH_RETRY__BASE_DELAY_S": "0.05",
+                "ORDER_DISPATCH_RETRY__MAX_DELAY_S": "0.5",
+                "ORDER_DISPATCH_RETRY__MAX_ATTEMPTS": "5",
+                "ORDER_DISPATCH_HTTP__READ_TIMEOUT_S": "5",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
         env.update(overrides)
         return env
 
@@ -167,10 +186,23 @@ def order_job(order_id: str, **order_changes: Any) -> dict[str, Any]:
         "order_id": order_id,
         "placed_at": "2026-11-20T10:00:00+00:00",
         "customer": {"email": "pam@example.com", "first_name": "Pam", "last_name": "Beesly"},
-        "ship_to": {"first_name": "Pam", "last_name": "Beesly", "line1": "1725 Slough Ave",
-                    "city": "Scranton", "region": "PA", "postal_code": "18505", "country": "US"},
-        "items": [{"sku": "sop_0123456789", "quantity": 2, "unit_price": "9.99",
-                   "attributes": {"link": "https://example.com/a.png"}}],
+        "ship_to": {
+            "first_name": "Pam",
+            "last_name": "Beesly",
+            "line1": "1725 Slough Ave",
+            "city": "Scranton",
+            "region": "PA",
+            "postal_code": "18505",
+            "country": "US",
+        },
+        "items": [
+            {
+                "sku": "sop_0123456789",
+                "quantity": 2,
+                "unit_price": "9.99",
+                "attributes": {"link": "https://example.com/a.png"},
+            }
+        ],
     }
     order.update(order_changes)
     return {"vendor": "sourceorders", "order": order}

@@ -97,7 +97,9 @@ def test_two_503s_then_success_is_accepted_after_retries(
     history = events.of(receipt.job_id)
 
     assert [(e.attempt, e.status) for e in history] == [
-        (1, "retry_scheduled"), (2, "retry_scheduled"), (3, "accepted"),
+        (1, "retry_scheduled"),
+        (2, "retry_scheduled"),
+        (3, "accepted"),
     ]
     assert all(e.error and e.error.http_status == 503 for e in history[:2])
     assert all(e.error and e.error.kind == "vendor_unavailable" for e in history[:2])
@@ -106,8 +108,12 @@ def test_two_503s_then_success_is_accepted_after_retries(
 
 
 def test_retries_end_dead_lettered_when_exhausted(
-    worker: WorkerProcess, producer: Producer, events: Events, sandbox_admin: httpx.Client,
-    redis_client: redis.Redis, shared_prefix: str,
+    worker: WorkerProcess,
+    producer: Producer,
+    events: Events,
+    sandbox_admin: httpx.Client,
+    redis_client: redis.Redis,
+    shared_prefix: str,
 ) -> None:
     sandbox_admin.post(
         "/_sandbox/faults/sourceorders", json={"fail_next": 10, "status": 500}
@@ -144,20 +150,37 @@ def test_status_and_address_update_follow_the_vendors_rule(
     vendor_id = events.wait_terminal([created.job_id])[created.job_id].vendor_order_id
     order_id = created.order_id
 
-    update = producer.enqueue({
-        "vendor": "sourceorders", "operation": "update_address", "order_id": order_id,
-        "vendor_order_id": vendor_id, "address": {"company": "Michael Scott Paper Company"},
-    })
+    update = producer.enqueue(
+        {
+            "vendor": "sourceorders",
+            "operation": "update_address",
+            "order_id": order_id,
+            "vendor_order_id": vendor_id,
+            "address": {"company": "Michael Scott Paper Company"},
+        }
+    )
     ok = events.wait_terminal([update.job_id])[update.job_id]
-    sandbox_admin.post(f"/_sandbox/orders/sourceorders/{vendor_id}/status",
-                       json={"status": "IN PRODUCTION"}).raise_for_status()
-    status = producer.enqueue({"vendor": "sourceorders", "operation": "get_status",
-                               "order_id": order_id, "vendor_order_id": vendor_id})
-    late = producer.enqueue({
-        "vendor": "sourceorders", "operation": "update_address", "order_id": order_id,
-        "vendor_order_id": vendor_id, "address": {"line1": "1 Late St"},
-        "job_id": unique("late-update"),
-    })
+    sandbox_admin.post(
+        f"/_sandbox/orders/sourceorders/{vendor_id}/status", json={"status": "IN PRODUCTION"}
+    ).raise_for_status()
+    status = producer.enqueue(
+        {
+            "vendor": "sourceorders",
+            "operation": "get_status",
+            "order_id": order_id,
+            "vendor_order_id": vendor_id,
+        }
+    )
+    late = producer.enqueue(
+        {
+            "vendor": "sourceorders",
+            "operation": "update_address",
+            "order_id": order_id,
+            "vendor_order_id": vendor_id,
+            "address": {"line1": "1 Late St"},
+            "job_id": unique("late-update"),
+        }
+    )
     done = events.wait_terminal([status.job_id, late.job_id])
 
     assert ok.status == "accepted" and ok.vendor_status == "RECEIVED"

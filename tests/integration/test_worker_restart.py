@@ -44,7 +44,8 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> None:
 
 
 def test_warm_stop_and_restart_with_jobs_queued(
-    redis_client: redis.Redis, worker_env_factory: Callable[..., dict[str, str]],
+    redis_client: redis.Redis,
+    worker_env_factory: Callable[..., dict[str, str]],
     sandbox_admin: httpx.Client,
 ) -> None:
     prefix = f"odr-{uuid.uuid4().hex[:6]}"
@@ -76,7 +77,8 @@ def test_warm_stop_and_restart_with_jobs_queued(
 
 
 def test_killed_worker_jobs_end_once_and_are_never_sent_twice(
-    redis_client: redis.Redis, worker_env_factory: Callable[..., dict[str, str]],
+    redis_client: redis.Redis,
+    worker_env_factory: Callable[..., dict[str, str]],
     sandbox_admin: httpx.Client,
 ) -> None:
     prefix = f"odk-{uuid.uuid4().hex[:6]}"
@@ -95,8 +97,15 @@ def test_killed_worker_jobs_end_once_and_are_never_sent_twice(
     ids = [r.job_id for r in receipts]
 
     first = WorkerProcess(env, concurrency=4)
-    _wait(lambda: sandbox_admin.get("/_sandbox/orders", params={"vendor": "sourceorders"})
-          .json()["requests"] >= 4, 20)
+    _wait(
+        lambda: (
+            sandbox_admin.get("/_sandbox/orders", params={"vendor": "sourceorders"}).json()[
+                "requests"
+            ]
+            >= 4
+        ),
+        20,
+    )
     first.stop(signal.SIGKILL)
     sandbox_admin.post("/_sandbox/faults/sourceorders", json={"latency": {"ms": 0}})
 

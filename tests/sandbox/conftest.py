@@ -16,16 +16,24 @@ def sandbox_server() -> Iterator[BackgroundSandbox]:
         yield server
 
 
-@pytest.fixture
-def sandbox(sandbox_server: BackgroundSandbox) -> Iterator[BackgroundSandbox]:
-    """The running sandbox with every vendor's orders, tokens and faults cleared."""
-    httpx.post(f"{sandbox_server.url}/_sandbox/reset").raise_for_status()
-    yield sandbox_server
-    httpx.post(f"{sandbox_server.url}/_sandbox/reset").raise_for_status()
-
-
-@pytest.fixture
-def client(sandbox: BackgroundSandbox) -> Iterator[httpx.Client]:
-    """A plain HTTP client on the sandbox's base URL."""
-    with httpx.Client(base_url=sandbox.url, timeout=10) as c:
+@pytest.fixture(scope="session")
+def session_client(sandbox_server: BackgroundSandbox) -> Iterator[httpx.Client]:
+    """One HTTP client for the session (a new client per test costs tens of ms)."""
+    with httpx.Client(base_url=sandbox_server.url, timeout=10) as c:
         yield c
+
+
+@pytest.fixture
+def sandbox(
+    sandbox_server: BackgroundSandbox, session_client: httpx.Client
+) -> Iterator[BackgroundSandbox]:
+    """The running sandbox with every vendor's orders, tokens and faults cleared."""
+    session_client.post("/_sandbox/reset").raise_for_status()
+    yield sandbox_server
+    session_client.post("/_sandbox/reset").raise_for_status()
+
+
+@pytest.fixture
+def client(sandbox: BackgroundSandbox, session_client: httpx.Client) -> httpx.Client:
+    """A plain HTTP client on the sandbox's base URL."""
+    return session_client

@@ -147,8 +147,12 @@ class Submitter:
         try:
             with map_transport_errors():
                 response = self.client.request(
-                    request.method, url, json=request.json, content=request.content,
-                    headers=request.headers, params=request.params or None,
+                    request.method,
+                    url,
+                    json=request.json,
+                    content=request.content,
+                    headers=request.headers,
+                    params=request.params or None,
                 )
         except TransportFailure as failure:
             kind = OutcomeKind.UNKNOWN if failure.maybe_sent else OutcomeKind.RETRYABLE
@@ -164,30 +168,62 @@ class Submitter:
                 return self.parse_success(job, response)
             except UnparsableResponse as exc:
                 return Outcome.failure(
-                    OutcomeKind.UNKNOWN, ErrorKind.VENDOR_REJECTED,
+                    OutcomeKind.UNKNOWN,
+                    ErrorKind.VENDOR_REJECTED,
                     f"the vendor answered {status} with an unreadable body: {exc}",
-                    http_status=status, body=body,
+                    http_status=status,
+                    body=body,
                 )
         code, message = self.error_detail(response)
         message = message or f"HTTP {status} {response.reason_phrase}"
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if status in (401, 403):
-            return Outcome.failure(OutcomeKind.PERMANENT, ErrorKind.AUTH, message,
-                                   http_status=status, code=code, body=body)
+            return Outcome.failure(
+                OutcomeKind.PERMANENT,
+                ErrorKind.AUTH,
+                message,
+                http_status=status,
+                code=code,
+                body=body,
+            )
         if status == 408:
-            return Outcome.failure(OutcomeKind.RETRYABLE, ErrorKind.TIMEOUT, message,
-                                   http_status=status, code=code, body=body,
-                                   retry_after_s=retry_after)
+            return Outcome.failure(
+                OutcomeKind.RETRYABLE,
+                ErrorKind.TIMEOUT,
+                message,
+                http_status=status,
+                code=code,
+                body=body,
+                retry_after_s=retry_after,
+            )
         if status == 429:
-            return Outcome.failure(OutcomeKind.RETRYABLE, ErrorKind.RATE_LIMITED, message,
-                                   http_status=status, code=code, body=body,
-                                   retry_after_s=retry_after)
+            return Outcome.failure(
+                OutcomeKind.RETRYABLE,
+                ErrorKind.RATE_LIMITED,
+                message,
+                http_status=status,
+                code=code,
+                body=body,
+                retry_after_s=retry_after,
+            )
         if status >= 500:
-            return Outcome.failure(OutcomeKind.RETRYABLE, ErrorKind.VENDOR_UNAVAILABLE, message,
-                                   http_status=status, code=code, body=body,
-                                   retry_after_s=retry_after)
-        return Outcome.failure(OutcomeKind.PERMANENT, ErrorKind.VENDOR_REJECTED, message,
-                               http_status=status, code=code, body=body)
+            return Outcome.failure(
+                OutcomeKind.RETRYABLE,
+                ErrorKind.VENDOR_UNAVAILABLE,
+                message,
+                http_status=status,
+                code=code,
+                body=body,
+                retry_after_s=retry_after,
+            )
+        return Outcome.failure(
+            OutcomeKind.PERMANENT,
+            ErrorKind.VENDOR_REJECTED,
+            message,
+            http_status=status,
+            code=code,
+            body=body,
+        )
 
     # Hooks
 
@@ -207,8 +243,11 @@ class Submitter:
             return None, response.text.strip()[:500]
         if isinstance(data, dict):
             message = next(
-                (str(data[k]) for k in ("message", "Message", "error_description", "error",
-                                        "Error") if data.get(k)),
+                (
+                    str(data[k])
+                    for k in ("message", "Message", "error_description", "error", "Error")
+                    if data.get(k)
+                ),
                 "",
             )
             code = data.get("code") or data.get("Code") or data.get("error")

@@ -35,8 +35,9 @@ _ADDRESS_MAP = {
 }
 
 
-def _address(address: Address | PartialAddress, *, fallback_email: str | None = None,
-             full: bool) -> dict[str, str]:
+def _address(
+    address: Address | PartialAddress, *, fallback_email: str | None = None, full: bool
+) -> dict[str, str]:
     fields = address.model_dump(exclude_none=True)
     out = {vendor: str(fields[ours]) for ours, vendor in _ADDRESS_MAP.items() if ours in fields}
     if "line1" in fields:
@@ -89,7 +90,8 @@ class SourceOrdersTranslator(Translator):
         """``PUT /v1/orders/:orderId`` with the changed address fields only (the vendor merges)."""
         assert job.address is not None
         return VendorRequest(
-            "PUT", f"/v1/orders/{job.vendor_order_id}",
+            "PUT",
+            f"/v1/orders/{job.vendor_order_id}",
             json={"shippingAddress": _address(job.address, full=False)},
         )
 
@@ -118,6 +120,8 @@ class SourceOrdersSubmitter(Submitter):
             raise UnparsableResponse(f"no 'soo' orderId in the answer (got {order_id!r})")
         status = data.get("status")
         return Outcome.success(
-            order_id, status if isinstance(status, str) else None,
-            http_status=response.status_code, body=response.text,
+            order_id,
+            status if isinstance(status, str) else None,
+            http_status=response.status_code,
+            body=response.text,
         )

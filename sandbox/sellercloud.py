@@ -1,0 +1,722 @@
+"""SellerCloud simulator: ``/sellercloud/rest/api/...`` (docs: sellercloud.txt, NOTES.md §5).
+
+Documented (docs/sellercloud.txt, NOTES.md §5, the swagger subset beside NOTES.md):
+- ``POST /rest/api/token`` with ``{"Username", "Password"}`` (both required) answers
+  ``access_token``, ``token_type`` ``"Bearer"``, ``username``, ``expires_in``, ``.issued``,
+  ``.expires``; "Each Access Token will be valid for 60 minutes"; every other call sends
+  ``Authorization: Bearer <token>``; "If user is not authenticated, then response will be
+  Status Code 401 => Not Valid Token".
+- ``POST /rest/api/Orders`` (``OrderBaseModel``) answers 200 with a bare int32, the new order ID.
+  Required: CustomerDetails (Email, FirstName, LastName), OrderDetails (CompanyID, and "Channel is
+  mandatory", an int enum; the document's own sample sends the name ``"Local_Store"``), and per the
+  swagger ShippingAddress and BillingAddress (the document's table says "No": see the switch below).
+- ``GET /rest/api/Orders/{id}`` (SingleOrderDataDto: ``Statuses`` {OrderStatus, ShippingStatus,
+  PaymentStatus, DropshipStatus} and ``OrderDetails.OrderSourceOrderId``);
+  ``GET /rest/api/Orders?model.orderSourceOrderIDList=...`` (repeatable) with ``model.pageNumber``
+  (default 1), ``model.pageSize`` (default 10, max 50), ``model.orderIDs``, ``model.companyID``,
+  ``model.orderStatus`` -> ``{"Items": [...], "TotalResults": n}``;
+  ``PUT /rest/api/Orders/StatusCode`` ``{"Orders": [ids], "Status": -1}`` -> the updated ids;
+  ``DELETE /rest/api/Orders/{id}``. Enums as in the swagger (OrderStatus -1 Canceled ... 999 Void).
+- Rate limit "10,800 requests/hour per user", all endpoints count; when hit:
+  ``{"Error": "Too many requests.", "RateLimitResetTime": "2022-01-14T09:38:49.9856571Z"}``.
+- 500 Internal Server Error exists.
+
+Chosen where the document is silent (each a choice, NOTES.md §5.3 "[I]"):
+- errors are ASP.NET WebAPI shaped (the swagger names ``SellerCloud.Delta.WebApi``): 401
+  ``{"Message": "Not Valid Token"}`` with ``WWW-Authenticate: Bearer`` for a missing, unknown or
+  expired token; validation 400 ``{"Message": "The request is invalid.", "ModelState":
+  {"model.OrderDetails.Channel": ["The Channel field is required."], ...}}`` listing every
+  problem, keyed by the parameter name (``model``, ``request`` for StatusCode) and field path,
+  with Json.NET-like texts for wrong types; a wrong username or password at the token endpoint
+  is 400 ``{"Message": "Username or password is invalid."}`` (not 401, so a client that refreshes
+  its token on 401 cannot loop); unknown order 404 ``{"Message": "Order <id> was not found."}``;
+  a body that is not JSON (or form, for the token) is 415 with the .NET media-type message;
+  injected 5xx are ``{"Message": "An error has occurred."}``.
+- the rate limit answers HTTP 429 (status not stated) with the documented body and no
+  ``Retry-After`` header (none is documented); the window is a fixed hour from the user's first
+  counted request; requests without a valid token or credentials count for nobody. Injected
+  rate limits use the same body with ``RateLimitResetTime`` = now + ``retry_after`` (1 s when
+  unset), plus ``Retry-After`` when the fault sets one.
+- ``.issued`` / ``.expires`` are ISO 8601 UTC (swagger ``date-time``), ``expires_in`` = TTL in s.
+- a company must be one of the sandbox's known companies (``company_ids``); Channel accepts the
+  swagger's ints or their names (case-insensitive, as Json.NET reads enums); ints outside the
+  swagger enum are refused. Ints must be JSON integers (no numeric strings), fields are matched
+  case-sensitively, unknown fields are ignored (Json.NET's default), ``PaymentDetails`` (in the
+  document, not in the swagger model) is accepted and ignored. Email format is not checked.
+- a product line needs ProductID and Qty >= 1 (products themselves are not looked up); Products
+  may be missing or empty ("Is Required: No").
+- a new order is OrderStatus InProcess (2), ShippingStatus Unshipped (1), PaymentStatus
+  NoPayment (10), DropshipStatus None (0); ids are ints from 1000001 up.
+- ``GET /Orders/{id}`` answers the created parts (every swagger field, missing ones null) plus
+  ``ID``, ``Statuses`` and ``OrderDetails`` ``CreatedOn`` / ``LastUpdated``; OrderDate defaults
+  to the creation time. A non-integer id is 400 (ModelState ``id``).
+- list items are flat (ID, CompanyID, Channel, OrderSourceOrderID, StatusCode, ShippingStatus,
+  PaymentStatus, DropShipStatus, TimeOfOrder, LastUpdate), sorted by ID; no filter = all orders;
+  pageSize outside 1..50 or pageNumber < 1 is refused with 400 (not clamped).
+- StatusCode leaves out of its answer ids it does not know, and refuses to cancel (-1) a
+  FullyShipped order (also left out); any other change is applied.
+- bodies must be ``application/json`` or ``text/json`` (the token also takes a form); paths are
+  matched case-sensitively (ASP.NET would not), query names case-insensitively.
+- an injected malformed answer is cut-off JSON (``{"Items":[{"ID":10000``), never a bare
+  integer, which would still parse.
+
+Switchable unknowns (constructor keywords, ``ORDER_DISPATCH_SANDBOX_SELLERCLOUD_<KEYWORD>``):
+- ``reject_duplicate_source_id`` (default False, NOTES.md §5.3: "Assume POST is NOT idempotent"):
+  True refuses a second order with the same OrderSourceOrderID in the same company with 400,
+  naming the existing order ID.
+- ``require_addresses`` (default True, as the swagger): False accepts orders without
+  ShippingAddress / BillingAddress, as the document's table says.
+- ``rate_limit_per_hour`` (default 10800, 0 = unlimited), ``token_ttl_s`` (default 3600),
+  ``username`` / ``password`` / ``company_ids`` (demo defaults below).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from sandbox.base import VendorSimulator, json_response, retry_after_header, status_reason
+
+DEFAULT_USERNAME = "sandbox-sellercloud-user"
+DEFAULT_PASSWORD = "sandbox-sellercloud-password"
+DEFAULT_COMPANY_IDS = "1"
+DEFAULT_TOKEN_TTL_S = 3600
+DEFAULT_RATE_LIMIT_PER_HOUR = 10800
+
+_INT32 = (-(2**31), 2**31 - 1)
+_JSON_TYPES = ("application/json", "text/json")
+_FORM = "application/x-www-form-urlencoded"
+
+
+class _Enum:
+    """An int enum of the swagger that Json.NET also reads from names."""
+
+    def __init__(self, net_type: str, members: dict[str, int]) -> None:
+        self.net_type = net_type
+        self.members = members
+        self.values = set(members.values())
+        self.by_name = {k.lower(): v for k, v in members.items()}
+        self.names = {v: k for k, v in members.items()}
+
+    def parse(self, value: Any) -> int | None:
+        """The member's value, or None when ``value`` is not one."""
+        if isinstance(value, str):
+            stripped = value.strip()
+            if stripped.lstrip("-").isdigit():
+                value = int(stripped)
+            else:
+                return self.by_name.get(stripped.lower())
+        if isinstance(value, int) and not isinstance(value, bool) and value in self.values:
+            return value
+        return None
+
+
+_CHANNELS = [
+    "Local_Store", "eBayOrder", "eBaySingleItem", "Yahoo", "Amazon", "PriceGrabber", "Website",
+    "Buy", "NewEggMall", "Magento", "QuickBooks", "RMS", "Cart32", "Sears", "FBA", "Wholesale",
+    "Overstock", "NewEggdotcom", "Etsy", "Bonanza", "PriceFalls", "Wayfair", "UnbeatableSale",
+    "VendorCentral", "Hayneedle", "SmartBargains", "uBid", "ATGStores", "StacksAndStacks",
+    "Sharkstores", "BestBuy", "Kohls", "Staples", "OneStopPlus", "Meijer", "Sonsi", "Walmart",
+    "HSN", "NewEgg_Business", "KMart", "Wish", "SPRichards", "FingerHut", "Groupon",
+    "Walmart_Marketplace", "ShopHQ", "PriceMinister", "GS", "DrugStore", "MercadoLibre", "JET",
+    "ElevenMain", "SearsVendor", "Choxi", "TradeMe", "Tanga", "Target", "GrouponMarketplace",
+    "Reverb", "BedBathAndBeyond", "Dropship_Central", "DSW", "Houzz", "Gilt", "BestBuyDS",
+    "TopHatter", "HomeDepot", "MassGenie", "Cdiscount", "GrouponGateway", "SBN", "GoogleExpress",
+    "Target_Plus", "WFS",
+]
+_CHANNEL_VALUES = [0, 1, 2, 3, 4, 5, 6, 7, 12, *range(15, 80)]
+CHANNEL = _Enum("OrderChannelType", dict(zip(_CHANNELS, _CHANNEL_VALUES, strict=True)))
+ORDER_STATUS = _Enum(
+    "OrderStatusCode",
+    {"ShoppingCart": 1, "InProcess": 2, "Completed": 3, "ProblemOrder": 100, "OnHold": 200,
+     "Quote": 300, "Void": 999, "Canceled": -1},
+)
+SHIPPING_STATUS = _Enum(
+    "ShippingStatus",
+    {"Unknown": 0, "Unshipped": 1, "PartiallyShipped": 2, "FullyShipped": 3, "ReadyForPickup": 4},
+)
+DISCOUNT_TYPE = _Enum("DiscountType", {"FixedAmount": 0, "Percentage": 1})
+NOTE_CATEGORY = _Enum(
+    "OrderNoteCategory", {"General": 0, "Customer_Instructions": 1, "Customer_Service_Note": 2}
+)
+CANCELED = -1
+
+# A field spec: name -> (kind, required). A kind is a scalar name, an _Enum or a nested spec.
+Spec = dict[str, tuple[Any, bool]]
+
+_ADDRESS: Spec = dict.fromkeys(
+    ("Business", "FirstName", "MiddleName", "LastName", "Country", "City", "State", "Region",
+     "ZipCode", "Address", "Address2", "Phone", "Fax"),
+    ("string", False),
+)
+_CUSTOMER: Spec = {
+    "ID": ("int", False), "Email": ("string", True), "FirstName": ("string", True),
+    "LastName": ("string", True), "Business": ("string", False), "IsWholesale": ("bool", False),
+}
+_ORDER_DETAILS: Spec = {
+    "CompanyID": ("int", True), "MarketingSource": ("int", False),
+    "SalesRepresentative": ("int", False), "TaxExempt": ("bool", False),
+    "GiftOrder": ("bool", False), "Channel": (CHANNEL, True),
+    "OrderSourceOrderID": ("string", False), "DisableInventoryCount": ("bool", False),
+    "OrderDate": ("datetime", False), "EbaySellingManagerSalesRecordNumber": ("string", False),
+}
+_PRODUCT: Spec = {
+    "ProductID": ("string", True), "ReferenceID": ("string", False),
+    "ProductName": ("string", False), "SitePrice": ("number", False),
+    "DiscountValue": ("number", False), "DiscountType": (DISCOUNT_TYPE, False),
+    "Qty": ("int", True), "LineTaxTotal": ("number", False), "FinalValueFee": ("number", False),
+    "Notes": ("string", False),
+}
+_SHIPPING: Spec = {
+    "Carrier": ("string", False), "ShippingMethod": ("string", False),
+    "Weight": ({"Pounds": ("number", False), "Ounces": ("number", False)}, False),
+    "Dimension": (
+        {"Width": ("number", False), "Height": ("number", False), "Length": ("number", False)},
+        False,
+    ),
+    "HandlingFee": ("number", False), "ShippingFee": ("number", False),
+    "InsuranceFee": ("number", False), "LockShippingMethod": ("bool", False),
+    "RushOrder": ("bool", False), "RequirePinToShip": ("bool", False),
+    "OtherCarrier": ("string", False), "OtherMethod": ("string", False),
+    "PromiseDate": ("datetime", False),
+}
+_GIFT: Spec = {
+    "UseGiftWrap": ("bool", False), "GiftMessage": ("string", False),
+    "GiftWrap": ("number", False), "GiftWrapType": ("string", False),
+}
+_NOTE: Spec = {"Category": (NOTE_CATEGORY, False), "Note": ("string", False)}
+_NET_TYPES = {
+    "string": "System.String", "int": "System.Int32", "number": "System.Double",
+    "bool": "System.Boolean", "datetime": "System.DateTime",
+}
+
+
+def _iso(ts: float) -> str:
+    """UTC ISO 8601 with .NET's seven fractional digits (``...49.9856570Z``)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def _message(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return json_response({"Message": message}, status=status, headers=headers)
+
+
+def _invalid(errors: dict[str, list[str]]) -> web.Response:
+    return json_response(
+        {"Message": "The request is invalid.", "ModelState": errors}, status=400
+    )
+
+
+def _not_valid_token() -> web.Response:
+    return _message(401, "Not Valid Token", {"WWW-Authenticate": "Bearer"})
+
+
+def _unsupported(request: web.Request) -> web.Response:
+    media = request.content_type or "application/octet-stream"
+    return _message(
+        415, f"The request entity's media type '{media}' is not supported for this resource."
+    )
+
+
+class _Errors:
+    """ModelState being collected: ``{"model.Path.Field": [messages]}``."""
+
+    def __init__(self, param: str) -> None:
+        self.param = param
+        self.state: dict[str, list[str]] = {}
+
+    def add(self, path: str, message: str) -> None:
+        key = f"{self.param}.{path}" if path else self.param
+        self.state.setdefault(key, []).append(message)
+
+    def conversion(self, value: Any, net_type: str, path: str) -> None:
+        shown = value if isinstance(value, str) else json.dumps(value)
+        self.add(path, f"Error converting value \"{shown}\" to type '{net_type}'. Path '{path}'.")
+
+
+def _field_name(path: str) -> str:
+    return path.rsplit(".", 1)[-1].split("[", 1)[0]
+
+
+def _scalar(kind: Any, value: Any, path: str, errors: _Errors) -> Any:
+    """The value of one field normalized, or None after noting why it is refused."""
+    if isinstance(kind, _Enum):
+        parsed = kind.parse(value)
+        if parsed is None:
+            errors.conversion(value, kind.net_type, path)
+        return parsed
+    if isinstance(kind, dict):
+        return _object(kind, value, path, errors)
+    ok: bool
+    if kind == "string":
+        ok = isinstance(value, str)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        ok = ok and _INT32[0] <= value <= _INT32[1]
+    elif kind == "number":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    else:  # datetime
+        ok = isinstance(value, str)
+        if ok:
+            try:
+                datetime.fromisoformat(value.strip())
+            except ValueError:
+                ok = False
+    if not ok:
+        errors.conversion(value, _NET_TYPES[kind], path)
+        return None
+    return value
+
+
+def _object(spec: Spec, value: Any, path: str, errors: _Errors) -> dict[str, Any] | None:
+    """A nested object with every field of ``spec`` (missing ones as null)."""
+    if not isinstance(value, dict):
+        errors.add(path, f"Cannot deserialize the current JSON value into '{_field_name(path)}'.")
+        return None
+    out: dict[str, Any] = {}
+    for field, (kind, required) in spec.items():
+        item = value.get(field)
+        sub = f"{path}.{field}"
+        if item is None or (required and isinstance(item, str) and not item.strip()):
+            if required:
+                errors.add(sub, f"The {field} field is required.")
+            out[field] = None
+            continue
+        out[field] = _scalar(kind, item, sub, errors)
+    return out
+
+
+def _array(spec: Spec, value: Any, path: str, errors: _Errors) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        errors.add(path, f"Cannot deserialize the current JSON value into '{path}' (an array).")
+        return []
+    return [
+        item
+        for n, raw in enumerate(value)
+        if (item := _object(spec, raw, f"{path}[{n}]", errors)) is not None
+    ]
+
+
+class SellerCloudSimulator(VendorSimulator):
+    """SellerCloud's Delta REST order API as documented, in memory."""
+
+    name = "sellercloud"
+
+    def __init__(
+        self,
+        username: str = DEFAULT_USERNAME,
+        password: str = DEFAULT_PASSWORD,
+        token_ttl_s: int = DEFAULT_TOKEN_TTL_S,
+        company_ids: str = DEFAULT_COMPANY_IDS,
+        require_addresses: bool = True,
+        reject_duplicate_source_id: bool = False,
+        rate_limit_per_hour: int = DEFAULT_RATE_LIMIT_PER_HOUR,
+    ) -> None:
+        super().__init__()
+        self.username = username
+        self.password = password
+        self.token_ttl_s = token_ttl_s
+        self.company_ids = {int(c) for c in company_ids.replace(" ", "").split(",") if c}
+        self.require_addresses = require_addresses
+        self.reject_duplicate_source_id = reject_duplicate_source_id
+        self.rate_limit_per_hour = rate_limit_per_hour
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._windows: dict[str, list[float]] = {}
+        self._by_source: dict[str, list[int]] = {}
+
+    def routes(self) -> list[web.RouteDef]:
+        """Token, create, get, list, status code and delete."""
+        return [
+            web.post("/rest/api/token", self.token),
+            web.put("/rest/api/Orders/StatusCode", self.status_code),
+            # the document's own endpoint ends with a slash: "/rest/api/Orders/"
+            web.post("/rest/api/Orders", self.create),
+            web.post("/rest/api/Orders/", self.create),
+            web.get("/rest/api/Orders", self.list_orders),
+            web.get("/rest/api/Orders/", self.list_orders),
+            web.get("/rest/api/Orders/{id}", self.get),
+            web.delete("/rest/api/Orders/{id}", self.delete),
+        ]
+
+    # --- auth and rate limit -----------------------------------------------------------------
+
+    def _count(self, user: str) -> web.Response | None:
+        """Count one request of ``user``; the documented rate-limit answer when over."""
+        if self.rate_limit_per_hour <= 0:
+            return None
+        now = time.time()
+        window = self._windows.get(user)
+        if window is None or now >= window[0] + 3600:
+            self._windows[user] = [now, 1.0]
+            return None
+        window[1] += 1
+        if window[1] > self.rate_limit_per_hour:
+            return json_response(
+                {"Error": "Too many requests.", "RateLimitResetTime": _iso(window[0] + 3600)},
+                status=429,
+            )
+        return None
+
+    def _authorize(self, request: web.Request) -> web.Response | None:
+        """None when the Bearer token is valid and the user is under the limit."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        entry = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if entry is None:
+            return _not_valid_token()
+        if time.time() >= entry[1]:
+            del self._tokens[token.strip()]
+            return _not_valid_token()
+        return self._count(entry[0])
+
+    async def _body(
+        self, request: web.Request, param: str, *, form: bool = False
+    ) -> tuple[Any, web.Response | None]:
+        """The JSON (or form) body, or the .NET answer to one that cannot be read."""
+        if form and request.content_type == _FORM:
+            return dict(await request.post()), None
+        if request.content_type not in _JSON_TYPES:
+            return None, _unsupported(request)
+        raw = await request.read()
+        if not raw.strip():
+            return None, _invalid({param: [f"The {param} field is required."]})
+        try:
+            return json.loads(raw), None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            reason = f"Unexpected character encountered while parsing: {exc}"
+            return None, _invalid({param: [reason]})
+
+    async def token(self, request: web.Request) -> web.Response:
+        """``POST /rest/api/token``."""
+        body, problem = await self._body(request, "model", form=True)
+        if problem is not None:
+            return problem
+        if not isinstance(body, dict):
+            return _invalid({"model": ["The model field is required."]})
+        errors = _Errors("model")
+        for field in ("Username", "Password"):
+            value = body.get(field)
+            if not isinstance(value, str) or not value:
+                errors.add(field, f"The {field} field is required.")
+        if errors.state:
+            return _invalid(errors.state)
+        if not (
+            secrets.compare_digest(body["Username"].encode(), self.username.encode())
+            and secrets.compare_digest(body["Password"].encode(), self.password.encode())
+        ):
+            return _message(400, "Username or password is invalid.")
+        if (limited := self._count(self.username)) is not None:
+            return limited
+        now = time.time()
+        token = secrets.token_urlsafe(48)
+        self._tokens[token] = (self.username, now + self.token_ttl_s)
+        return json_response({
+            "access_token": token,
+            "token_type": "Bearer",
+            "username": self.username,
+            "expires_in": self.token_ttl_s,
+            ".issued": _iso(now),
+            ".expires": _iso(now + self.token_ttl_s),
+        })
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far becomes a 401 "Not Valid Token"."""
+        self._tokens.clear()
+
+    def reset(self) -> None:
+        """Forget orders, rate-limit windows and the OrderSourceOrderID index."""
+        super().reset()
+        self._windows.clear()
+        self._by_source.clear()
+
+    # --- orders ------------------------------------------------------------------------------
+
+    def _validate(self, body: Any) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+        """The normalized order, or the ModelState of everything wrong with it."""
+        errors = _Errors("model")
+        if not isinstance(body, dict):
+            errors.add("", "The model field is required.")
+            return None, errors.state
+        out: dict[str, Any] = {}
+        for part, spec, required in (
+            ("CustomerDetails", _CUSTOMER, True),
+            ("OrderDetails", _ORDER_DETAILS, True),
+            ("ShippingAddress", _ADDRESS, self.require_addresses),
+            ("BillingAddress", _ADDRESS, self.require_addresses),
+            ("ShippingMethodDetails", _SHIPPING, False),
+            ("GiftDetails", _GIFT, False),
+        ):
+            if body.get(part) is None:
+                if required:
+                    errors.add(part, f"The {part} field is required.")
+                out[part] = None
+            else:
+                out[part] = _object(spec, body[part], part, errors)
+        out["Products"] = _array(_PRODUCT, body.get("Products"), "Products", errors)
+        out["Notes"] = _array(_NOTE, body.get("Notes"), "Notes", errors)
+        for n, product in enumerate(out["Products"]):
+            if isinstance(product["Qty"], int) and product["Qty"] < 1:
+                errors.add(f"Products[{n}].Qty", "The field Qty must be between 1 and 2147483647.")
+        details = out["OrderDetails"]
+        if details is not None and isinstance(details["CompanyID"], int):
+            if details["CompanyID"] not in self.company_ids:
+                errors.add(
+                    "OrderDetails.CompanyID", f"Company {details['CompanyID']} was not found."
+                )
+            elif self.reject_duplicate_source_id and details["OrderSourceOrderID"]:
+                existing = self._duplicate(details["CompanyID"], details["OrderSourceOrderID"])
+                if existing is not None:
+                    errors.add(
+                        "OrderDetails.OrderSourceOrderID",
+                        f"Order with OrderSourceOrderID '{details['OrderSourceOrderID']}' already "
+                        f"exists: order {existing}.",
+                    )
+        return (None if errors.state else out), errors.state
+
+    def _duplicate(self, company_id: int, source_id: str) -> int | None:
+        for order_id in self._by_source.get(source_id, ()):
+            if self.store[str(order_id)]["OrderDetails"]["CompanyID"] == company_id:
+                return order_id
+        return None
+
+    async def create(self, request: web.Request) -> web.Response:
+        """``POST /rest/api/Orders``: 200 with the new order ID as a bare integer."""
+        if (denied := self._authorize(request)) is not None:
+            return denied
+        body, problem = await self._body(request, "model")
+        if problem is not None:
+            return problem
+        order, errors = self._validate(body)
+        if order is None:
+            return _invalid(errors)
+        order_id = 1000000 + self.next_number()
+        now = _iso(time.time())
+        details = order["OrderDetails"]
+        source_id = details.pop("OrderSourceOrderID")
+        # the create model says "OrderSourceOrderID", the read model "OrderSourceOrderId"
+        details["OrderSourceOrderId"] = source_id
+        details["OrderDate"] = details["OrderDate"] or now
+        details["CreatedOn"] = now
+        details["LastUpdated"] = now
+        self.store[str(order_id)] = {
+            "ID": order_id,
+            "OrderDetails": details,
+            "Statuses": {
+                "OrderStatus": ORDER_STATUS.members["InProcess"],
+                "ShippingStatus": SHIPPING_STATUS.members["Unshipped"],
+                "PaymentStatus": 10,
+                "DropshipStatus": 0,
+                "RushOrder": bool((order["ShippingMethodDetails"] or {}).get("RushOrder")),
+            },
+            "CustomerDetails": order["CustomerDetails"],
+            "ShippingAddress": order["ShippingAddress"],
+            "BillingAddress": order["BillingAddress"],
+            "ShippingMethodDetails": order["ShippingMethodDetails"],
+            "GiftDetails": order["GiftDetails"],
+            "Products": order["Products"],
+            "Notes": order["Notes"],
+        }
+        if source_id:
+            self._by_source.setdefault(source_id, []).append(order_id)
+        return json_response(order_id)
+
+    def _find(self, raw_id: str) -> tuple[dict[str, Any] | None, web.Response | None]:
+        try:
+            order_id = int(raw_id)
+        except ValueError:
+            return None, _invalid({"id": [f"The value '{raw_id}' is not valid for id."]})
+        order = self.store.get(str(order_id))
+        if order is None:
+            return None, _message(404, f"Order {order_id} was not found.")
+        return order, None
+
+    async def get(self, request: web.Request) -> web.Response:
+        """``GET /rest/api/Orders/{id}``: the SingleOrderDataDto-like order."""
+        if (denied := self._authorize(request)) is not None:
+            return denied
+        order, problem = self._find(request.match_info["id"])
+        if order is None:
+            return problem or _message(404, "Not found")
+        return json_response(order)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        """``DELETE /rest/api/Orders/{id}``: 200, empty body."""
+        if (denied := self._authorize(request)) is not None:
+            return denied
+        order, problem = self._find(request.match_info["id"])
+        if order is None:
+            return problem or _message(404, "Not found")
+        del self.store[str(order["ID"])]
+        ids = self._by_source.get(order["OrderDetails"]["OrderSourceOrderId"] or "", [])
+        if order["ID"] in ids:
+            ids.remove(order["ID"])
+        return web.Response(status=200)
+
+    async def list_orders(self, request: web.Request) -> web.Response:
+        """``GET /rest/api/Orders?model....``: ``{"Items": [...], "TotalResults": n}``."""
+        if (denied := self._authorize(request)) is not None:
+            return denied
+        # ASP.NET binds query names case-insensitively, with or without the "model." prefix
+        query: dict[str, list[str]] = {}
+        for key, value in request.query.items():
+            name = key.lower().removeprefix("model.")
+            query.setdefault(name, []).append(value)
+        errors = _Errors("model")
+
+        def ints(name: str, field: str, enum: _Enum | None = None) -> list[int]:
+            out: list[int] = []
+            for value in query.get(name, []):
+                parsed = enum.parse(value) if enum else _int(value)
+                if parsed is None:
+                    errors.add(field, f"The value '{value}' is not valid for {field}.")
+                else:
+                    out.append(parsed)
+            return out
+
+        page = ints("pagenumber", "pageNumber") or [1]
+        size = ints("pagesize", "pageSize") or [10]
+        order_ids = set(ints("orderids", "orderIDs"))
+        companies = set(ints("companyid", "companyID"))
+        statuses = set(ints("orderstatus", "orderStatus", ORDER_STATUS))
+        if not errors.state and not 1 <= size[-1] <= 50:
+            errors.add("pageSize", "The field pageSize must be between 1 and 50.")
+        if not errors.state and page[-1] < 1:
+            errors.add("pageNumber", "The field pageNumber must be at least 1.")
+        if errors.state:
+            return _invalid(errors.state)
+        if "ordersourceorderidlist" in query:
+            wanted = {
+                oid for s in query["ordersourceorderidlist"] for oid in self._by_source.get(s, ())
+            }
+            found = [self.store[str(oid)] for oid in sorted(wanted)]
+        else:
+            found = sorted(self.store.values(), key=lambda o: int(o["ID"]))
+        found = [
+            o for o in found
+            if (not order_ids or o["ID"] in order_ids)
+            and (not companies or o["OrderDetails"]["CompanyID"] in companies)
+            and (not statuses or o["Statuses"]["OrderStatus"] in statuses)
+        ]
+        start = (page[-1] - 1) * size[-1]
+        return json_response({
+            "Items": [_summary(o) for o in found[start:start + size[-1]]],
+            "TotalResults": len(found),
+        })
+
+    async def status_code(self, request: web.Request) -> web.Response:
+        """``PUT /rest/api/Orders/StatusCode``: the ids whose OrderStatus was changed."""
+        if (denied := self._authorize(request)) is not None:
+            return denied
+        body, problem = await self._body(request, "request")
+        if problem is not None:
+            return problem
+        errors = _Errors("request")
+        if not isinstance(body, dict):
+            return _invalid({"request": ["The request field is required."]})
+        raw_ids = body.get("Orders")
+        ids: list[int] = []
+        if not isinstance(raw_ids, list) or not raw_ids:
+            errors.add("Orders", "The Orders field is required.")
+        else:
+            for n, raw in enumerate(raw_ids):
+                value = _scalar("int", raw, f"Orders[{n}]", errors)
+                if value is not None:
+                    ids.append(value)
+        status: int | None = None
+        if body.get("Status") is None:
+            errors.add("Status", "The Status field is required.")
+        else:
+            status = _scalar(ORDER_STATUS, body["Status"], "Status", errors)
+        if errors.state or status is None:
+            return _invalid(errors.state)
+        updated = []
+        for order_id in ids:
+            order = self.store.get(str(order_id))
+            if order is None:
+                continue
+            statuses = order["Statuses"]
+            if status == CANCELED and statuses["ShippingStatus"] == SHIPPING_STATUS.members[
+                "FullyShipped"
+            ]:
+                continue
+            statuses["OrderStatus"] = status
+            order["OrderDetails"]["LastUpdated"] = _iso(time.time())
+            updated.append(order_id)
+        return json_response(updated)
+
+    def set_status(self, order_id: str, status: str) -> dict[str, Any]:
+        """Change an order (admin API): an OrderStatus int or name (``Completed``, ``-1``), or a
+        ShippingStatus name (``FullyShipped`` also makes the order ``Completed``)."""
+        order = self.store[order_id]
+        statuses = order["Statuses"]
+        order_status = ORDER_STATUS.parse(status)
+        shipping = SHIPPING_STATUS.parse(status) if order_status is None else None
+        if order_status is not None:
+            statuses["OrderStatus"] = order_status
+        elif shipping is not None and not status.strip().lstrip("-").isdigit():
+            statuses["ShippingStatus"] = shipping
+            if shipping == SHIPPING_STATUS.members["FullyShipped"]:
+                statuses["OrderStatus"] = ORDER_STATUS.members["Completed"]
+        else:
+            return {
+                "error": f"unknown status {status!r}",
+                "OrderStatus": ORDER_STATUS.members,
+                "ShippingStatus": SHIPPING_STATUS.members,
+            }
+        order["OrderDetails"]["LastUpdated"] = _iso(time.time())
+        return order
+
+    # --- injected failures -------------------------------------------------------------------
+
+    def error_response(self, status: int, retry_after: float | None) -> web.Response:
+        """Injected failures in the .NET ``{"Message": ...}`` shape."""
+        if status == 401:
+            return _not_valid_token()
+        message = "An error has occurred." if status >= 500 else status_reason(status)
+        return _message(status, message, retry_after_header(retry_after))
+
+    def rate_limited_response(self, retry_after: float | None) -> web.Response:
+        """The documented rate-limit body; ``RateLimitResetTime`` = now + ``retry_after``."""
+        reset = time.time() + (retry_after if retry_after is not None else 1)
+        return json_response(
+            {"Error": "Too many requests.", "RateLimitResetTime": _iso(reset)},
+            status=429,
+            headers=retry_after_header(retry_after),
+        )
+
+    def malformed_body(self) -> bytes:
+        """A cut-off answer (not a bare integer, not JSON)."""
+        return b'{"Items":[{"ID":10000'
+
+
+def _int(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _summary(order: dict[str, Any]) -> dict[str, Any]:
+    """One ``Items`` entry of the list answer (flat: MultipleOrderDataDto is not public)."""
+    details, statuses = order["OrderDetails"], order["Statuses"]
+    return {
+        "ID": order["ID"],
+        "CompanyID": details["CompanyID"],
+        "Channel": details["Channel"],
+        "OrderSourceOrderID": details["OrderSourceOrderId"],
+        "StatusCode": statuses["OrderStatus"],
+        "ShippingStatus": statuses["ShippingStatus"],
+        "PaymentStatus": statuses["PaymentStatus"],
+        "DropShipStatus": statuses["DropshipStatus"],
+        "TimeOfOrder": details["OrderDate"],
+        "LastUpdate": details["LastUpdated"],
+    }

@@ -1,0 +1,55 @@
+"""The producer's hand-made Celery message matches what Celery itself would send."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from celery import Celery
+
+from producers.message import DISPATCH_TASK, queue_key, task_message
+
+
+def celery_message(task_id: str, kwargs: dict) -> dict:
+    """What Celery's own send_task stores in Redis, captured from a real publish."""
+    app = Celery(set_as_current=False)
+    app.conf.task_serializer = "json"
+    captured: dict = {}
+    with app.connection_for_write("memory://") as conn:
+        app.send_task(DISPATCH_TASK, kwargs=kwargs, task_id=task_id, queue="od.x", connection=conn)
+        channel = conn.default_channel
+        raw = channel._get("od.x")  # kombu's in-memory transport keeps the same envelope
+        captured.update(raw)
+    return captured
+
+
+def test_our_envelope_has_celerys_shape() -> None:
+    kwargs = {"job": {"job_id": "j-1", "vendor": "x"}}
+    ours = json.loads(task_message("tid-1", kwargs, queue="od.x"))
+    theirs = celery_message("tid-1", kwargs)
+
+    assert set(ours) == set(theirs)
+    assert set(ours["headers"]) == set(theirs["headers"])
+    for key in ("lang", "task", "id", "root_id", "retries", "eta", "expires", "timelimit"):
+        assert ours["headers"][key] == theirs["headers"][key], key
+    assert ours["properties"]["delivery_info"]["routing_key"] == "od.x"
+    assert ours["properties"]["body_encoding"] == theirs["properties"]["body_encoding"]
+    assert json.loads(base64.b64decode(ours["body"])) == json.loads(
+        base64.b64decode(theirs["body"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("priority", "key"),
+    [
+        (0, "q"),
+        (2, "q"),
+        (3, "q\x06\x163"),
+        (5, "q\x06\x163"),
+        (6, "q\x06\x166"),
+        (9, "q\x06\x169"),
+    ],
+)
+def test_priorities_map_to_kombus_lists(priority: int, key: str) -> None:
+    assert queue_key("q", priority) == key
