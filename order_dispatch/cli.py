@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -79,9 +80,10 @@ def enqueue(
                 queued += 1
         batch.clear()
 
-    with click.progressbar(
-        records, label="enqueueing", file=sys.stderr if not quiet else open(os.devnull, "w")
-    ) as bar:
+    with (
+        open(os.devnull, "w") if quiet else contextlib.nullcontext(sys.stderr) as progress_out,
+        click.progressbar(records, label="enqueueing", file=progress_out) as bar,
+    ):
         for record in bar:
             if record.error is not None:
                 invalid.append(f"{record.where}: {record.error}")
@@ -143,17 +145,42 @@ def worker(vendors: str | None, concurrency: int | None, celery_args: tuple[str,
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8787, show_default=True, type=int)
-def sandbox(host: str, port: int) -> None:
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="VENDOR.NAME=VALUE",
+    help="A simulator setting, e.g. sophio.rate_limit_per_minute=0 (repeatable).",
+)
+@click.option(
+    "--faults",
+    metavar="JSON",
+    help='Faults from the start, e.g. \'{"sourceorders": {"latency": {"ms": 50}}}\'.',
+)
+def sandbox(host: str, port: int, settings: tuple[str, ...], faults: str | None) -> None:
     """Serve the vendor simulators (and the /_sandbox/ admin API) on HOST:PORT.
 
     Each vendor answers under its own prefix, e.g. http://HOST:PORT/sourceorders/v1/orders.
-    Credentials the simulators accept come from ORDER_DISPATCH_SANDBOX_<VENDOR>_<NAME>
-    variables, or their demo defaults (see the README).
+    Simulator settings (credentials, switches) come from --set, else from
+    ORDER_DISPATCH_SANDBOX_<VENDOR>_<NAME> variables, else their demo defaults.
     """
     from sandbox.app import serve
 
+    for item in settings:
+        name, sep, value = item.partition("=")
+        vendor, dot, key = name.partition(".")
+        if not sep or not dot:
+            raise click.BadParameter(f"{item!r} is not VENDOR.NAME=VALUE", param_hint="--set")
+        os.environ[f"ORDER_DISPATCH_SANDBOX_{vendor.upper()}_{key.upper()}"] = value
+    try:
+        initial = json.loads(faults) if faults else {}
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--faults") from None
     click.echo(f"sandbox on http://{host}:{port} (admin API under /_sandbox/)", err=True)
-    serve(host, port)
+    try:
+        serve(host, port, faults=initial)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()

@@ -18,6 +18,7 @@ import asyncio
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -205,8 +206,24 @@ def build_app(simulators: Iterable[VendorSimulator] | None = None) -> web.Applic
     return app
 
 
+def apply_faults(app: web.Application, faults: dict[str, Any]) -> None:
+    """Set faults from ``{vendor: FaultSpec JSON}`` (raises ValueError naming the problem)."""
+    for vendor, spec in faults.items():
+        if vendor not in app[FAULTS]:
+            raise ValueError(f"unknown vendor {vendor!r} in faults")
+        try:
+            app[FAULTS][vendor].apply(FaultSpec.model_validate(spec))
+        except ValidationError as exc:
+            raise ValueError(f"invalid faults for {vendor}: {exc}") from None
+
+
 def serve(
-    host: str = "127.0.0.1", port: int = 8787, simulators: Iterable[VendorSimulator] | None = None
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    simulators: Iterable[VendorSimulator] | None = None,
+    faults: dict[str, Any] | None = None,
 ) -> None:
     """Run the sandbox until interrupted."""
-    web.run_app(build_app(simulators), host=host, port=port, access_log=None, print=None)
+    app = build_app(simulators)
+    apply_faults(app, faults or {})
+    web.run_app(app, host=host, port=port, access_log=None, print=None)

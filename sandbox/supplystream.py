@@ -94,7 +94,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 # defusedxml ships no type stubs; never parse requests with the bare stdlib parser.
-from defusedxml.ElementTree import fromstring as _parse_xml  # type: ignore[import-untyped]
+from defusedxml.ElementTree import fromstring as _parse_xml
 
 from sandbox.base import VendorSimulator, json_response, retry_after_header, status_reason
 
