@@ -53,9 +53,14 @@ _STATUS_OF = {
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """What the task does next: nothing (``retry_in_s`` None) or run again after a wait."""
+    """What the task does next: nothing (``retry_in_s`` None), or run ``attempt`` after a wait.
+
+    ``deferred`` is True when the wait is not a failed attempt (``not_before`` in the future).
+    """
 
     retry_in_s: float | None = None
+    attempt: int = 1
+    deferred: bool = False
 
 
 DONE = Step()
@@ -101,20 +106,29 @@ class Pipeline:
                 submitter = self._submitters.setdefault(key, cls(self.http, settings))
         return submitter
 
-    def run(self, job_doc: dict[str, Any], attempt: int, run: int = 1) -> Step:
-        """Run attempt ``attempt`` (1-based) of the job in ``job_doc``."""
+    def run(
+        self, job_doc: dict[str, Any], attempt: int, run: int = 1, *, deferred: bool = False
+    ) -> Step:
+        """Run attempt ``attempt`` (1-based) of the job in ``job_doc``.
+
+        ``deferred`` says the job already announced that it waits for ``not_before``.
+        """
         started = time.monotonic()
         try:
             job = Job.model_validate(job_doc)
         except ValidationError as exc:
             return self._refuse_document(job_doc, exc, attempt, run)
         with structlog_context(job, attempt):
-            return self._run(job, attempt, run, started)
+            return self._run(job, attempt, run, started, deferred)
 
-    def _run(self, job: Job, attempt: int, run: int, started: float) -> Step:
+    def _run(self, job: Job, attempt: int, run: int, started: float, deferred: bool) -> Step:
         if self.ledger.terminal_event_id(job.job_id, run) is not None:
             log.info("job already finished; nothing to do")
             return DONE
+        if job.not_before is not None:
+            wait = (job.not_before - datetime.now(UTC)).total_seconds()
+            if wait > 0:
+                return self._defer(job, attempt, run, wait, started, announce=not deferred)
         try:
             submitter = self._submitter(job.vendor, job.account)
         except (ConfigurationError, UnknownVendor) as exc:
@@ -216,8 +230,36 @@ class Pipeline:
             retry_in_s=event.retry_in_s,
         )
         if decision.verdict is Verdict.RETRY and written:
-            return Step(retry_in_s=decision.delay_s)
+            return Step(retry_in_s=decision.delay_s, attempt=attempt + 1)
         return DONE
+
+    def _defer(
+        self, job: Job, attempt: int, run: int, wait: float, started: float, *, announce: bool
+    ) -> Step:
+        """Wait for ``not_before`` in slices short enough for the broker's visibility timeout;
+        waiting is not an attempt. The first slice emits a ``deferred`` event."""
+        slice_s = min(wait, self.settings.retry.retry_after_cap_s)
+        if announce:
+            event = ResultEvent(
+                event_id=f"{job.job_id}:{run}:{attempt}:deferred",
+                job_id=job.job_id,
+                run=run,
+                order_id=job.ref,
+                vendor=job.vendor,
+                account=job.account,
+                operation=job.operation,
+                status=EventStatus.DEFERRED,
+                terminal=False,
+                vendor_order_id=job.vendor_order_id,
+                attempt=attempt,
+                retry_in_s=round(wait, 3),
+                occurred_at=datetime.now(UTC),
+                enqueued_at=job.enqueued_at,
+                duration_ms=int((time.monotonic() - started) * 1000),
+            )
+            self.ledger.record(job, event)
+            log.info("job deferred until not_before", wait_s=round(wait, 3))
+        return Step(retry_in_s=slice_s, attempt=attempt, deferred=True)
 
     def _refuse_document(
         self, doc: dict[str, Any], exc: ValidationError, attempt: int, run: int

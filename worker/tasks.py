@@ -33,11 +33,14 @@ def get_pipeline() -> Pipeline:
 
 
 @app.task(name=DISPATCH_TASK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
-def dispatch(self: Task[Any, Any], job: dict[str, Any]) -> None:
+def dispatch(
+    self: Task[Any, Any], job: dict[str, Any], attempt: int = 1, deferred: bool = False
+) -> None:
     """Run one attempt of ``job``; a retryable failure re-queues it after the chosen wait."""
-    step = get_pipeline().run(job, attempt=self.request.retries + 1)
+    step = get_pipeline().run(job, attempt=attempt, deferred=deferred)
     if step.retry_in_s is not None:
         raise self.retry(
+            kwargs={"job": job, "attempt": step.attempt, "deferred": step.deferred},
             countdown=step.retry_in_s,
             max_retries=None,
             queue=queue_for(str(job.get("vendor")), get_settings().key_prefix),

@@ -205,3 +205,21 @@ def test_no_secret_reaches_events_or_logs(
     assert DEFAULT_API_KEY not in raw
     assert DEFAULT_API_KEY not in worker.output()
     assert '"job_id"' in worker.output()  # the log is there, and structured
+
+
+def test_not_before_defers_without_spending_an_attempt(
+    worker: WorkerProcess, producer: Producer, events: Events, sandbox_admin: httpx.Client
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    not_before = datetime.now(UTC) + timedelta(seconds=1.5)
+    job = order_job(unique("later"))
+    job["not_before"] = not_before.isoformat()
+
+    receipt = producer.enqueue(job)
+    event = events.wait_terminal([receipt.job_id])[receipt.job_id]
+    history = events.of(receipt.job_id)
+
+    assert [(e.status, e.attempt) for e in history] == [("deferred", 1), ("accepted", 1)]
+    assert history[0].retry_in_s is not None and 0 < history[0].retry_in_s <= 1.5
+    assert event.occurred_at >= not_before

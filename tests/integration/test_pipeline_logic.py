@@ -1,0 +1,149 @@
+"""The pipeline without Celery: real Redis for the ledger and stream, a mock vendor over httpx."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import httpx
+import pytest
+import redis
+
+from order_dispatch.contract import EventStatus
+from order_dispatch.keys import Keys
+from order_dispatch.settings import RetryPolicy, Settings, VendorAccount
+from tests.integration.conftest import Events, order_job, unique
+from worker.pipeline import Pipeline
+
+pytestmark = pytest.mark.integration
+
+
+def make(
+    redis_client: redis.Redis, handler: Callable[[httpx.Request], httpx.Response],
+    **settings: object,
+) -> tuple[Pipeline, Events, list[httpx.Request]]:
+    prefix = f"odp-{uuid.uuid4().hex[:6]}"
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+
+    config = Settings(
+        key_prefix=prefix,
+        accounts={"sourceorders": {"default": VendorAccount(
+            base_url="https://so.test", credentials={"api_key": "k-secret-1"})}},
+        retry=RetryPolicy(max_attempts=3, base_delay_s=1, max_delay_s=4),
+        **settings,  # type: ignore[arg-type]
+    )
+    client = httpx.Client(transport=httpx.MockTransport(record))
+    return Pipeline(config, redis_client, client), Events(redis_client, Keys(prefix)), seen
+
+
+def accepted(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"orderId": "soo_1", "status": "RECEIVED"})
+
+
+def test_a_redelivered_create_interrupted_mid_request_ends_in_doubt(
+    redis_client: redis.Redis,
+) -> None:
+    pipeline, events, seen = make(redis_client, accepted)
+    job = order_job(unique("crash"))
+    from order_dispatch.contract import Job
+
+    job_id = Job.model_validate(job).job_id
+    # The first delivery marked its attempt in flight and then its worker died.
+    pipeline.ledger.begin_attempt(job_id, 1, "dead-worker")
+
+    step = pipeline.run(job, attempt=1)
+
+    assert step.retry_in_s is None
+    assert [e.status for e in events.of(job_id)] == [EventStatus.IN_DOUBT]
+    assert seen == []  # not sent again
+    assert redis_client.hexists(pipeline.keys.dead_letters, job_id)
+
+
+def test_a_redelivered_status_read_is_simply_repeated(redis_client: redis.Redis) -> None:
+    pipeline, events, seen = make(redis_client, accepted)
+    job = {"vendor": "sourceorders", "operation": "get_status", "order_id": unique("st"),
+           "vendor_order_id": "soo_1"}
+    from order_dispatch.contract import Job
+
+    job_id = Job.model_validate(job).job_id
+    pipeline.ledger.begin_attempt(job_id, 1, "dead-worker")
+
+    pipeline.run(job, attempt=1)
+
+    assert [e.status for e in events.of(job_id)] == [EventStatus.ACCEPTED]
+    assert len(seen) == 1
+
+
+def test_a_finished_job_delivered_again_does_nothing(redis_client: redis.Redis) -> None:
+    pipeline, events, seen = make(redis_client, accepted)
+    job = order_job(unique("again"))
+
+    pipeline.run(job, attempt=1)
+    pipeline.run(job, attempt=1)
+
+    assert len(seen) == 1
+    assert len(events.all()) == 1
+
+
+def test_retry_steps_count_attempts_and_then_dead_letter(redis_client: redis.Redis) -> None:
+    pipeline, events, _ = make(redis_client, lambda r: httpx.Response(502, text="bad gw"))
+    job = order_job(unique("502"))
+
+    steps = [pipeline.run(job, attempt=n) for n in (1, 2, 3)]
+
+    assert [s.attempt for s in steps[:2]] == [2, 3]
+    assert all(s.retry_in_s is not None and 0 <= s.retry_in_s <= 4 for s in steps[:2])
+    assert steps[2].retry_in_s is None
+    assert [e.status for e in events.all()] == ["retry_scheduled", "retry_scheduled",
+                                                "dead_lettered"]
+    assert events.all()[-1].error is not None
+    assert events.all()[-1].error.message == "bad gw"
+
+
+def test_an_unconfigured_account_is_dead_lettered_with_the_setting_to_fix(
+    redis_client: redis.Redis,
+) -> None:
+    pipeline, events, seen = make(redis_client, accepted)
+    job = order_job(unique("acct"))
+    job["account"] = "eu"
+
+    pipeline.run(job, attempt=1)
+
+    event = events.all()[0]
+    assert event.status == "dead_lettered" and event.error is not None
+    assert "ORDER_DISPATCH_ACCOUNTS__SOURCEORDERS__EU__BASE_URL" in event.error.message
+    assert seen == []
+
+
+def test_a_job_that_skipped_validation_is_rejected_with_field_paths(
+    redis_client: redis.Redis,
+) -> None:
+    pipeline, events, _ = make(redis_client, accepted)
+    job = order_job(unique("raw"), currency="usd")
+
+    pipeline.run(job, attempt=1)
+
+    event = events.all()[0]
+    assert event.status == "rejected" and event.error is not None
+    assert event.error.kind == "validation"
+    assert "order.currency" in event.error.message
+    assert event.order_id == job["order"]["order_id"]
+
+
+def test_secrets_echoed_by_the_vendor_are_masked_in_the_event(redis_client: redis.Redis) -> None:
+    def echo(request: httpx.Request) -> httpx.Response:
+        key = request.headers["X-API-KEY"]
+        return httpx.Response(401, json={"message": f"key {key} revoked", "key": key})
+
+    pipeline, events, _ = make(redis_client, echo)
+
+    pipeline.run(order_job(unique("leak")), attempt=1)
+
+    event = events.all()[0]
+    assert event.error is not None and event.error.message == "key *** revoked"
+    assert event.vendor_response is not None and "k-secret-1" not in event.vendor_response
+    assert event.error.kind == "auth"
