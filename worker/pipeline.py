@@ -198,25 +198,17 @@ class Pipeline:
         error = outcome.error
         if error is not None:
             error = error.model_copy(update={"message": redact.text(error.message)})
-        event = ResultEvent(
-            event_id=f"{job.job_id}:{run}:{attempt}:{status.value}",
-            job_id=job.job_id,
-            run=run,
-            order_id=job.ref,
-            vendor=job.vendor,
-            account=job.account,
-            operation=job.operation,
-            status=status,
-            terminal=status.terminal,
+        event = _event(
+            job,
+            run,
+            attempt,
+            status,
+            started,
             vendor_order_id=outcome.vendor_order_id or job.vendor_order_id,
             vendor_status=outcome.vendor_status,
-            attempt=attempt,
             retry_in_s=round(decision.delay_s, 3) if decision.verdict is Verdict.RETRY else None,
             error=error,
             vendor_response=redact.text(outcome.body) if outcome.body is not None else None,
-            occurred_at=datetime.now(UTC),
-            enqueued_at=job.enqueued_at,
-            duration_ms=int((time.monotonic() - started) * 1000),
         )
         written = self.ledger.record(job, event)
         log.info(
@@ -240,22 +232,14 @@ class Pipeline:
         waiting is not an attempt. The first slice emits a ``deferred`` event."""
         slice_s = min(wait, self.settings.retry.retry_after_cap_s)
         if announce:
-            event = ResultEvent(
-                event_id=f"{job.job_id}:{run}:{attempt}:deferred",
-                job_id=job.job_id,
-                run=run,
-                order_id=job.ref,
-                vendor=job.vendor,
-                account=job.account,
-                operation=job.operation,
-                status=EventStatus.DEFERRED,
-                terminal=False,
+            event = _event(
+                job,
+                run,
+                attempt,
+                EventStatus.DEFERRED,
+                started,
                 vendor_order_id=job.vendor_order_id,
-                attempt=attempt,
                 retry_in_s=round(wait, 3),
-                occurred_at=datetime.now(UTC),
-                enqueued_at=job.enqueued_at,
-                duration_ms=int((time.monotonic() - started) * 1000),
             )
             self.ledger.record(job, event)
             log.info("job deferred until not_before", wait_s=round(wait, 3))
@@ -301,6 +285,28 @@ class Pipeline:
         )
         self.ledger.record(placeholder, event)
         return DONE
+
+
+def _event(
+    job: Job, run: int, attempt: int, status: EventStatus, started: float, **fields: Any
+) -> ResultEvent:
+    """The result event of ``job``'s attempt; its id is stable for (job, run, attempt, status)."""
+    return ResultEvent(
+        event_id=f"{job.job_id}:{run}:{attempt}:{status.value}",
+        job_id=job.job_id,
+        run=run,
+        order_id=job.ref,
+        vendor=job.vendor,
+        account=job.account,
+        operation=job.operation,
+        status=status,
+        terminal=status.terminal,
+        attempt=attempt,
+        occurred_at=datetime.now(UTC),
+        enqueued_at=job.enqueued_at,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        **fields,
+    )
 
 
 @contextlib.contextmanager

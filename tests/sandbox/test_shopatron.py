@@ -73,23 +73,6 @@ def faults(client: httpx.Client, **spec: Any) -> None:
     client.post("/_sandbox/faults/shopatron", json=spec).raise_for_status()
 
 
-@pytest.fixture(scope="module")
-def http(sandbox_server: BackgroundSandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox_server.url, timeout=10) as c:
-        yield c
-
-
-@pytest.fixture
-def client(http: httpx.Client) -> Iterator[httpx.Client]:
-    """Like conftest's ``client`` (every vendor reset around each test), on one shared client.
-
-    Building an ``httpx.Client`` costs ~30 ms (SSL context); three per test made this file slow.
-    """
-    http.post("/_sandbox/reset").raise_for_status()
-    yield http
-    http.post("/_sandbox/reset").raise_for_status()
-
-
 @pytest.fixture
 def headers(client: httpx.Client) -> dict[str, str]:
     return auth(client)

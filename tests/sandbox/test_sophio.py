@@ -56,32 +56,6 @@ def faults(client: httpx.Client, **spec: Any) -> None:
     client.post("/_sandbox/faults/sophio", json=spec).raise_for_status()
 
 
-@pytest.fixture(scope="module")
-def _shared_client(sandbox_server: BackgroundSandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox_server.url, timeout=10) as c:
-        yield c
-
-
-@pytest.fixture
-def sandbox(
-    sandbox_server: BackgroundSandbox, _shared_client: httpx.Client
-) -> Iterator[BackgroundSandbox]:
-    """The shared sandbox with Sophio's orders, windows and faults cleared.
-
-    Overrides the conftest fixture: one client for the module instead of two new ones a test
-    keeps the ~80 tests here within a couple of seconds.
-    """
-    _shared_client.post("/_sandbox/reset", params={"vendor": "sophio"}).raise_for_status()
-    yield sandbox_server
-    _shared_client.post("/_sandbox/reset", params={"vendor": "sophio"}).raise_for_status()
-
-
-@pytest.fixture
-def client(sandbox: BackgroundSandbox, _shared_client: httpx.Client) -> httpx.Client:
-    """A plain HTTP client on the sandbox's base URL (shared by the module)."""
-    return _shared_client
-
-
 @pytest.fixture
 def local() -> Iterator[Callable[[SophioSimulator], httpx.Client]]:
     """Start a sandbox holding only a given Sophio simulator; a client on it."""

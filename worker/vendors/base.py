@@ -169,60 +169,25 @@ class Submitter:
             except UnparsableResponse as exc:
                 return Outcome.failure(
                     OutcomeKind.UNKNOWN,
-                    ErrorKind.VENDOR_REJECTED,
+                    ErrorKind.TRANSPORT,
                     f"the vendor answered {status} with an unreadable body: {exc}",
                     http_status=status,
                     body=body,
                 )
         code, message = self.error_detail(response)
-        message = message or f"HTTP {status} {response.reason_phrase}"
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if status in (401, 403):
-            return Outcome.failure(
-                OutcomeKind.PERMANENT,
-                ErrorKind.AUTH,
-                message,
-                http_status=status,
-                code=code,
-                body=body,
-            )
-        if status == 408:
-            return Outcome.failure(
-                OutcomeKind.RETRYABLE,
-                ErrorKind.TIMEOUT,
-                message,
-                http_status=status,
-                code=code,
-                body=body,
-                retry_after_s=retry_after,
-            )
-        if status == 429:
-            return Outcome.failure(
-                OutcomeKind.RETRYABLE,
-                ErrorKind.RATE_LIMITED,
-                message,
-                http_status=status,
-                code=code,
-                body=body,
-                retry_after_s=retry_after,
-            )
-        if status >= 500:
-            return Outcome.failure(
-                OutcomeKind.RETRYABLE,
-                ErrorKind.VENDOR_UNAVAILABLE,
-                message,
-                http_status=status,
-                code=code,
-                body=body,
-                retry_after_s=retry_after,
-            )
+        kind, error_kind = classify_status(status)
         return Outcome.failure(
-            OutcomeKind.PERMANENT,
-            ErrorKind.VENDOR_REJECTED,
-            message,
+            kind,
+            error_kind,
+            message or f"HTTP {status} {response.reason_phrase}",
             http_status=status,
             code=code,
             body=body,
+            retry_after_s=(
+                parse_retry_after(response.headers.get("Retry-After"))
+                if kind is OutcomeKind.RETRYABLE
+                else None
+            ),
         )
 
     # Hooks
@@ -253,6 +218,20 @@ class Submitter:
             code = data.get("code") or data.get("Code") or data.get("error")
             return (str(code) if code is not None and str(code) != message else None), message
         return None, str(data)[:500]
+
+
+def classify_status(status: int) -> tuple[OutcomeKind, ErrorKind]:
+    """What a non-2xx HTTP status means: 401/403 auth and other 4xx are permanent; 408, 429
+    and 5xx are retryable."""
+    if status in (401, 403):
+        return OutcomeKind.PERMANENT, ErrorKind.AUTH
+    if status == 408:
+        return OutcomeKind.RETRYABLE, ErrorKind.TIMEOUT
+    if status == 429:
+        return OutcomeKind.RETRYABLE, ErrorKind.RATE_LIMITED
+    if status >= 500:
+        return OutcomeKind.RETRYABLE, ErrorKind.VENDOR_UNAVAILABLE
+    return OutcomeKind.PERMANENT, ErrorKind.VENDOR_REJECTED
 
 
 def json_body(response: httpx.Response) -> dict[str, Any]:
