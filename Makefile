@@ -42,7 +42,9 @@ worker: $(STAMP)
 	$(BIN)/order-dispatch worker
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/enqueue.py
 	$(BIN)/python benchmarks/sandbox_throughput.py
+	$(BIN)/python benchmarks/end_to_end.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
