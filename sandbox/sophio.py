@@ -61,7 +61,8 @@ Switchable unknowns (constructor keywords, or env ``ORDER_DISPATCH_SANDBOX_SOPHI
   order and answers its ``orderId``; updating a shipped or cancelled order is refused with 400).
   False: every POST creates a new order, duplicates included.
 - ``rate_limit_per_minute`` (default 40, ShipStation's V1 limit; 0 = unlimited, no headers). The
-  sandbox used for more traffic raises it with ``ORDER_DISPATCH_SANDBOX_SOPHIO_RATE_LIMIT_PER_MINUTE``.
+  sandbox used for more traffic raises it with
+  ``ORDER_DISPATCH_SANDBOX_SOPHIO_RATE_LIMIT_PER_MINUTE``.
 - ``api_key`` / ``api_secret`` (defaults ``sophio`` / ``orders``, the document's example).
 """
 
