@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 import redis
 
@@ -36,13 +34,33 @@ return {1, id}
 """
 
 
+# Start an attempt unless another one holds the job: KEYS: ledger. ARGV: attempt, worker,
+# ttl s, the started_at of a stale attempt being taken over ('' for none). Times are Redis's.
+_BEGIN_LUA = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'in_flight' and redis.call('HGET', KEYS[1], 'started_at') ~= ARGV[4] then
+  return 0
+end
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'state', 'in_flight', 'attempt', ARGV[1], 'worker', ARGV[2],
+  'started_at', t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """A job's ledger as read at the start of an attempt."""
+    """A job's ledger as read at the start of an attempt.
+
+    ``started_at`` is the Redis clock (epoch seconds, as stored) when the last attempt began;
+    ``age_s`` is how long ago that was, by the same clock.
+    """
 
     state: str | None
     attempt: int
     started_at: str | None
+    age_s: float
 
 
 class JobLedger:
@@ -58,6 +76,7 @@ class JobLedger:
         self.results_maxlen = results_maxlen
         self.ttl_s = ttl_s
         self._record = client.register_script(_RECORD_LUA)
+        self._begin = client.register_script(_BEGIN_LUA)
 
     def terminal_event_id(self, job_id: str, run: int) -> str | None:
         """The id of the run's terminal event, if it has one."""
@@ -65,28 +84,28 @@ class JobLedger:
         return value.decode() if isinstance(value, bytes) else value
 
     def read(self, job_id: str) -> LedgerEntry:
-        """The ledger of ``job_id``."""
-        raw: dict[Any, Any] = self.client.hgetall(self.keys.ledger(job_id))
+        """The ledger of ``job_id`` (and the age of its last attempt by Redis's clock)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.ledger(job_id))
+        pipe.time()
+        raw, (seconds, micros) = pipe.execute()
         fields = {k.decode(): v.decode() for k, v in raw.items()}
-        return LedgerEntry(
-            fields.get("state"), int(fields.get("attempt", 0)), fields.get("started_at")
-        )
+        started = fields.get("started_at")
+        age = seconds + micros / 1e6 - float(started) if started else 0.0
+        return LedgerEntry(fields.get("state"), int(fields.get("attempt", 0)), started, age)
 
-    def begin_attempt(self, job_id: str, attempt: int, worker: str) -> None:
-        """Mark attempt ``attempt`` in flight, before its request goes out."""
-        key = self.keys.ledger(job_id)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(
-            key,
-            mapping={
-                "state": self.IN_FLIGHT,
-                "attempt": attempt,
-                "started_at": datetime.now(UTC).isoformat(),
-                "worker": worker,
-            },
+    def begin_attempt(
+        self, job_id: str, attempt: int, worker: str, *, take_over: str | None = None
+    ) -> bool:
+        """Mark attempt ``attempt`` in flight before its request goes out.
+
+        False when another attempt is in flight (unless it is ``take_over``, the ``started_at``
+        of an attempt known to be dead): two deliveries of one job never send at once.
+        """
+        reply = self._begin(
+            keys=[self.keys.ledger(job_id)], args=[attempt, worker, self.ttl_s, take_over or ""]
         )
-        pipe.expire(key, self.ttl_s)
-        pipe.execute()
+        return bool(int(reply))
 
     def record(self, job: Job, event: ResultEvent) -> bool:
         """Write ``event`` and the ledger state it implies; False if the run already ended."""

@@ -142,17 +142,25 @@ class Pipeline:
                 started,
             )
         previous = self.ledger.read(job.job_id)
-        if previous.state == JobLedger.IN_FLIGHT and previous.attempt >= attempt:
+        take_over: str | None = None
+        if previous.state == JobLedger.IN_FLIGHT:
+            # An attempt holds the job. Its lease is the task time limit: past that, the worker
+            # that began it is dead (the limit kills it), and its request may have been sent.
+            lease = self.settings.task_time_limit_s + 5
+            if previous.age_s < lease:
+                log.info("another delivery of this job is in flight; checking again later",
+                         in_flight_attempt=previous.attempt)
+                return Step(retry_in_s=lease - previous.age_s, attempt=attempt, deferred=deferred)
             if not submitter.repeat_safe(job.operation):
                 message = (
-                    f"attempt {previous.attempt} (started {previous.started_at}) was interrupted "
+                    f"attempt {previous.attempt} was interrupted {previous.age_s:.0f} s ago "
                     "after its request may have reached the vendor, and this vendor offers no way "
                     "to check or to repeat it safely; decide by hand whether the vendor has it"
                 )
                 error = ErrorInfo(kind=ErrorKind.TRANSPORT, message=message, retryable=False)
                 return self._finish(
                     job,
-                    attempt,
+                    max(attempt, previous.attempt),
                     run,
                     Decision(Verdict.IN_DOUBT, reason="interrupted attempt"),
                     Outcome(OutcomeKind.UNKNOWN, error=error),
@@ -161,6 +169,16 @@ class Pipeline:
             log.warning(
                 "interrupted attempt found; repeating it is safe", previous_attempt=previous.attempt
             )
+            take_over = previous.started_at
+            attempt = max(attempt, previous.attempt)
+        elif previous.attempt > attempt:
+            log.info("stale delivery: a later attempt already ran; dropping it",
+                     latest_attempt=previous.attempt)
+            return DONE
+        elif previous.attempt == attempt and previous.state == JobLedger.WAITING:
+            # This attempt already failed and scheduled its retry, but its message came back
+            # (the ack was lost): run it as that retry.
+            attempt += 1
         try:
             request = submitter.translate(job)
         except TranslationError as exc:
@@ -170,7 +188,12 @@ class Pipeline:
             return self._finish(
                 job, attempt, run, Decision(Verdict.REJECT, reason="translation"), outcome, started
             )
-        self.ledger.begin_attempt(job.job_id, attempt, self.worker_name)
+        if not self.ledger.begin_attempt(
+            job.job_id, attempt, self.worker_name, take_over=take_over
+        ):
+            log.info("another delivery of this job just started; checking again later")
+            lease = self.settings.task_time_limit_s + 5
+            return Step(retry_in_s=lease, attempt=attempt, deferred=deferred)
         try:
             outcome = submitter.submit(job, request)
         except Exception as exc:  # a defect in an adapter must not lose the job

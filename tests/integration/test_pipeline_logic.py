@@ -44,16 +44,28 @@ def accepted(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"orderId": "soo_1", "status": "RECEIVED"})
 
 
+def job_id_of(job: dict) -> str:
+    from order_dispatch.contract import Job
+
+    return Job.model_validate(job).job_id
+
+
+def began_long_ago(pipeline: Pipeline, job_id: str, attempt: int, seconds: float) -> None:
+    """The ledger as a worker leaves it when it dies mid-request ``seconds`` ago."""
+    assert pipeline.ledger.begin_attempt(job_id, attempt, "dead-worker")
+    key = pipeline.keys.ledger(job_id)
+    started = float(pipeline.ledger.client.hget(key, "started_at"))  # type: ignore[arg-type]
+    pipeline.ledger.client.hset(key, "started_at", f"{started - seconds:.6f}")
+
+
 def test_a_redelivered_create_interrupted_mid_request_ends_in_doubt(
     redis_client: redis.Redis,
 ) -> None:
     pipeline, events, seen = make(redis_client, accepted)
     job = order_job(unique("crash"))
-    from order_dispatch.contract import Job
-
-    job_id = Job.model_validate(job).job_id
-    # The first delivery marked its attempt in flight and then its worker died.
-    pipeline.ledger.begin_attempt(job_id, 1, "dead-worker")
+    job_id = job_id_of(job)
+    # The first delivery marked its attempt in flight and then its worker died, long ago.
+    began_long_ago(pipeline, job_id, 1, seconds=3600)
 
     step = pipeline.run(job, attempt=1)
 
@@ -67,15 +79,69 @@ def test_a_redelivered_status_read_is_simply_repeated(redis_client: redis.Redis)
     pipeline, events, seen = make(redis_client, accepted)
     job = {"vendor": "sourceorders", "operation": "get_status", "order_id": unique("st"),
            "vendor_order_id": "soo_1"}
-    from order_dispatch.contract import Job
-
-    job_id = Job.model_validate(job).job_id
-    pipeline.ledger.begin_attempt(job_id, 1, "dead-worker")
+    job_id = job_id_of(job)
+    began_long_ago(pipeline, job_id, 1, seconds=3600)
 
     pipeline.run(job, attempt=1)
 
     assert [e.status for e in events.of(job_id)] == [EventStatus.ACCEPTED]
     assert len(seen) == 1
+
+
+def test_a_delivery_while_another_is_in_flight_waits_and_sends_nothing(
+    redis_client: redis.Redis,
+) -> None:
+    pipeline, events, seen = make(redis_client, accepted)
+    job = order_job(unique("busy"))
+    job_id = job_id_of(job)
+    began_long_ago(pipeline, job_id, 1, seconds=10)  # well inside the 300 s time limit
+
+    step = pipeline.run(job, attempt=1)
+
+    assert step.retry_in_s is not None and 290 < step.retry_in_s <= 295
+    assert step.attempt == 1
+    assert seen == [] and events.all() == []
+
+
+def test_a_stale_delivery_of_an_earlier_attempt_is_dropped(redis_client: redis.Redis) -> None:
+    pipeline, events, seen = make(redis_client, lambda r: httpx.Response(503))
+    job = order_job(unique("stale"))
+    pipeline.run(job, attempt=1)
+    pipeline.run(job, attempt=2)
+
+    step = pipeline.run(job, attempt=1)  # the first message again, its ack lost
+
+    assert step.retry_in_s is None
+    assert len(seen) == 2
+    assert [e.attempt for e in events.all()] == [1, 2]
+
+
+def test_an_attempt_whose_retry_was_scheduled_runs_as_that_retry(
+    redis_client: redis.Redis,
+) -> None:
+    answers = iter([httpx.Response(503), *[accepted(None) for _ in range(3)]])  # type: ignore[arg-type]
+    pipeline, events, seen = make(redis_client, lambda r: next(answers))
+    job = order_job(unique("lost-ack"))
+    pipeline.run(job, attempt=1)
+
+    pipeline.run(job, attempt=1)  # redelivered original: runs as attempt 2
+    pipeline.run(job, attempt=2)  # the scheduled retry: the job already ended
+
+    assert [(e.attempt, e.status) for e in events.all()] == [
+        (1, "retry_scheduled"), (2, "accepted")]
+    assert len(seen) == 2
+
+
+def test_two_deliveries_cannot_both_start_an_attempt(redis_client: redis.Redis) -> None:
+    pipeline, _, _ = make(redis_client, accepted)
+    job_id = job_id_of(order_job(unique("race")))
+
+    first = pipeline.ledger.begin_attempt(job_id, 1, "w1")
+    second = pipeline.ledger.begin_attempt(job_id, 1, "w2")
+    stale = pipeline.ledger.read(job_id).started_at
+    takeover = pipeline.ledger.begin_attempt(job_id, 2, "w3", take_over=stale)
+
+    assert (first, second, takeover) == (True, False, True)
 
 
 def test_a_finished_job_delivered_again_does_nothing(redis_client: redis.Redis) -> None:
