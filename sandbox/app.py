@@ -99,7 +99,9 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise _Dropped()
     # malformed: the vendor's status line and headers, a broken body
     return web.Response(
-        body=sim.malformed_body(), status=200, content_type=response.content_type or None
+        body=sim.malformed_body(response.content_type),
+        status=200,
+        content_type=response.content_type or None,
     )
 
 

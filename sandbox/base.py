@@ -90,8 +90,8 @@ class VendorSimulator:
         """The answer to an injected rate limit."""
         return self.error_response(429, retry_after if retry_after is not None else 1)
 
-    def malformed_body(self) -> bytes:
-        """The body of an injected malformed answer: cut-off JSON."""
+    def malformed_body(self, content_type: str) -> bytes:
+        """The body of an injected malformed answer (the real answer was ``content_type``)."""
         return b'{"orderId": "soo_12'
 
 

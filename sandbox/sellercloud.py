@@ -693,7 +693,7 @@ class SellerCloudSimulator(VendorSimulator):
             headers=retry_after_header(retry_after),
         )
 
-    def malformed_body(self) -> bytes:
+    def malformed_body(self, content_type: str) -> bytes:
         """A cut-off answer (not a bare integer, not JSON)."""
         return b'{"Items":[{"ID":10000'
 

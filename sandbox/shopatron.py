@@ -645,7 +645,7 @@ class ShopatronSimulator(VendorSimulator):
         headers["x-vol-correlation"] = uuid.uuid4().hex
         return oms_error(429, 5001, "Too Many Requests", headers=headers)
 
-    def malformed_body(self) -> bytes:
+    def malformed_body(self, content_type: str) -> bytes:
         """A cut-off import answer."""
         return b'{"orderID":1000'
 

@@ -620,6 +620,6 @@ class SophioSimulator(VendorSimulator):
             })
         return json_response({"message": "Too Many Requests"}, status=429, headers=headers)
 
-    def malformed_body(self) -> bytes:
+    def malformed_body(self, content_type: str) -> bytes:
         """A cut-off order echo."""
         return b'{"orderId":123456,"orderNumber":"2965'

@@ -626,8 +626,10 @@ class SupplyStreamSimulator(VendorSimulator):
             return json_response({"Message": DENIED}, status=401, headers=headers)
         return _iis_page(status, headers)
 
-    def malformed_body(self) -> bytes:
-        """A success answer cut off mid-GUID."""
+    def malformed_body(self, content_type: str) -> bytes:
+        """A success answer cut off mid-GUID, in the format the real answer had."""
+        if "xml" in content_type:
+            return b"<Response><CallStatus><Success>true</Success><Code>0</Code><GUID>c75d6d3b-"
         return b'{"CallStatus":{"Success":true,"Code":0,"Message":""},"GUID":"c75d6d3b-fa49-4'
 
 

@@ -641,6 +641,22 @@ def test_malformed_answer_is_broken_json_but_the_order_is_kept(client: httpx.Cli
     assert len(held(client)) == 1
 
 
+def test_malformed_answer_to_xml_is_broken_xml(client: httpx.Client) -> None:
+    from xml.etree.ElementTree import ParseError
+
+    from defusedxml.ElementTree import fromstring
+
+    fault(client, malformed_next=1)
+    response = client.post(
+        SUBMIT, params=KEY, content=(FIXTURES / "websubmit.xml").read_bytes(), headers=XML
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/xml")
+    with pytest.raises(ParseError):
+        fromstring(response.content)
+    assert len(held(client)) == 1
+
+
 def test_reset_drops_the_connection_before_the_order_is_taken(client: httpx.Client) -> None:
     fault(client, reset_next=1)
     with pytest.raises(httpx.TransportError):
