@@ -54,8 +54,19 @@ def _invalid_sample() -> Any:
     return json.loads((SAMPLES / "invalid-order.json").read_text())
 
 
-def worker_env(redis_url: str, prefix: str, sandbox: BackgroundSandbox) -> dict[str, str]:
-    """The environment of a worker that talks to ``sandbox`` with its demo credentials."""
+def worker_command(vendors: str, concurrency: int) -> list[str]:
+    """The command line of an ``order-dispatch worker`` child process."""
+    cli = [sys.executable, "-m", "order_dispatch.cli", "worker"]
+    return [*cli, "--vendors", vendors, "--concurrency", str(concurrency)]
+
+
+def worker_env(
+    redis_url: str, prefix: str, sandbox: BackgroundSandbox, **settings: str
+) -> dict[str, str]:
+    """The environment of a worker that talks to ``sandbox`` with its demo credentials.
+
+    The caller's own ``ORDER_DISPATCH_*`` and ``REDIS_URL`` are left out; ``settings`` adds some.
+    """
     accounts = {
         "sourceorders": {
             "default": {
@@ -64,15 +75,20 @@ def worker_env(redis_url: str, prefix: str, sandbox: BackgroundSandbox) -> dict[
             }
         }
     }
-    return {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "ORDER_DISPATCH_REDIS_URL": redis_url,
-        "ORDER_DISPATCH_KEY_PREFIX": prefix,
-        "ORDER_DISPATCH_ACCOUNTS": json.dumps(accounts),
-        "ORDER_DISPATCH_RETRY__BASE_DELAY_S": "0.5",
-        "ORDER_DISPATCH_RETRY__MAX_DELAY_S": "5",
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ORDER_DISPATCH_") and k != "REDIS_URL"
     }
+    env.update(
+        {
+            "ORDER_DISPATCH_REDIS_URL": redis_url,
+            "ORDER_DISPATCH_KEY_PREFIX": prefix,
+            "ORDER_DISPATCH_ACCOUNTS": json.dumps(accounts),
+        }
+    )
+    env.update(settings)
+    return env
 
 
 def _show(event: ResultEvent) -> None:
@@ -111,18 +127,16 @@ def run_demo(timeout: float = 90.0) -> int:
         log = stack.enter_context(
             tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="od-worker-")
         )
+        env = worker_env(
+            redis_url,
+            prefix,
+            sandbox,
+            ORDER_DISPATCH_RETRY__BASE_DELAY_S="0.5",
+            ORDER_DISPATCH_RETRY__MAX_DELAY_S="5",
+        )
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "order_dispatch.cli",
-                "worker",
-                "--vendors",
-                "sourceorders",
-                "--concurrency",
-                "8",
-            ],
-            env=worker_env(redis_url, prefix, sandbox),
+            worker_command("sourceorders", 8),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

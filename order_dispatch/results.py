@@ -62,8 +62,8 @@ def parse_entry(entry_id: Any, fields: dict[Any, Any] | None) -> Delivery:
     return Delivery(eid, event, raw)
 
 
-def default_consumer_name() -> str:
-    """``host-pid``: unique per process, stable for its life."""
+def process_name() -> str:
+    """``host-pid``: unique per process, stable for its life (consumer and worker names)."""
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
@@ -83,7 +83,7 @@ class ResultConsumer:
     ) -> None:
         self.client = client
         self.group = group
-        self.consumer = consumer or default_consumer_name()
+        self.consumer = consumer or process_name()
         self.stream = (keys or Keys()).results
         self.min_idle_ms = min_idle_ms
         self.count = count

@@ -15,6 +15,7 @@ Admin API:
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,7 +24,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from sandbox.base import VendorSimulator, json_response
+from sandbox.base import VendorSimulator, json_response, retry_after_header
 from sandbox.faults import FaultSpec, VendorFaults
 
 SIMULATORS = web.AppKey("simulators", dict[str, VendorSimulator])
@@ -60,7 +61,7 @@ class _Dropped(web.HTTPException):
 @web.middleware
 async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Apply the vendor's faults to a request addressed to a simulator."""
-    vendor = request.path.split("/", 2)[1] if request.path.count("/") >= 1 else ""
+    vendor = request.path.split("/", 2)[1]
     sims: dict[str, VendorSimulator] = request.app[SIMULATORS]
     sim = sims.get(vendor)
     if sim is None:
@@ -78,7 +79,9 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         return sim.error_response(503, faults.retry_after or faults.outage_remaining())
     if action == "fail":
         if faults.body is not None:
-            return json_response(faults.body, status=faults.status, headers=_ra(faults))
+            return json_response(
+                faults.body, status=faults.status, headers=retry_after_header(faults.retry_after)
+            )
         if faults.status == 429:
             return sim.rate_limited_response(faults.retry_after)
         return sim.error_response(faults.status, faults.retry_after)
@@ -105,20 +108,12 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     )
 
 
-def _ra(faults: VendorFaults) -> dict[str, str]:
-    from sandbox.base import retry_after_header
-
-    return retry_after_header(faults.retry_after)
-
-
 def _vendor(request: web.Request) -> VendorSimulator:
     name = request.match_info.get("vendor") or request.query.get("vendor", "")
     sims: dict[str, VendorSimulator] = request.app[SIMULATORS]
     if name not in sims:
         raise web.HTTPNotFound(
-            text=f'{{"error": "unknown vendor {name!r}", "vendors": {sorted(sims)!r}}}'.replace(
-                "'", '"'
-            ),
+            text=json.dumps({"error": f"unknown vendor {name!r}", "vendors": sorted(sims)}),
             content_type="application/json",
         )
     return sims[name]

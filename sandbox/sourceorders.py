@@ -22,7 +22,13 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.base import VendorSimulator, json_response, read_json
+from sandbox.base import (
+    VendorSimulator,
+    json_response,
+    read_json,
+    retry_after_header,
+    status_reason,
+)
 
 DEFAULT_API_KEY = "sandbox-sourceorders-key"
 
@@ -209,8 +215,6 @@ class SourceOrdersSimulator(VendorSimulator):
 
     def error_response(self, status: int, retry_after: float | None) -> web.Response:
         """Injected failures in the same ``{error, message}`` shape as real ones."""
-        from sandbox.base import retry_after_header, status_reason
-
         return json_response(
             {"error": status_reason(status), "message": "The service is unavailable, try again"},
             status=status,

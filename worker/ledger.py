@@ -53,7 +53,8 @@ return 1
 class LedgerEntry:
     """A job's ledger as read at the start of an attempt.
 
-    ``started_at`` is the Redis clock (epoch seconds, as stored) when the last attempt began;
+    ``terminal_event_id`` is set when the run already ended. ``started_at`` is the Redis clock
+    (epoch seconds, as stored) when the last attempt began;
     ``age_s`` is how long ago that was, by the same clock.
     """
 
@@ -61,6 +62,7 @@ class LedgerEntry:
     attempt: int
     started_at: str | None
     age_s: float
+    terminal_event_id: str | None
 
 
 class JobLedger:
@@ -78,21 +80,23 @@ class JobLedger:
         self._record = client.register_script(_RECORD_LUA)
         self._begin = client.register_script(_BEGIN_LUA)
 
-    def terminal_event_id(self, job_id: str, run: int) -> str | None:
-        """The id of the run's terminal event, if it has one."""
-        value = self.client.get(self.keys.terminal(job_id, run))
-        return value.decode() if isinstance(value, bytes) else value
-
-    def read(self, job_id: str) -> LedgerEntry:
-        """The ledger of ``job_id`` (and the age of its last attempt by Redis's clock)."""
+    def read(self, job_id: str, run: int = 1) -> LedgerEntry:
+        """The ledger of ``job_id`` and whether ``run`` ended, in one round trip."""
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(self.keys.ledger(job_id))
+        pipe.get(self.keys.terminal(job_id, run))
         pipe.time()
-        raw, (seconds, micros) = pipe.execute()
+        raw, terminal, (seconds, micros) = pipe.execute()
         fields = {k.decode(): v.decode() for k, v in raw.items()}
         started = fields.get("started_at")
         age = seconds + micros / 1e6 - float(started) if started else 0.0
-        return LedgerEntry(fields.get("state"), int(fields.get("attempt", 0)), started, age)
+        return LedgerEntry(
+            fields.get("state"),
+            int(fields.get("attempt", 0)),
+            started,
+            age,
+            terminal.decode() if isinstance(terminal, bytes) else terminal,
+        )
 
     def begin_attempt(
         self, job_id: str, attempt: int, worker: str, *, take_over: str | None = None

@@ -7,8 +7,6 @@ to run again later. Tasks stay thin; this is where the logic lives and is tested
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from order_dispatch.contract import (
 )
 from order_dispatch.keys import Keys
 from order_dispatch.logs import get_logger
+from order_dispatch.results import process_name
 from order_dispatch.settings import Settings
 from worker.ledger import JobLedger
 from worker.outcomes import Outcome, OutcomeKind
@@ -85,7 +84,9 @@ class Pipeline:
             results_maxlen=settings.results_maxlen,
             ttl_s=settings.receipt_ttl_s,
         )
-        self.worker_name = worker_name or f"{socket.gethostname()}-{os.getpid()}"
+        self.worker_name = worker_name or process_name()
+        # How long an attempt in flight holds its job: the hard time limit kills it by then.
+        self._lease_s = settings.task_time_limit_s + 5
         self._submitters: dict[tuple[str, str], Submitter] = {}
         self._lock = threading.Lock()
         redact.register(settings.secrets())
@@ -122,7 +123,8 @@ class Pipeline:
             return self._run(job, attempt, run, started, deferred)
 
     def _run(self, job: Job, attempt: int, run: int, started: float, deferred: bool) -> Step:
-        if self.ledger.terminal_event_id(job.job_id, run) is not None:
+        previous = self.ledger.read(job.job_id, run)
+        if previous.terminal_event_id is not None:
             log.info("job already finished; nothing to do")
             return DONE
         if job.not_before is not None:
@@ -141,15 +143,16 @@ class Pipeline:
                 Outcome(OutcomeKind.PERMANENT, error=error),
                 started,
             )
-        previous = self.ledger.read(job.job_id)
         take_over: str | None = None
         if previous.state == JobLedger.IN_FLIGHT:
-            # An attempt holds the job. Its lease is the task time limit: past that, the worker
-            # that began it is dead (the limit kills it), and its request may have been sent.
-            lease = self.settings.task_time_limit_s + 5
+            # An attempt holds the job. Past its lease the worker that began it is dead, and its
+            # request may have been sent.
+            lease = self._lease_s
             if previous.age_s < lease:
-                log.info("another delivery of this job is in flight; checking again later",
-                         in_flight_attempt=previous.attempt)
+                log.info(
+                    "another delivery of this job is in flight; checking again later",
+                    in_flight_attempt=previous.attempt,
+                )
                 return Step(retry_in_s=lease - previous.age_s, attempt=attempt, deferred=deferred)
             if not submitter.repeat_safe(job.operation):
                 message = (
@@ -172,8 +175,10 @@ class Pipeline:
             take_over = previous.started_at
             attempt = max(attempt, previous.attempt)
         elif previous.attempt > attempt:
-            log.info("stale delivery: a later attempt already ran; dropping it",
-                     latest_attempt=previous.attempt)
+            log.info(
+                "stale delivery: a later attempt already ran; dropping it",
+                latest_attempt=previous.attempt,
+            )
             return DONE
         elif previous.attempt == attempt and previous.state == JobLedger.WAITING:
             # This attempt already failed and scheduled its retry, but its message came back
@@ -192,8 +197,7 @@ class Pipeline:
             job.job_id, attempt, self.worker_name, take_over=take_over
         ):
             log.info("another delivery of this job just started; checking again later")
-            lease = self.settings.task_time_limit_s + 5
-            return Step(retry_in_s=lease, attempt=attempt, deferred=deferred)
+            return Step(retry_in_s=self._lease_s, attempt=attempt, deferred=deferred)
         try:
             outcome = submitter.submit(job, request)
         except Exception as exc:  # a defect in an adapter must not lose the job

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -19,11 +16,11 @@ import pytest
 import redis
 
 from order_dispatch.contract import ResultEvent
+from order_dispatch.demo import worker_command, worker_env
 from order_dispatch.keys import Keys
 from order_dispatch.results import parse_entry
 from producers.enqueue import Producer
 from sandbox.runner import BackgroundSandbox
-from sandbox.sourceorders import DEFAULT_API_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -52,16 +49,7 @@ class WorkerProcess:
         # The log lives as long as the worker, closed in close().
         self.log = tempfile.NamedTemporaryFile("w+", prefix="od-test-worker-", suffix=".log")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "order_dispatch.cli",
-                "worker",
-                "--vendors",
-                "sourceorders",
-                "--concurrency",
-                str(concurrency),
-            ],
+            worker_command("sourceorders", concurrency),
             env=env,
             cwd=ROOT,
             stdout=self.log,
@@ -101,33 +89,14 @@ class WorkerProcess:
 @pytest.fixture(scope="session")
 def worker_env_factory(redis_url: str, sandbox: BackgroundSandbox) -> Callable[..., dict[str, str]]:
     def make(prefix: str, **overrides: str) -> dict[str, str]:
-        accounts = {
-            "sourceorders": {
-                "default": {
-                    "base_url": sandbox.vendor_url("sourceorders"),
-                    "credentials": {"api_key": DEFAULT_API_KEY},
-                }
-            }
+        settings = {
+            "ORDER_DISPATCH_RETRY__BASE_DELAY_S": "0.05",
+            "ORDER_DISPATCH_RETRY__MAX_DELAY_S": "0.5",
+            "ORDER_DISPATCH_RETRY__MAX_ATTEMPTS": "5",
+            "ORDER_DISPATCH_HTTP__READ_TIMEOUT_S": "5",
+            "PYTHONPATH": str(ROOT),
         }
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("ORDER_DISPATCH_") and k != "REDIS_URL"
-        }
-        env.update(
-            {
-                "ORDER_DISPATCH_REDIS_URL": redis_url,
-                "ORDER_DISPATCH_KEY_PREFIX": prefix,
-                "ORDER_DISPATCH_ACCOUNTS": json.dumps(accounts),
-                "ORDER_DISPATCH_RETRY__BASE_DELAY_S": "0.05",
-                "ORDER_DISPATCH_RETRY__MAX_DELAY_S": "0.5",
-                "ORDER_DISPATCH_RETRY__MAX_ATTEMPTS": "5",
-                "ORDER_DISPATCH_HTTP__READ_TIMEOUT_S": "5",
-                "PYTHONPATH": str(ROOT),
-            }
-        )
-        env.update(overrides)
-        return env
+        return worker_env(redis_url, prefix, sandbox, **{**settings, **overrides})
 
     return make
 

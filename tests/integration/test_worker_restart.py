@@ -12,6 +12,7 @@ import httpx
 import pytest
 import redis
 
+from order_dispatch.contract import ResultEvent
 from order_dispatch.keys import Keys
 from producers.enqueue import Producer
 from tests.integration.conftest import Events, WorkerProcess, order_job
@@ -43,6 +44,22 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.05)
 
 
+def _finish_with_a_new_worker(
+    env: dict[str, str], stopped: WorkerProcess, events: Events, ids: list[str]
+) -> dict[str, ResultEvent]:
+    """Start a second worker; every job must then end with exactly one terminal event."""
+    second = WorkerProcess(env, concurrency=4)
+    try:
+        done = events.wait_terminal(ids, timeout=60)
+    finally:
+        second.close()
+        stopped.close()
+    terminal = Counter(e.job_id for e in events.all() if e.terminal)
+    assert set(done) == set(ids), f"jobs without a terminal event: {set(ids) - set(done)}"
+    assert all(terminal[i] == 1 for i in ids), terminal
+    return done
+
+
 def test_warm_stop_and_restart_with_jobs_queued(
     redis_client: redis.Redis,
     worker_env_factory: Callable[..., dict[str, str]],
@@ -61,16 +78,8 @@ def test_warm_stop_and_restart_with_jobs_queued(
     assert len(ended_before_restart) < 30, "the stop came too late to prove anything"
     assert redis_client.llen(keys.queue("sourceorders")) > 0
 
-    second = WorkerProcess(worker_env_factory(prefix), concurrency=4)
-    try:
-        done = events.wait_terminal(ids, timeout=60)
-    finally:
-        second.close()
-        first.close()
+    done = _finish_with_a_new_worker(worker_env_factory(prefix), first, events, ids)
 
-    terminal = Counter(e.job_id for e in events.all() if e.terminal)
-    assert set(done) == set(ids)
-    assert all(terminal[i] == 1 for i in ids), terminal
     assert all(e.status == "accepted" for e in done.values())
     copies = _vendor_copies(sandbox_admin)
     assert sum(copies.values()) == 30 and max(copies.values()) == 1
@@ -109,17 +118,9 @@ def test_killed_worker_jobs_end_once_and_are_never_sent_twice(
     first.stop(signal.SIGKILL)
     sandbox_admin.post("/_sandbox/faults/sourceorders", json={"latency": {"ms": 0}})
 
-    second = WorkerProcess(env, concurrency=4)
-    try:
-        done = events.wait_terminal(ids, timeout=60)
-    finally:
-        second.close()
-        first.close()
+    done = _finish_with_a_new_worker(env, first, events, ids)
 
-    terminal = Counter(e.job_id for e in events.all() if e.terminal)
     statuses = Counter(e.status.value for e in done.values())
-    assert set(done) == set(ids), f"jobs without a terminal event: {set(ids) - set(done)}"
-    assert all(terminal[i] == 1 for i in ids), terminal
     assert statuses["in_doubt"] >= 1, statuses  # the ones killed mid-request
     assert statuses["accepted"] + statuses["in_doubt"] == 8, statuses
     copies = _vendor_copies(sandbox_admin)
