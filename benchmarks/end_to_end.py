@@ -24,9 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import redis
 
-from order_dispatch.embedded_redis import EmbeddedRedis, free_port
+from cli.embedded_redis import EmbeddedRedis
 from order_dispatch.keys import Keys
 from producers.enqueue import Producer
+from sandbox.runner import free_port
 from sandbox.sourceorders import DEFAULT_API_KEY
 from worker.vendors.sourceorders import SourceOrdersTranslator
 
@@ -80,7 +81,7 @@ def pipeline(redis_url: str, base_url: str, orders: int, concurrency: int) -> tu
            "ORDER_DISPATCH_ACCOUNTS": json.dumps({"sourceorders": {"default": {
                "base_url": base_url, "credentials": {"api_key": DEFAULT_API_KEY}}}})}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "order_dispatch.cli", "worker", "--vendors", "sourceorders",
+        [sys.executable, "-m", "cli", "worker", "--vendors", "sourceorders",
          "--concurrency", str(concurrency)], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = redis.Redis.from_url(redis_url)
@@ -114,7 +115,7 @@ def main() -> None:
     port = free_port()
     faults = json.dumps({"sourceorders": {"latency": {"ms": args.latency_ms}}})
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "order_dispatch.cli", "sandbox", "--port", str(port),
+        [sys.executable, "-m", "cli", "sandbox", "--port", str(port),
          "--faults", faults], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}/sourceorders"
     try:

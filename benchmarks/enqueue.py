@@ -14,7 +14,7 @@ import uuid
 
 import redis
 
-from order_dispatch.embedded_redis import EmbeddedRedis
+from cli.embedded_redis import EmbeddedRedis
 from producers.enqueue import Producer
 
 

@@ -20,7 +20,7 @@ import time
 import aiohttp
 from aiohttp import web
 
-from order_dispatch.embedded_redis import free_port
+from sandbox.runner import free_port
 
 BODY = {
     "items": [{"skuCode": "sop_0123456789", "quantity": 1,

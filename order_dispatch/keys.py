@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: The one task the workers run; producers write messages for it by name.
+DISPATCH_TASK = "worker.tasks.dispatch"
+
 
 def queue_for(vendor: str, prefix: str = "od") -> str:
     """The Celery queue of a vendor: one per vendor, so a slow vendor cannot starve the others."""

@@ -54,6 +54,7 @@ def configure(level: str = "INFO", *, json: bool = True) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
-def get_logger(name: str) -> Any:
-    """A structlog logger."""
-    return structlog.get_logger(name)
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger (stdlib-backed, as :func:`configure` sets it up)."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

@@ -16,8 +16,7 @@ import uuid
 from bisect import bisect
 from typing import Any
 
-#: The one task the workers run.
-DISPATCH_TASK = "worker.tasks.dispatch"
+from order_dispatch.keys import DISPATCH_TASK
 
 # kombu.transport.redis: PRIORITY_STEPS and Channel.sep
 _PRIORITY_STEPS = (0, 3, 6, 9)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Iterable
 
 from aiohttp import web
 
-from order_dispatch.embedded_redis import free_port
 from sandbox.app import build_app
 from sandbox.base import VendorSimulator
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class BackgroundSandbox:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from order_dispatch.embedded_redis import EmbeddedRedis
+from cli.embedded_redis import EmbeddedRedis
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 
 import redis
 
-from order_dispatch.contract import Job, ResultEvent
+from order_dispatch.contract import EventStatus, Job, ResultEvent
 from order_dispatch.keys import Keys
 
 # KEYS: terminal marker, results stream, ledger hash, dead letters hash
@@ -49,6 +50,21 @@ return 1
 """
 
 
+class LedgerState(StrEnum):
+    """Where a job's delivery stands, as the ledger hash's ``state`` field says."""
+
+    IN_FLIGHT = "in_flight"
+    """An attempt began and its request may be out."""
+    WAITING = "waiting"
+    """An attempt ended without a terminal outcome; the next one is scheduled."""
+    DONE = "done"
+    """The run ended with its terminal event."""
+
+
+#: Terminal statuses whose job document is kept for replay or a decision.
+_KEPT_FOR_REPLAY = frozenset({EventStatus.DEAD_LETTERED, EventStatus.IN_DOUBT})
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """A job's ledger as read at the start of an attempt.
@@ -58,7 +74,7 @@ class LedgerEntry:
     ``age_s`` is how long ago that was, by the same clock.
     """
 
-    state: str | None
+    state: LedgerState | None
     attempt: int
     started_at: str | None
     age_s: float
@@ -67,10 +83,6 @@ class LedgerEntry:
 
 class JobLedger:
     """Reads and writes the ledger and the result stream for the pipeline."""
-
-    IN_FLIGHT = "in_flight"
-    WAITING = "waiting"
-    DONE = "done"
 
     def __init__(self, client: redis.Redis, keys: Keys, *, results_maxlen: int, ttl_s: int) -> None:
         self.client = client
@@ -91,7 +103,7 @@ class JobLedger:
         started = fields.get("started_at")
         age = seconds + micros / 1e6 - float(started) if started else 0.0
         return LedgerEntry(
-            fields.get("state"),
+            LedgerState(fields["state"]) if "state" in fields else None,
             int(fields.get("attempt", 0)),
             started,
             age,
@@ -114,7 +126,7 @@ class JobLedger:
     def record(self, job: Job, event: ResultEvent) -> bool:
         """Write ``event`` and the ledger state it implies; False if the run already ended."""
         terminal = event.terminal
-        dead = event.status.value in ("dead_lettered", "in_doubt")
+        dead = event.status in _KEPT_FOR_REPLAY
         reply = self._record(
             keys=[
                 self.keys.terminal(job.job_id, event.run),
@@ -127,7 +139,7 @@ class JobLedger:
                 event.model_dump_json(exclude_none=True),
                 self.results_maxlen,
                 "1" if terminal else "0",
-                self.DONE if terminal else self.WAITING,
+                LedgerState.DONE if terminal else LedgerState.WAITING,
                 self.ttl_s,
                 job.job_id,
                 event.status.value,

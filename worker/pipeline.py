@@ -7,6 +7,8 @@ to run again later. Tasks stay thin; this is where the logic lives and is tested
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -31,23 +33,14 @@ from order_dispatch.contract import (
 )
 from order_dispatch.keys import Keys
 from order_dispatch.logs import get_logger
-from order_dispatch.results import process_name
 from order_dispatch.settings import Settings
-from worker.ledger import JobLedger
+from worker.ledger import JobLedger, LedgerState
 from worker.outcomes import Outcome, OutcomeKind
-from worker.retry import Decision, Verdict, decide
+from worker.retry import Decision, decide
 from worker.vendors import UnknownVendor, submitter_class
 from worker.vendors.base import ConfigurationError, Submitter, TranslationError
 
 log = get_logger("worker.pipeline")
-
-_STATUS_OF = {
-    Verdict.ACCEPT: EventStatus.ACCEPTED,
-    Verdict.REJECT: EventStatus.REJECTED,
-    Verdict.RETRY: EventStatus.RETRY_SCHEDULED,
-    Verdict.DEAD_LETTER: EventStatus.DEAD_LETTERED,
-    Verdict.IN_DOUBT: EventStatus.IN_DOUBT,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +77,7 @@ class Pipeline:
             results_maxlen=settings.results_maxlen,
             ttl_s=settings.receipt_ttl_s,
         )
-        self.worker_name = worker_name or process_name()
+        self.worker_name = worker_name or f"{socket.gethostname()}-{os.getpid()}"
         # How long an attempt in flight holds its job: the hard time limit kills it by then.
         self._lease_s = settings.task_time_limit_s + 5
         self._submitters: dict[tuple[str, str], Submitter] = {}
@@ -139,12 +132,12 @@ class Pipeline:
                 job,
                 attempt,
                 run,
-                Decision(Verdict.DEAD_LETTER, reason=str(exc)),
+                Decision(EventStatus.DEAD_LETTERED, reason=str(exc)),
                 Outcome(OutcomeKind.PERMANENT, error=error),
                 started,
             )
         take_over: str | None = None
-        if previous.state == JobLedger.IN_FLIGHT:
+        if previous.state == LedgerState.IN_FLIGHT:
             # An attempt holds the job. Past its lease the worker that began it is dead, and its
             # request may have been sent.
             lease = self._lease_s
@@ -165,7 +158,7 @@ class Pipeline:
                     job,
                     max(attempt, previous.attempt),
                     run,
-                    Decision(Verdict.IN_DOUBT, reason="interrupted attempt"),
+                    Decision(EventStatus.IN_DOUBT, reason="interrupted attempt"),
                     Outcome(OutcomeKind.UNKNOWN, error=error),
                     started,
                 )
@@ -180,7 +173,7 @@ class Pipeline:
                 latest_attempt=previous.attempt,
             )
             return DONE
-        elif previous.attempt == attempt and previous.state == JobLedger.WAITING:
+        elif previous.attempt == attempt and previous.state == LedgerState.WAITING:
             # This attempt already failed and scheduled its retry, but its message came back
             # (the ack was lost): run it as that retry.
             attempt += 1
@@ -191,7 +184,12 @@ class Pipeline:
                 OutcomeKind.PERMANENT, ErrorKind.VALIDATION, str(exc), code=exc.field
             )
             return self._finish(
-                job, attempt, run, Decision(Verdict.REJECT, reason="translation"), outcome, started
+                job,
+                attempt,
+                run,
+                Decision(EventStatus.REJECTED, reason="translation"),
+                outcome,
+                started,
             )
         if not self.ledger.begin_attempt(
             job.job_id, attempt, self.worker_name, take_over=take_over
@@ -221,7 +219,7 @@ class Pipeline:
         outcome: Outcome,
         started: float,
     ) -> Step:
-        status = _STATUS_OF[decision.verdict]
+        status = decision.status
         error = outcome.error
         if error is not None:
             error = error.model_copy(update={"message": redact.text(error.message)})
@@ -233,7 +231,9 @@ class Pipeline:
             started,
             vendor_order_id=outcome.vendor_order_id or job.vendor_order_id,
             vendor_status=outcome.vendor_status,
-            retry_in_s=round(decision.delay_s, 3) if decision.verdict is Verdict.RETRY else None,
+            retry_in_s=round(decision.delay_s, 3)
+            if decision.status is EventStatus.RETRY_SCHEDULED
+            else None,
             error=error,
             vendor_response=redact.text(outcome.body) if outcome.body is not None else None,
         )
@@ -248,7 +248,7 @@ class Pipeline:
             http_status=outcome.http_status,
             retry_in_s=event.retry_in_s,
         )
-        if decision.verdict is Verdict.RETRY and written:
+        if decision.status is EventStatus.RETRY_SCHEDULED and written:
             return Step(retry_in_s=decision.delay_s, attempt=attempt + 1)
         return DONE
 

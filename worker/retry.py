@@ -11,29 +11,18 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from enum import StrEnum
 
+from order_dispatch.contract import EventStatus
 from order_dispatch.settings import RetryPolicy
 from worker.outcomes import Outcome, OutcomeKind
 
 
-class Verdict(StrEnum):
-    """What the pipeline does with an outcome."""
-
-    ACCEPT = "accept"
-    REJECT = "reject"
-    RETRY = "retry"
-    DEAD_LETTER = "dead_letter"
-    IN_DOUBT = "in_doubt"
-
-
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """A verdict, the wait before the next attempt (for RETRY) and why, for the log."""
+    """The status the attempt ends in, the wait before the next attempt (for
+    ``retry_scheduled``) and why, for the log."""
 
-    verdict: Verdict
+    status: EventStatus
     delay_s: float = 0.0
     reason: str = ""
 
@@ -42,24 +31,6 @@ def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random | None =
     """Full-jitter exponential backoff after failed attempt number ``attempt`` (1-based)."""
     ceiling = min(policy.max_delay_s, policy.base_delay_s * (2 ** (attempt - 1)))
     return (rng or random).uniform(0, ceiling)
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds asked for by a ``Retry-After`` header (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def decide(
@@ -76,17 +47,21 @@ def decide(
     the vendor (an idempotent operation, or a vendor-side idempotency key).
     """
     if outcome.kind is OutcomeKind.SUCCESS:
-        return Decision(Verdict.ACCEPT, reason="vendor accepted")
+        return Decision(EventStatus.ACCEPTED, reason="vendor accepted")
     if outcome.kind is OutcomeKind.PERMANENT:
-        return Decision(Verdict.REJECT, reason="permanent failure")
+        return Decision(EventStatus.REJECTED, reason="permanent failure")
     if outcome.kind is OutcomeKind.UNKNOWN and not repeat_safe:
         return Decision(
-            Verdict.IN_DOUBT,
+            EventStatus.IN_DOUBT,
             reason="the vendor may have acted and repeating the request is not safe",
         )
     if attempt >= policy.max_attempts:
-        return Decision(Verdict.DEAD_LETTER, reason=f"gave up after {attempt} attempts")
+        return Decision(EventStatus.DEAD_LETTERED, reason=f"gave up after {attempt} attempts")
     if outcome.retry_after_s is not None:
         delay = min(outcome.retry_after_s, policy.retry_after_cap_s)
-        return Decision(Verdict.RETRY, delay, reason="vendor asked to retry after a delay")
-    return Decision(Verdict.RETRY, backoff_delay(attempt, policy, rng), reason="backoff")
+        return Decision(
+            EventStatus.RETRY_SCHEDULED, delay, reason="vendor asked to retry after a delay"
+        )
+    return Decision(
+        EventStatus.RETRY_SCHEDULED, backoff_delay(attempt, policy, rng), reason="backoff"
+    )

@@ -8,9 +8,8 @@ from typing import Any
 import redis
 from celery import Task
 
-from order_dispatch.keys import queue_for
+from order_dispatch.keys import DISPATCH_TASK, queue_for
 from order_dispatch.settings import get_settings
-from producers.message import DISPATCH_TASK
 from worker.app import app
 from worker.http import shared_client
 from worker.pipeline import Pipeline

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import redis
 
+from cli.demo import worker_command, worker_env
 from order_dispatch.contract import ResultEvent
-from order_dispatch.demo import worker_command, worker_env
 from order_dispatch.keys import Keys
 from order_dispatch.results import parse_entry
 from producers.enqueue import Producer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from order_dispatch.cli import main
+from cli.main import main
 
 
 def run_worker(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str]:

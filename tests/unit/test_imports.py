@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 
 def modules_after(statement: str) -> set[str]:
@@ -35,3 +36,23 @@ def test_the_contract_imports_nothing_heavier_than_pydantic() -> None:
         "structlog",
         "pydantic_settings",
     } == set()
+
+
+def test_the_foundation_imports_nothing_above_it() -> None:
+    """Layers point one way: contract, settings, keys, logs, redaction and results import no
+    worker, producer, sandbox or command-line module (those import the foundation)."""
+    import order_dispatch
+
+    foundation = sorted(
+        f"order_dispatch.{p.stem}"
+        for p in Path(order_dispatch.__file__).parent.glob("*.py")
+        if p.stem != "__init__"
+    )
+    assert {"order_dispatch.contract", "order_dispatch.settings", "order_dispatch.redact"} <= set(
+        foundation
+    )
+
+    loaded = modules_after("; ".join(f"import {m}" for m in foundation))
+
+    above = {m for m in loaded if m.split(".")[0] in {"worker", "producers", "sandbox", "cli"}}
+    assert above == set()

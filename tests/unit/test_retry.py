@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from order_dispatch.contract import ErrorKind
+from order_dispatch.contract import ErrorKind, EventStatus
 from order_dispatch.settings import RetryPolicy
+from worker.http import parse_retry_after
 from worker.outcomes import Outcome, OutcomeKind
-from worker.retry import Verdict, backoff_delay, decide, parse_retry_after
+from worker.retry import backoff_delay, decide
 
 POLICY = RetryPolicy(max_attempts=4, base_delay_s=2, max_delay_s=30, retry_after_cap_s=60)
 
@@ -24,19 +25,19 @@ def failure(kind: OutcomeKind, retry_after: float | None = None) -> Outcome:
 @pytest.mark.parametrize(
     ("outcome", "attempt", "repeat_safe", "verdict"),
     [
-        (Outcome.success("v", "s", http_status=200, body=None), 1, False, Verdict.ACCEPT),
-        (failure(OutcomeKind.PERMANENT), 1, True, Verdict.REJECT),
-        (failure(OutcomeKind.RETRYABLE), 1, False, Verdict.RETRY),
-        (failure(OutcomeKind.RETRYABLE), 3, False, Verdict.RETRY),
-        (failure(OutcomeKind.RETRYABLE), 4, False, Verdict.DEAD_LETTER),
-        (failure(OutcomeKind.UNKNOWN), 1, False, Verdict.IN_DOUBT),
-        (failure(OutcomeKind.UNKNOWN), 4, False, Verdict.IN_DOUBT),
-        (failure(OutcomeKind.UNKNOWN), 1, True, Verdict.RETRY),
-        (failure(OutcomeKind.UNKNOWN), 4, True, Verdict.DEAD_LETTER),
+        (Outcome.success("v", "s", http_status=200, body=None), 1, False, EventStatus.ACCEPTED),
+        (failure(OutcomeKind.PERMANENT), 1, True, EventStatus.REJECTED),
+        (failure(OutcomeKind.RETRYABLE), 1, False, EventStatus.RETRY_SCHEDULED),
+        (failure(OutcomeKind.RETRYABLE), 3, False, EventStatus.RETRY_SCHEDULED),
+        (failure(OutcomeKind.RETRYABLE), 4, False, EventStatus.DEAD_LETTERED),
+        (failure(OutcomeKind.UNKNOWN), 1, False, EventStatus.IN_DOUBT),
+        (failure(OutcomeKind.UNKNOWN), 4, False, EventStatus.IN_DOUBT),
+        (failure(OutcomeKind.UNKNOWN), 1, True, EventStatus.RETRY_SCHEDULED),
+        (failure(OutcomeKind.UNKNOWN), 4, True, EventStatus.DEAD_LETTERED),
     ],
 )
-def test_verdicts(outcome: Outcome, attempt: int, repeat_safe: bool, verdict: Verdict) -> None:
-    assert decide(outcome, attempt, POLICY, repeat_safe=repeat_safe).verdict is verdict
+def test_verdicts(outcome: Outcome, attempt: int, repeat_safe: bool, verdict: EventStatus) -> None:
+    assert decide(outcome, attempt, POLICY, repeat_safe=repeat_safe).status is verdict
 
 
 def test_retry_after_is_honoured_and_capped() -> None:

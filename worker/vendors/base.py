@@ -17,9 +17,8 @@ import httpx
 
 from order_dispatch.contract import ErrorKind, Job, Operation
 from order_dispatch.settings import VendorAccount
-from worker.http import TransportFailure, map_transport_errors
+from worker.http import TransportFailure, map_transport_errors, parse_retry_after
 from worker.outcomes import Outcome, OutcomeKind
-from worker.retry import parse_retry_after
 
 
 class ConfigurationError(Exception):

@@ -23,8 +23,8 @@ import click
 import httpx
 import redis
 
+from cli.embedded_redis import EmbeddedRedis
 from order_dispatch.contract import ResultEvent
-from order_dispatch.embedded_redis import EmbeddedRedis
 from order_dispatch.keys import Keys
 from order_dispatch.results import ResultConsumer
 from producers.enqueue import InvalidJob, Producer
@@ -56,7 +56,7 @@ def _invalid_sample() -> Any:
 
 def worker_command(vendors: str, concurrency: int) -> list[str]:
     """The command line of an ``order-dispatch worker`` child process."""
-    cli = [sys.executable, "-m", "order_dispatch.cli", "worker"]
+    cli = [sys.executable, "-m", "cli", "worker"]
     return [*cli, "--vendors", vendors, "--concurrency", str(concurrency)]
 
 

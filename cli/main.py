@@ -243,7 +243,7 @@ def tail(
 def demo(timeout: float) -> None:
     """End to end: Redis (embedded unless REDIS_URL is set), the sandbox, a worker, sample
     orders, and their result events. Exits 0 when every sample order ended."""
-    from order_dispatch.demo import run_demo
+    from cli.demo import run_demo
 
     sys.exit(run_demo(timeout=timeout))
 

