@@ -14,7 +14,6 @@ Rules that hold for every model here:
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -36,6 +35,7 @@ SCHEMA_VERSION: Literal[1] = 1
 
 __all__ = [
     "SCHEMA_VERSION",
+    "VENDOR_OPERATIONS",
     "Address",
     "Customer",
     "ErrorInfo",
@@ -294,12 +294,24 @@ class Trace(_Model):
     trace_id: ShortText | None = None
 
 
-_VENDOR_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+#: The vendors the product supports and the operations each one offers. Producers check jobs
+#: against this table; each vendor adapter in ``worker/vendors/`` declares the same set.
+VENDOR_OPERATIONS: dict[str, frozenset[Operation]] = {
+    "sellercloud": frozenset({Operation.CREATE, Operation.GET_STATUS, Operation.CANCEL}),
+    "shopatron": frozenset({Operation.CREATE, Operation.IMPORT}),
+    "sophio": frozenset({Operation.CREATE}),
+    "sourceorders": frozenset(
+        {Operation.CREATE, Operation.GET_STATUS, Operation.UPDATE_ADDRESS}
+    ),
+    "supplystream": frozenset({Operation.CREATE, Operation.GET_STATUS, Operation.CANCEL}),
+}
 
 
 def _vendor_name(value: str) -> str:
-    if not _VENDOR_NAME.match(value):
-        raise ValueError("must be a lower-case vendor name such as 'sourceorders'")
+    if value not in VENDOR_OPERATIONS:
+        raise ValueError(
+            f"unknown vendor {value!r}; valid vendors: {', '.join(sorted(VENDOR_OPERATIONS))}"
+        )
     return value
 
 
@@ -347,6 +359,12 @@ class Job(_Model):
 
     @model_validator(mode="after")
     def _fill_and_check(self) -> Job:
+        offered = VENDOR_OPERATIONS[self.vendor]
+        if self.operation not in offered:
+            raise ValueError(
+                f"{self.vendor} does not support operation {self.operation.value!r}; "
+                f"it supports: {', '.join(sorted(o.value for o in offered))}"
+            )
         if self.operation in _NEEDS_FULL_ORDER and self.order is None:
             raise ValueError(f"operation {self.operation.value!r} needs 'order'")
         if self.operation in _NEEDS_VENDOR_ID and not self.vendor_order_id:
@@ -447,6 +465,11 @@ class ResultEvent(_Model):
     occurred_at: AwareDatetime
     enqueued_at: AwareDatetime | None = None
     duration_ms: int | None = None
+    reconciled: bool | None = Field(
+        None,
+        description="True when the outcome was learnt by looking the order up at the vendor "
+        "(an interrupted attempt, or the vendor's 'already have it'), not from a submit's answer.",
+    )
 
     @model_validator(mode="after")
     def _terminal_matches_status(self) -> ResultEvent:

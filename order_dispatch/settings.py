@@ -49,9 +49,15 @@ class HttpSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 30.0
-    max_connections: int = 100
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(30.0, gt=0)
+    deadline_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest one vendor call may take in all (token fetch, request, one resend "
+        "after a refused token); the product's own deadline, enforced on the event loop.",
+    )
+    max_connections: int = Field(100, ge=1)
 
 
 class Settings(BaseSettings):
@@ -79,6 +85,9 @@ class Settings(BaseSettings):
         10, ge=1, description="How often workers look for unacked jobs past the visibility timeout."
     )
     restore_throttle: int = Field(10, ge=1, description="Scan on every Nth of those looks.")
+    lease_margin_s: float = Field(
+        30.0, ge=1, description="How long an attempt's lease outlives its vendor call's deadline."
+    )
     worker_concurrency: int = Field(32, ge=1)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     http: HttpSettings = Field(default_factory=HttpSettings)
@@ -97,6 +106,12 @@ class Settings(BaseSettings):
                 "tasks that are still waiting and they run twice"
             )
         return self
+
+    @property
+    def lease_s(self) -> float:
+        """How long an attempt in flight holds its job: the vendor call's deadline plus a
+        margin, so a live call is never taken for a dead one."""
+        return self.http.deadline_s + self.lease_margin_s
 
     def account(self, vendor: str, name: str) -> VendorAccount | None:
         """The configured account, or None."""

@@ -35,6 +35,8 @@ class Outcome:
     http_status: int | None = None
     body: str | None = None
     retry_after_s: float | None = None
+    already_exists: bool = False
+    """The vendor refused because it already has this order (a reconciliation signal)."""
 
     @classmethod
     def success(
@@ -42,7 +44,7 @@ class Outcome:
         vendor_order_id: str | None,
         vendor_status: str | None,
         *,
-        http_status: int,
+        http_status: int | None,
         body: str | None,
     ) -> Outcome:
         """The vendor accepted."""
@@ -61,6 +63,7 @@ class Outcome:
         code: str | None = None,
         body: str | None = None,
         retry_after_s: float | None = None,
+        already_exists: bool = False,
     ) -> Outcome:
         """A failure of the given kind, explained."""
         error = ErrorInfo(
@@ -70,7 +73,9 @@ class Outcome:
             http_status=http_status,
             retryable=kind in (OutcomeKind.RETRYABLE, OutcomeKind.UNKNOWN),
         )
-        return cls(kind, None, None, error, http_status, truncate(body), retry_after_s)
+        return cls(
+            kind, None, None, error, http_status, truncate(body), retry_after_s, already_exists
+        )
 
 
 def truncate(body: str | None, limit: int = MAX_BODY_CHARS) -> str | None:

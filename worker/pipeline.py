@@ -9,14 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import redis
 import structlog
 from pydantic import ValidationError
@@ -37,8 +35,10 @@ from order_dispatch.settings import Settings
 from worker.ledger import JobLedger, LedgerState
 from worker.outcomes import Outcome, OutcomeKind
 from worker.retry import Decision, decide
-from worker.vendors import UnknownVendor, submitter_class
-from worker.vendors.base import ConfigurationError, Submitter, TranslationError
+from worker.runtime import EventLoopThread
+from worker.vendors import UnknownVendor
+from worker.vendors.base import ConfigurationError, Lookup, LookupKind, TranslationError, Vendor
+from worker.vendors.sender import Sender
 
 log = get_logger("worker.pipeline")
 
@@ -65,11 +65,13 @@ class Pipeline:
         self,
         settings: Settings,
         redis_client: redis.Redis,
-        http_client: httpx.Client,
+        sender: Sender,
+        io: EventLoopThread,
         worker_name: str | None = None,
     ) -> None:
         self.settings = settings
-        self.http = http_client
+        self.sender = sender
+        self.io = io
         self.keys = Keys(settings.key_prefix)
         self.ledger = JobLedger(
             redis_client,
@@ -78,27 +80,9 @@ class Pipeline:
             ttl_s=settings.receipt_ttl_s,
         )
         self.worker_name = worker_name or f"{socket.gethostname()}-{os.getpid()}"
-        # How long an attempt in flight holds its job: the hard time limit kills it by then.
-        self._lease_s = settings.task_time_limit_s + 5
-        self._submitters: dict[tuple[str, str], Submitter] = {}
-        self._lock = threading.Lock()
+        # How long an attempt in flight holds its job: its vendor call ends by the deadline.
+        self._lease_s = settings.lease_s
         redact.register(settings.secrets())
-
-    def _submitter(self, vendor: str, account: str) -> Submitter:
-        key = (vendor, account)
-        submitter = self._submitters.get(key)
-        if submitter is None:
-            cls = submitter_class(vendor)
-            settings = self.settings.account(vendor, account)
-            if settings is None:
-                raise ConfigurationError(
-                    f"no account {account!r} is configured for vendor {vendor!r} "
-                    f"(set ORDER_DISPATCH_ACCOUNTS__{vendor.upper()}__{account.upper()}__BASE_URL "
-                    "and its credentials)"
-                )
-            with self._lock:
-                submitter = self._submitters.setdefault(key, cls(self.http, settings))
-        return submitter
 
     def run(
         self, job_doc: dict[str, Any], attempt: int, run: int = 1, *, deferred: bool = False
@@ -125,7 +109,7 @@ class Pipeline:
             if wait > 0:
                 return self._defer(job, attempt, run, wait, started, announce=not deferred)
         try:
-            submitter = self._submitter(job.vendor, job.account)
+            vendor = self.sender.vendor(job.vendor, job.account)
         except (ConfigurationError, UnknownVendor) as exc:
             error = ErrorInfo(kind=ErrorKind.INTERNAL, message=str(exc))
             return self._finish(
@@ -147,24 +131,41 @@ class Pipeline:
                     in_flight_attempt=previous.attempt,
                 )
                 return Step(retry_in_s=lease - previous.age_s, attempt=attempt, deferred=deferred)
-            if not submitter.repeat_safe(job.operation):
-                message = (
-                    f"attempt {previous.attempt} was interrupted {previous.age_s:.0f} s ago "
-                    "after its request may have reached the vendor, and this vendor offers no way "
-                    "to check or to repeat it safely; decide by hand whether the vendor has it"
+            if not vendor.repeat_safe(job.operation):
+                lookup = self.io.run(self.sender.lookup(vendor, job))
+                if lookup.kind is LookupKind.FOUND:
+                    log.warning("interrupted attempt found; the vendor has the order")
+                    return self._finish(
+                        job,
+                        max(attempt, previous.attempt),
+                        run,
+                        Decision(EventStatus.ACCEPTED, reason="reconciled by lookup"),
+                        _found(lookup),
+                        started,
+                        reconciled=True,
+                    )
+                if not (lookup.kind is LookupKind.NOT_FOUND and vendor.lookup_authoritative):
+                    message = (
+                        f"attempt {previous.attempt} was interrupted {previous.age_s:.0f} s ago "
+                        "after its request may have reached the vendor, and the vendor cannot "
+                        f"tell whether it has the order ({lookup.detail or lookup.kind.value}); "
+                        "decide by hand whether the vendor has it"
+                    )
+                    error = ErrorInfo(kind=ErrorKind.TRANSPORT, message=message, retryable=False)
+                    return self._finish(
+                        job,
+                        max(attempt, previous.attempt),
+                        run,
+                        Decision(EventStatus.IN_DOUBT, reason="interrupted attempt"),
+                        Outcome(OutcomeKind.UNKNOWN, error=error),
+                        started,
+                    )
+                log.warning("interrupted attempt; the vendor has no such order, sending again")
+            else:
+                log.warning(
+                    "interrupted attempt found; repeating it is safe",
+                    previous_attempt=previous.attempt,
                 )
-                error = ErrorInfo(kind=ErrorKind.TRANSPORT, message=message, retryable=False)
-                return self._finish(
-                    job,
-                    max(attempt, previous.attempt),
-                    run,
-                    Decision(EventStatus.IN_DOUBT, reason="interrupted attempt"),
-                    Outcome(OutcomeKind.UNKNOWN, error=error),
-                    started,
-                )
-            log.warning(
-                "interrupted attempt found; repeating it is safe", previous_attempt=previous.attempt
-            )
             take_over = previous.started_at
             attempt = max(attempt, previous.attempt)
         elif previous.attempt > attempt:
@@ -178,7 +179,7 @@ class Pipeline:
             # (the ack was lost): run it as that retry.
             attempt += 1
         try:
-            request = submitter.translate(job)
+            request = vendor.translate(job)
         except TranslationError as exc:
             outcome = Outcome.failure(
                 OutcomeKind.PERMANENT, ErrorKind.VALIDATION, str(exc), code=exc.field
@@ -197,7 +198,7 @@ class Pipeline:
             log.info("another delivery of this job just started; checking again later")
             return Step(retry_in_s=self._lease_s, attempt=attempt, deferred=deferred)
         try:
-            outcome = submitter.submit(job, request)
+            outcome = self.io.run(self.sender.submit(vendor, job, request))
         except Exception as exc:  # a defect in an adapter must not lose the job
             log.exception("adapter failed")
             outcome = Outcome.failure(
@@ -205,10 +206,41 @@ class Pipeline:
                 ErrorKind.INTERNAL,
                 f"internal error while submitting: {type(exc).__name__}: {exc}",
             )
-        decision = decide(
-            outcome, attempt, self.settings.retry, repeat_safe=submitter.repeat_safe(job.operation)
-        )
-        return self._finish(job, attempt, run, decision, outcome, started)
+        repeat_safe = vendor.repeat_safe(job.operation)
+        reconciled = False
+        if outcome.already_exists or (outcome.kind is OutcomeKind.UNKNOWN and not repeat_safe):
+            outcome, reconciled = self._reconcile(vendor, job, outcome)
+        decision = decide(outcome, attempt, self.settings.retry, repeat_safe=repeat_safe)
+        return self._finish(job, attempt, run, decision, outcome, started, reconciled=reconciled)
+
+    def _reconcile(self, vendor: Vendor, job: Job, outcome: Outcome) -> tuple[Outcome, bool]:
+        """Ask the vendor whether it has the order after an unknown or "already have it"
+        answer; the outcome to decide on, and whether a lookup settled it."""
+        lookup = self.io.run(self.sender.lookup(vendor, job))
+        log.info("reconciliation lookup", lookup=lookup.kind.value, detail=lookup.detail or None)
+        if lookup.kind is LookupKind.FOUND:
+            return _found(lookup), True
+        if (
+            lookup.kind is LookupKind.NOT_FOUND
+            and vendor.lookup_authoritative
+            and not outcome.already_exists
+            and outcome.error is not None
+        ):
+            # The vendor provably does not have it: the lost request may be sent again.
+            error = outcome.error.model_copy(
+                update={"message": f"{outcome.error.message}; the vendor does not have the order"}
+            )
+            return replace(outcome, kind=OutcomeKind.RETRYABLE, error=error), True
+        if outcome.already_exists and outcome.error is not None:
+            # The vendor says it has the order but cannot show it: a person decides.
+            error = outcome.error.model_copy(
+                update={
+                    "message": f"{outcome.error.message} (the vendor says it already has this "
+                    f"order, but the lookup found {lookup.detail or lookup.kind.value})"
+                }
+            )
+            return replace(outcome, kind=OutcomeKind.UNKNOWN, error=error), False
+        return outcome, False
 
     def _finish(
         self,
@@ -218,6 +250,8 @@ class Pipeline:
         decision: Decision,
         outcome: Outcome,
         started: float,
+        *,
+        reconciled: bool = False,
     ) -> Step:
         status = decision.status
         error = outcome.error
@@ -236,6 +270,7 @@ class Pipeline:
             else None,
             error=error,
             vendor_response=redact.text(outcome.body) if outcome.body is not None else None,
+            reconciled=reconciled or None,
         )
         written = self.ledger.record(job, event)
         log.info(
@@ -312,6 +347,13 @@ class Pipeline:
         )
         self.ledger.record(placeholder, event)
         return DONE
+
+
+def _found(lookup: Lookup) -> Outcome:
+    """The outcome of a lookup that found the order."""
+    return Outcome.success(
+        lookup.vendor_order_id, lookup.vendor_status, http_status=None, body=None
+    )
 
 
 def _event(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -14,6 +14,8 @@ from order_dispatch.keys import Keys
 from order_dispatch.settings import RetryPolicy, Settings, VendorAccount
 from tests.integration.conftest import Events, order_job, unique
 from worker.pipeline import Pipeline
+from worker.runtime import EventLoopThread
+from worker.vendors.sender import Sender
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +38,25 @@ def make(
         retry=RetryPolicy(max_attempts=3, base_delay_s=1, max_delay_s=4),
         **settings,  # type: ignore[arg-type]
     )
-    client = httpx.Client(transport=httpx.MockTransport(record))
-    return Pipeline(config, redis_client, client), Events(redis_client, Keys(prefix)), seen
+    io = EventLoopThread()
+    _loops.append(io)
+
+    async def new_client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(record))
+
+    sender = Sender(io.run(new_client()), config)
+    pipeline = Pipeline(config, redis_client, sender, io)
+    return pipeline, Events(redis_client, Keys(prefix)), seen
+
+
+_loops: list[EventLoopThread] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_loops() -> Iterator[None]:
+    yield
+    while _loops:
+        _loops.pop().close()
 
 
 def accepted(request: httpx.Request) -> httpx.Response:
@@ -94,11 +113,12 @@ def test_a_delivery_while_another_is_in_flight_waits_and_sends_nothing(
     pipeline, events, seen = make(redis_client, accepted)
     job = order_job(unique("busy"))
     job_id = job_id_of(job)
-    began_long_ago(pipeline, job_id, 1, seconds=10)  # well inside the 300 s time limit
+    began_long_ago(pipeline, job_id, 1, seconds=10)  # well inside the lease
+    lease = pipeline.settings.lease_s  # the vendor call's deadline plus a margin
 
     step = pipeline.run(job, attempt=1)
 
-    assert step.retry_in_s is not None and 290 < step.retry_in_s <= 295
+    assert step.retry_in_s is not None and lease - 11 < step.retry_in_s <= lease - 10
     assert step.attempt == 1
     assert seen == [] and events.all() == []
 

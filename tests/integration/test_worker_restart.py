@@ -95,6 +95,8 @@ def test_killed_worker_jobs_end_once_and_are_never_sent_twice(
         prefix,
         ORDER_DISPATCH_VISIBILITY_TIMEOUT_S="10",
         ORDER_DISPATCH_TASK_TIME_LIMIT_S="5",
+        ORDER_DISPATCH_HTTP__DEADLINE_S="4",
+        ORDER_DISPATCH_LEASE_MARGIN_S="2",
         ORDER_DISPATCH_RETRY__RETRY_AFTER_CAP_S="2",
         ORDER_DISPATCH_RESTORE_INTERVAL_S="1",
         ORDER_DISPATCH_RESTORE_THROTTLE="1",

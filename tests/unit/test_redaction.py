@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 
-import httpx
 import pytest
 
 from order_dispatch import logs, redact
 from order_dispatch.contract import Job
 from order_dispatch.settings import Settings, VendorAccount
-from worker.vendors.sourceorders import SourceOrdersSubmitter
+from worker.vendors.base import VendorResponse
+from worker.vendors.sourceorders import SourceOrders
 
 SECRET = "sk-live-6f1e2d3c"
 
@@ -58,18 +58,11 @@ def test_settings_never_print_credentials() -> None:
 
 
 def test_a_vendor_echoing_the_key_is_masked_by_redaction() -> None:
-    """The submitter keeps the raw message; ``redact.text`` masks it (the pipeline applies it:
-    ``tests/integration/test_pipeline_logic.py::test_secrets_echoed_by_the_vendor_are_masked_in_the_event``)."""
+    """The reader keeps the vendor's raw message; ``redact.text`` masks it. The pipeline applies
+    it before emitting (``test_secrets_echoed_by_the_vendor_are_masked_in_the_event`` in
+    ``tests/integration/test_pipeline_logic.py``)."""
     redact.register([SECRET])
-    echo = httpx.MockTransport(
-        lambda r: httpx.Response(
-            401, json={"message": f"key {r.headers['X-API-KEY']} is not valid"}
-        )
-    )
-    submitter = SourceOrdersSubmitter(
-        httpx.Client(transport=echo),
-        VendorAccount(base_url="https://x", credentials={"api_key": SECRET}),
-    )
+    vendor = SourceOrders(VendorAccount(base_url="https://x", credentials={"api_key": SECRET}))
     job = Job.model_validate(
         {
             "vendor": "sourceorders",
@@ -82,7 +75,7 @@ def test_a_vendor_echoing_the_key_is_masked_by_redaction() -> None:
         }
     )
 
-    outcome = submitter.submit(job, submitter.translate(job))
+    outcome = vendor.read(job, VendorResponse.make(401, {"message": f"key {SECRET} is not valid"}))
 
     assert outcome.error is not None and SECRET in outcome.error.message  # raw, before redaction
     assert redact.text(outcome.error.message) == "key *** is not valid"

@@ -1,16 +1,19 @@
-"""The vendor registry: vendor name -> submitter class, imported on first use.
+"""The vendor registry: vendor name -> adapter class, imported on first use.
 
-Adding a vendor means adding its module here and nothing else.
+Adding a vendor means adding its module here, its operations to
+:data:`order_dispatch.catalog.OPERATIONS`, and its test file.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from worker.vendors.base import Submitter
+if TYPE_CHECKING:
+    from worker.vendors.base import Vendor
 
 _ADAPTERS: dict[str, str] = {
-    "sourceorders": "worker.vendors.sourceorders:SourceOrdersSubmitter",
+    "sourceorders": "worker.vendors.sourceorders:SourceOrders",
 }
 
 
@@ -23,13 +26,13 @@ def known_vendors() -> list[str]:
     return sorted(_ADAPTERS)
 
 
-def submitter_class(vendor: str) -> type[Submitter]:
-    """The submitter class of ``vendor``."""
+def vendor_class(vendor: str) -> type[Vendor]:
+    """The adapter class of ``vendor``."""
     try:
         module_name, _, attr = _ADAPTERS[vendor].partition(":")
     except KeyError:
         raise UnknownVendor(
             f"no adapter for vendor {vendor!r} (known: {', '.join(known_vendors())})"
         ) from None
-    cls: type[Submitter] = getattr(importlib.import_module(module_name), attr)
+    cls: type[Vendor] = getattr(importlib.import_module(module_name), attr)
     return cls

@@ -1,23 +1,37 @@
-"""The shared base of vendor adapters: a pure translator and a submitter with a fixed pipeline.
+"""The shared base of vendor adapters: pure translator, pure reader, base-owned sender.
 
-A vendor module subclasses :class:`Translator` (normalized job -> :class:`VendorRequest`, no
-I/O) and :class:`Submitter` (auth, send, parse). The submitter's :meth:`Submitter.submit` is the
-template method: vendors override hooks, never the pipeline. HTTP status classification is done
-here, once, for every vendor.
+A vendor module holds one :class:`Translator` subclass (job -> :class:`VendorRequest`, pure) and
+one :class:`Vendor` subclass that declares the vendor's facts (operations, credentials, account
+options, error codes) and implements small pure hooks:
+
+- auth: :meth:`Vendor.authorize` adds credentials to a request; token vendors also declare
+  :meth:`Vendor.token_request` and :meth:`Vendor.parse_token`;
+- reading: :meth:`Vendor.read` is the template every answer goes through (business errors in a
+  2xx, the success parse, the vendor's error shape, its code table, retry hints, "already have
+  it" answers); vendors override the hooks it calls, never the template;
+- reconciliation: :meth:`Vendor.lookup_request` and :meth:`Vendor.parse_lookup` find an order by
+  our reference.
+
+Nothing here does I/O: :class:`worker.vendors.sender.Sender` owns the HTTP client, the token
+cache, the transport-error mapping and logging. Vendor modules never touch the client.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any, ClassVar
+from xml.etree.ElementTree import Element
 
 import httpx
+from defusedxml import ElementTree as SafeElementTree
+from pydantic import BaseModel, ValidationError
 
 from order_dispatch.contract import ErrorKind, Job, Operation
 from order_dispatch.settings import VendorAccount
-from worker.http import TransportFailure, map_transport_errors, parse_retry_after
+from worker.http import parse_retry_after
 from worker.outcomes import Outcome, OutcomeKind
 
 
@@ -38,12 +52,17 @@ class UnsupportedOperation(TranslationError):
 
 
 class UnparsableResponse(ValueError):
-    """A 2xx answer whose body is not what the vendor documents."""
+    """An answer whose body is not what the vendor documents."""
 
 
 @dataclass(frozen=True, slots=True)
 class VendorRequest:
-    """One HTTP request to a vendor, relative to the account's base URL."""
+    """One HTTP request to a vendor.
+
+    ``path`` is relative to the account's base URL, or an absolute ``http(s)://`` URL when the
+    endpoint lives on another host (a token server). ``json`` is sent as JSON; ``content`` as
+    raw bytes (XML).
+    """
 
     method: str
     path: str
@@ -56,18 +75,132 @@ class VendorRequest:
         """A copy with extra headers."""
         return replace(self, headers={**self.headers, **headers})
 
+    def with_params(self, **params: str) -> VendorRequest:
+        """A copy with extra query parameters."""
+        return replace(self, params={**self.params, **params})
+
+    def url(self, base_url: str) -> str:
+        """The absolute URL, without the query string."""
+        if self.path.startswith(("http://", "https://")):
+            return self.path
+        return base_url.rstrip("/") + self.path
+
+
+@dataclass(frozen=True, slots=True)
+class VendorResponse:
+    """A vendor's HTTP answer as the pure reader sees it: status, headers, body bytes."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    reason: str = ""
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> VendorResponse:
+        """From an httpx response whose body was read."""
+        return cls(response.status_code, response.headers, response.content, response.reason_phrase)
+
+    @classmethod
+    def make(
+        cls, status: int, body: bytes | str | Any = b"", headers: Mapping[str, str] | None = None
+    ) -> VendorResponse:
+        """A response built by hand (tests, previews); a non-bytes, non-str body becomes JSON."""
+        if isinstance(body, str):
+            raw = body.encode()
+        elif isinstance(body, bytes):
+            raw = body
+        else:
+            raw = json.dumps(body).encode()
+        return cls(status, httpx.Headers(headers or {}), raw)
+
+    @property
+    def ok(self) -> bool:
+        """A 2xx status."""
+        return 200 <= self.status < 300
+
+    @property
+    def text(self) -> str:
+        """The body as text (undecodable bytes replaced)."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The JSON body, or :class:`UnparsableResponse`."""
+        try:
+            return json.loads(self.body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UnparsableResponse(f"not JSON ({exc})") from None
+
+    def json_object(self) -> dict[str, Any]:
+        """The JSON object of the body, or :class:`UnparsableResponse`."""
+        data = self.json()
+        if not isinstance(data, dict):
+            raise UnparsableResponse(f"expected a JSON object, got {type(data).__name__}")
+        return data
+
+    def xml(self) -> Element:
+        """The XML root element, parsed safely (defusedxml), or :class:`UnparsableResponse`."""
+        try:
+            root: Element = SafeElementTree.fromstring(self.body)
+        except Exception as exc:  # ParseError and defusedxml's refusals alike
+            raise UnparsableResponse(f"not XML ({type(exc).__name__}: {exc})") from None
+        return root
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """An access token and how long it lives (None: until the vendor refuses it)."""
+
+    value: str
+    expires_in_s: float | None = None
+
+
+class LookupKind(StrEnum):
+    """What looking an order up by our reference found."""
+
+    FOUND = "found"
+    NOT_FOUND = "not_found"
+    UNKNOWN = "unknown"
+    """The vendor's answer cannot tell (an error, an ambiguous match)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The result of a lookup: found (with the vendor's id and status), not found, or unknown."""
+
+    kind: LookupKind
+    vendor_order_id: str | None = None
+    vendor_status: str | None = None
+    detail: str = ""
+
+    @classmethod
+    def found(cls, vendor_order_id: str, vendor_status: str | None = None) -> Lookup:
+        """The vendor has the order."""
+        return cls(LookupKind.FOUND, vendor_order_id, vendor_status)
+
+    @classmethod
+    def not_found(cls) -> Lookup:
+        """The vendor has no such order."""
+        return cls(LookupKind.NOT_FOUND)
+
+    @classmethod
+    def unknown(cls, detail: str) -> Lookup:
+        """The answer cannot tell; ``detail`` says why."""
+        return cls(LookupKind.UNKNOWN, detail=detail)
+
 
 class Translator:
     """Turns a job into the vendor's request. Pure: no I/O, no clock, no randomness.
 
     Override the method of each operation the vendor supports; the others raise
-    :class:`UnsupportedOperation`.
+    :class:`UnsupportedOperation`. ``options`` is the account's validated
+    :attr:`Vendor.options_model` (or None).
     """
 
     vendor: ClassVar[str] = ""
 
-    def __init__(self, account: VendorAccount) -> None:
+    def __init__(self, account: VendorAccount, options: BaseModel | None = None) -> None:
         self.account = account
+        self.options = options
 
     def request_for(self, job: Job) -> VendorRequest:
         """The request for ``job``'s operation."""
@@ -106,104 +239,162 @@ class Translator:
         return self._unsupported(job)
 
 
-class Submitter:
-    """Sends a job to a vendor and says what came of it.
+def check_length(field_path: str, value: str | None, limit: int) -> str | None:
+    """``value`` unchanged, or :class:`TranslationError` if longer than the vendor's ``limit``.
 
-    Subclasses set :attr:`translator_class`, :attr:`required_credentials`,
-    :attr:`repeat_safe_operations`, and implement :meth:`authenticate` and
-    :meth:`parse_success`; :meth:`error_detail` reads the vendor's error shape.
+    Never truncates: a value the vendor would cut or refuse is a validation error here.
+    """
+    if value is not None and len(value) > limit:
+        raise TranslationError(
+            field_path, f"is {len(value)} characters; the vendor accepts at most {limit}"
+        )
+    return value
+
+
+def require(field_path: str, value: Any) -> Any:
+    """``value``, or :class:`TranslationError` when the vendor requires it and it is missing."""
+    if value is None or value == "":
+        raise TranslationError(field_path, "is required by this vendor")
+    return value
+
+
+class Vendor:
+    """One vendor account's adapter: declared facts plus pure hooks (see the module docstring).
+
+    Required in a subclass: :attr:`name`, :attr:`translator_class`, :attr:`operations`,
+    :meth:`authorize` and :meth:`parse_success`. Everything else has a default.
     """
 
-    vendor: ClassVar[str] = ""
+    #: The vendor's name in jobs, queues and settings.
+    name: ClassVar[str] = ""
     translator_class: ClassVar[type[Translator]] = Translator
-    #: Credentials the account must carry.
-    required_credentials: ClassVar[tuple[str, ...]] = ()
+    #: Operations the vendor supports (must match :data:`order_dispatch.catalog.OPERATIONS`).
+    operations: ClassVar[frozenset[Operation]] = frozenset()
     #: Operations that may be sent again without a second effect at the vendor.
     repeat_safe_operations: ClassVar[frozenset[Operation]] = frozenset({Operation.GET_STATUS})
+    #: Credentials the account must carry.
+    required_credentials: ClassVar[tuple[str, ...]] = ()
+    #: The model of the account's ``options`` (per-merchant values every order needs).
+    options_model: ClassVar[type[BaseModel] | None] = None
+    #: Vendor error code -> (outcome kind, error kind), overriding the HTTP status's meaning.
+    error_codes: ClassVar[Mapping[str, tuple[OutcomeKind, ErrorKind]]] = {}
+    #: Vendor error codes that mean "I already have this order".
+    already_exists_codes: ClassVar[frozenset[str]] = frozenset()
+    #: True when "not found" from :meth:`parse_lookup` proves the vendor never got the order,
+    #: so sending it again is safe.
+    lookup_authoritative: ClassVar[bool] = False
 
-    def __init__(self, client: httpx.Client, account: VendorAccount) -> None:
+    def __init__(self, account: VendorAccount, *, account_name: str = "default") -> None:
+        self.account = account
+        self.account_name = account_name
         missing = [c for c in self.required_credentials if not account.secret(c)]
         if missing:
             raise ConfigurationError(
-                f"the {self.vendor} account has no credential {', '.join(map(repr, missing))}"
+                "; ".join(
+                    f"the {self.name} account {account_name!r} has no credential {c!r} "
+                    f"(set {self.setting_name('credentials', c)})"
+                    for c in missing
+                )
             )
-        self.client = client
-        self.account = account
-        self.translator = self.translator_class(account)
+        self.options: BaseModel | None = None
+        if self.options_model is not None:
+            try:
+                self.options = self.options_model.model_validate(account.options)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{self.setting_name('options', *map(str, e['loc']))}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                raise ConfigurationError(
+                    f"the {self.name} account {account_name!r} has wrong options: {problems}"
+                ) from None
+        self.translator = self.translator_class(account, self.options)
 
-    def repeat_safe(self, operation: Operation) -> bool:
-        """True when ``operation`` can be repeated after an unknown outcome."""
-        return operation in self.repeat_safe_operations
+    def setting_name(self, *path: str) -> str:
+        """The environment variable that sets ``path`` of this account."""
+        parts = ["ORDER_DISPATCH_ACCOUNTS", self.name, self.account_name, *path]
+        return "__".join(p.upper() for p in parts)
+
+    # Translation
 
     def translate(self, job: Job) -> VendorRequest:
         """The vendor request for ``job`` (raises :class:`TranslationError`)."""
         return self.translator.request_for(job)
 
-    def submit(self, job: Job, request: VendorRequest) -> Outcome:
-        """Authenticate, send and classify: the fixed pipeline every vendor shares."""
-        request = self.authenticate(request)
-        url = self.account.base_url.rstrip("/") + request.path
-        try:
-            with map_transport_errors():
-                response = self.client.request(
-                    request.method,
-                    url,
-                    json=request.json,
-                    content=request.content,
-                    headers=request.headers,
-                    params=request.params or None,
-                )
-        except TransportFailure as failure:
-            kind = OutcomeKind.UNKNOWN if failure.maybe_sent else OutcomeKind.RETRYABLE
-            return Outcome.failure(kind, failure.kind, failure.message)
-        return self.classify(job, response)
+    def repeat_safe(self, operation: Operation) -> bool:
+        """True when ``operation`` can be repeated after an unknown outcome."""
+        return operation in self.repeat_safe_operations
 
-    def classify(self, job: Job, response: httpx.Response) -> Outcome:
-        """Map an HTTP answer to an outcome; 2xx bodies go to :meth:`parse_success`."""
-        status = response.status_code
-        body = response.text
-        if 200 <= status < 300:
+    # Auth hooks (pure)
+
+    @property
+    def uses_tokens(self) -> bool:
+        """True when requests need a token from :meth:`token_request`."""
+        return type(self).token_request is not Vendor.token_request
+
+    def authorize(self, request: VendorRequest, token: str | None) -> VendorRequest:
+        """``request`` with the vendor's credentials added (``token`` for token vendors)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement authorize")
+
+    def token_request(self) -> VendorRequest:
+        """The request that fetches an access token (token vendors only)."""
+        raise NotImplementedError(f"{type(self).__name__} uses no tokens")
+
+    def parse_token(self, response: VendorResponse) -> Token:
+        """The token in a 2xx answer to :meth:`token_request` (raise UnparsableResponse)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement parse_token")
+
+    # Reading (pure): the template and its hooks
+
+    def read(self, job: Job, response: VendorResponse) -> Outcome:
+        """What an answer means; the template every vendor shares."""
+        if response.ok:
             try:
+                failure = self.business_error(job, response)
+                if failure is not None:
+                    return failure
                 return self.parse_success(job, response)
             except UnparsableResponse as exc:
                 return Outcome.failure(
                     OutcomeKind.UNKNOWN,
                     ErrorKind.TRANSPORT,
-                    f"the vendor answered {status} with an unreadable body: {exc}",
-                    http_status=status,
-                    body=body,
+                    f"the vendor answered {response.status} with an unreadable body: {exc}",
+                    http_status=response.status,
+                    body=response.text,
                 )
         code, message = self.error_detail(response)
-        kind, error_kind = classify_status(status)
+        kind, error_kind = classify_status(response.status)
+        if code is not None and code in self.error_codes:
+            kind, error_kind = self.error_codes[code]
+        retry_after = None
+        if kind is OutcomeKind.RETRYABLE:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is None:
+                retry_after = self.retry_hint(response)
         return Outcome.failure(
             kind,
             error_kind,
-            message or f"HTTP {status} {response.reason_phrase}",
-            http_status=status,
+            message or f"HTTP {response.status} {response.reason}".rstrip(),
+            http_status=response.status,
             code=code,
-            body=body,
-            retry_after_s=(
-                parse_retry_after(response.headers.get("Retry-After"))
-                if kind is OutcomeKind.RETRYABLE
-                else None
-            ),
+            body=response.text,
+            retry_after_s=retry_after,
+            already_exists=self.already_exists(job, response, code, message),
         )
 
-    # Hooks
+    def business_error(self, job: Job, response: VendorResponse) -> Outcome | None:
+        """A failure reported inside a 2xx answer, or None (most vendors)."""
+        return None
 
-    def authenticate(self, request: VendorRequest) -> VendorRequest:
-        """Add the vendor's credentials to ``request``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement authenticate")
-
-    def parse_success(self, job: Job, response: httpx.Response) -> Outcome:
+    def parse_success(self, job: Job, response: VendorResponse) -> Outcome:
         """The outcome of a 2xx answer (raise :class:`UnparsableResponse` if unreadable)."""
         raise NotImplementedError(f"{type(self).__name__} must implement parse_success")
 
-    def error_detail(self, response: httpx.Response) -> tuple[str | None, str]:
-        """The vendor's error code and message from a non-2xx answer (generic JSON reader)."""
+    def error_detail(self, response: VendorResponse) -> tuple[str | None, str]:
+        """The vendor's error code and message from a non-2xx answer (a generic JSON reader)."""
         try:
             data = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except UnparsableResponse:
             return None, response.text.strip()[:500]
         if isinstance(data, dict):
             message = next(
@@ -218,6 +409,27 @@ class Submitter:
             return (str(code) if code is not None and str(code) != message else None), message
         return None, str(data)[:500]
 
+    def retry_hint(self, response: VendorResponse) -> float | None:
+        """Seconds to wait from a vendor-specific hint when there is no ``Retry-After``."""
+        return None
+
+    def already_exists(
+        self, job: Job, response: VendorResponse, code: str | None, message: str
+    ) -> bool:
+        """True when a refusal means the vendor already has this order."""
+        return code is not None and code in self.already_exists_codes
+
+    # Reconciliation (pure)
+
+    def lookup_request(self, job: Job) -> VendorRequest | None:
+        """The request that finds ``job``'s order by our reference; None when the vendor has
+        no such lookup."""
+        return None
+
+    def parse_lookup(self, job: Job, response: VendorResponse) -> Lookup:
+        """What the answer to :meth:`lookup_request` found."""
+        return Lookup.unknown(f"{self.name} has no lookup by our reference")
+
 
 def classify_status(status: int) -> tuple[OutcomeKind, ErrorKind]:
     """What a non-2xx HTTP status means: 401/403 auth and other 4xx are permanent; 408, 429
@@ -231,14 +443,3 @@ def classify_status(status: int) -> tuple[OutcomeKind, ErrorKind]:
     if status >= 500:
         return OutcomeKind.RETRYABLE, ErrorKind.VENDOR_UNAVAILABLE
     return OutcomeKind.PERMANENT, ErrorKind.VENDOR_REJECTED
-
-
-def json_body(response: httpx.Response) -> dict[str, Any]:
-    """The JSON object of a 2xx answer, or :class:`UnparsableResponse`."""
-    try:
-        data = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UnparsableResponse(f"not JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise UnparsableResponse(f"expected a JSON object, got {type(data).__name__}")
-    return data

@@ -1,25 +1,23 @@
-"""SourceOrders: create, get status, update the shipping address (docs: sourceorders.txt).
+"""SourceOrders: create, get status, update the shipping address.
 
-Idempotency choice: SourceOrders takes no client reference and offers no lookup or list, so a
-create whose answer was lost cannot be checked or safely repeated. Such a job ends ``in_doubt``
-for an operator, never resubmitted blindly. ``get_status`` (GET) and ``update_address`` (a PUT
-of the same fields) are safe to repeat.
+Idempotency and reconciliation policy: SourceOrders takes no client reference and offers no
+lookup or list, so a create whose answer was lost cannot be checked or safely repeated. Such a
+job ends ``in_doubt`` for an operator, never resubmitted blindly. ``get_status`` (GET) and
+``update_address`` (a PUT of the same fields) are safe to repeat.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import httpx
-
 from order_dispatch.contract import Address, Job, Operation, PartialAddress
 from worker.outcomes import Outcome
 from worker.vendors.base import (
-    Submitter,
     Translator,
     UnparsableResponse,
+    Vendor,
     VendorRequest,
-    json_body,
+    VendorResponse,
 )
 
 _ADDRESS_MAP = {
@@ -96,25 +94,26 @@ class SourceOrdersTranslator(Translator):
         )
 
 
-class SourceOrdersSubmitter(Submitter):
-    """Sends SourceOrders requests with ``X-API-KEY`` and reads the order model back."""
+class SourceOrders(Vendor):
+    """SourceOrders: ``X-API-KEY`` auth; the answer is the order model."""
 
-    vendor = "sourceorders"
+    name = "sourceorders"
     translator_class = SourceOrdersTranslator
+    operations = frozenset({Operation.CREATE, Operation.GET_STATUS, Operation.UPDATE_ADDRESS})
     required_credentials = ("api_key",)
     repeat_safe_operations: ClassVar[frozenset[Operation]] = frozenset(
         {Operation.GET_STATUS, Operation.UPDATE_ADDRESS}
     )
 
-    def authenticate(self, request: VendorRequest) -> VendorRequest:
+    def authorize(self, request: VendorRequest, token: str | None) -> VendorRequest:
         """Adds ``X-API-KEY``."""
         api_key = self.account.secret("api_key")
         assert api_key is not None
         return request.with_headers(**{"X-API-KEY": api_key, "Accept": "application/json"})
 
-    def parse_success(self, job: Job, response: httpx.Response) -> Outcome:
+    def parse_success(self, job: Job, response: VendorResponse) -> Outcome:
         """The order model: ``orderId`` ("will always start with soo") and ``status``."""
-        data = json_body(response)
+        data = response.json_object()
         order_id = data.get("orderId")
         if not isinstance(order_id, str) or not order_id.startswith("soo"):
             raise UnparsableResponse(f"no 'soo' orderId in the answer (got {order_id!r})")
@@ -122,6 +121,6 @@ class SourceOrdersSubmitter(Submitter):
         return Outcome.success(
             order_id,
             status if isinstance(status, str) else None,
-            http_status=response.status_code,
+            http_status=response.status,
             body=response.text,
         )

@@ -1,0 +1,354 @@
+"""Shared vendor contract tests: every vendor's test file subclasses :class:`VendorContract`.
+
+As django-anymail does, each vendor test file fills in the vendor's facts (class attributes) and
+inherits the same groups of tests:
+
+- golden translation of a full order and of a minimal one;
+- request shape (method, URL, headers, body) as sent through the base-owned sender;
+- success parse;
+- each documented error shape;
+- an unparsable body;
+- 429, 5xx and timeout classification;
+- missing credentials;
+- token refresh (token vendors), or that a refused static credential is an auth failure.
+
+The sender runs on an ``httpx.AsyncClient`` over ``httpx.MockTransport``: these are fast unit
+tests. The same adapters meet the sandbox over real HTTP in ``tests/integration``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+
+from order_dispatch.contract import ErrorKind, Job
+from order_dispatch.settings import Settings, VendorAccount
+from worker.outcomes import Outcome, OutcomeKind
+from worker.vendors.base import ConfigurationError, Vendor, VendorRequest, VendorResponse
+from worker.vendors.sender import Sender
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+@dataclass(frozen=True)
+class ExpectedRequest:
+    """What a translated and authorized request must look like on the wire."""
+
+    method: str
+    url: str  # absolute, without the query string
+    params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # a subset of the sent headers
+    json: Any = None
+    content: bytes | None = None
+
+
+@dataclass(frozen=True)
+class ErrorCase:
+    """One documented error answer and what it must mean."""
+
+    name: str
+    response: VendorResponse
+    kind: OutcomeKind
+    error_kind: ErrorKind
+    message: str | None = None  # a substring of the outcome's message
+    code: str | None = None
+    retry_after_s: float | None = None
+    already_exists: bool = False
+
+
+def run_sender(
+    vendor: Vendor, job: Job, handler: Handler, *, settings: Settings | None = None
+) -> tuple[Outcome, list[httpx.Request], Sender]:
+    """Send ``job`` through a real :class:`Sender` over a mock transport."""
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+
+    async def go() -> tuple[Outcome, Sender]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(record)) as client:
+            sender = Sender(client, settings or Settings())
+            outcome = await sender.submit(vendor, job, vendor.translate(job))
+            return outcome, sender
+
+    outcome, sender = asyncio.run(go())
+    return outcome, seen, sender
+
+
+def sent_body(request: httpx.Request) -> Any:
+    """The JSON body of a sent request (or its raw bytes when not JSON)."""
+    try:
+        return json.loads(request.content)
+    except ValueError:
+        return request.content
+
+
+class VendorContract:
+    """The tests every vendor passes. Subclasses set the class attributes below."""
+
+    vendor_cls: ClassVar[type[Vendor]]
+    account: ClassVar[VendorAccount]
+    #: A job document using every order field the vendor maps, and its exact request.
+    full_job: ClassVar[dict[str, Any]]
+    full_request: ClassVar[ExpectedRequest]
+    #: A job document with only what the contract and the vendor require, and its request.
+    minimal_job: ClassVar[dict[str, Any]]
+    minimal_request: ClassVar[ExpectedRequest]
+    #: The vendor's documented success answer to ``full_job`` and the ids it yields.
+    success: ClassVar[VendorResponse]
+    success_vendor_order_id: ClassVar[str | None]
+    success_vendor_status: ClassVar[str | None] = None
+    #: Every documented error shape.
+    errors: ClassVar[list[ErrorCase]]
+    #: A 2xx body the reader cannot make sense of.
+    unparsable: ClassVar[VendorResponse]
+    #: Answer for a token request (token vendors only).
+    token_answer: ClassVar[VendorResponse | None] = None
+
+    # Helpers
+
+    def vendor(self, account: VendorAccount | None = None) -> Vendor:
+        return self.vendor_cls(account or self.account)
+
+    def job(self, doc: dict[str, Any] | None = None) -> Job:
+        return Job.model_validate(doc or self.full_job)
+
+    def answering(self, response: VendorResponse) -> Handler:
+        """A handler that answers tokens with :attr:`token_answer`, anything else with
+        ``response``."""
+        vendor = self.vendor()
+        token_url = vendor.token_request().url(self.account.base_url) if vendor.uses_tokens else ""
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            if token_url and str(request.url).split("?")[0] == token_url:
+                assert self.token_answer is not None
+                return as_httpx(self.token_answer)
+            return as_httpx(response)
+
+        return handler
+
+    def assert_request(
+        self, request: VendorRequest | httpx.Request, expected: ExpectedRequest
+    ) -> None:
+        if isinstance(request, VendorRequest):
+            assert request.method == expected.method
+            assert request.url(self.account.base_url) == expected.url
+            assert request.params == expected.params
+            if expected.json is not None:
+                assert request.json == expected.json
+            if expected.content is not None:
+                assert request.content == expected.content
+            return
+        assert request.method == expected.method
+        assert str(request.url).split("?")[0] == expected.url
+        assert dict(request.url.params) == expected.params
+        for name, value in expected.headers.items():
+            assert request.headers.get(name) == value, name
+        if expected.json is not None:
+            assert json.loads(request.content) == expected.json
+        if expected.content is not None:
+            assert request.content == expected.content
+
+    # Golden translation
+
+    def test_golden_translation_of_a_full_order(self) -> None:
+        request = self.vendor().translate(self.job(self.full_job))
+
+        self.assert_request(request, self.full_request)
+
+    def test_golden_translation_of_a_minimal_order(self) -> None:
+        request = self.vendor().translate(self.job(self.minimal_job))
+
+        self.assert_request(request, self.minimal_request)
+
+    def test_translation_is_pure(self) -> None:
+        vendor = self.vendor()
+
+        assert vendor.translate(self.job()) == vendor.translate(self.job())
+
+    def test_operations_match_the_catalogue(self) -> None:
+        from order_dispatch.contract import VENDOR_OPERATIONS
+
+        assert self.vendor_cls.operations == VENDOR_OPERATIONS[self.vendor_cls.name]
+
+    # Request shape
+
+    def test_request_shape_on_the_wire(self) -> None:
+        outcome, seen, _ = run_sender(self.vendor(), self.job(), self.answering(self.success))
+
+        order_requests = [r for r in seen if self.is_order_request(r)]
+        assert len(order_requests) == 1
+        self.assert_request(order_requests[0], self.full_request)
+        assert outcome.kind is OutcomeKind.SUCCESS
+
+    def is_order_request(self, request: httpx.Request) -> bool:
+        vendor = self.vendor()
+        if not vendor.uses_tokens:
+            return True
+        return str(request.url).split("?")[0] != vendor.token_request().url(self.account.base_url)
+
+    # Success parse
+
+    def test_success_parse(self) -> None:
+        outcome = self.vendor().read(self.job(), self.success)
+
+        assert outcome.kind is OutcomeKind.SUCCESS, outcome.error
+        assert outcome.vendor_order_id == self.success_vendor_order_id
+        assert outcome.vendor_status == self.success_vendor_status
+        assert outcome.body is not None
+
+    # Errors
+
+    def test_each_documented_error_shape(self) -> None:
+        assert self.errors, "list the vendor's documented error shapes"
+        for case in self.errors:
+            outcome = self.vendor().read(self.job(), case.response)
+
+            assert outcome.kind is case.kind, case.name
+            assert outcome.error is not None, case.name
+            assert outcome.error.kind is case.error_kind, case.name
+            if case.message is not None:
+                assert case.message in outcome.error.message, (case.name, outcome.error.message)
+            if case.code is not None:
+                assert outcome.error.code == case.code, case.name
+            assert outcome.retry_after_s == case.retry_after_s, case.name
+            assert outcome.already_exists is case.already_exists, case.name
+
+    def test_an_unparsable_body_is_a_clear_error_with_the_raw_body(self) -> None:
+        outcome = self.vendor().read(self.job(), self.unparsable)
+
+        assert outcome.kind in (OutcomeKind.UNKNOWN, OutcomeKind.PERMANENT)
+        assert outcome.error is not None and "unreadable" in outcome.error.message
+        assert outcome.body is not None and outcome.body[:50] == self.unparsable.text[:50]
+
+    # Classification
+
+    def test_429_is_retryable_and_honours_retry_after(self) -> None:
+        outcome = self.vendor().read(
+            self.job(), VendorResponse.make(429, b"", {"Retry-After": "7"})
+        )
+
+        assert outcome.kind is OutcomeKind.RETRYABLE
+        assert outcome.error is not None and outcome.error.kind is ErrorKind.RATE_LIMITED
+        assert outcome.retry_after_s == 7.0
+
+    def test_5xx_is_retryable(self) -> None:
+        for status in (500, 502, 503):
+            outcome = self.vendor().read(self.job(), VendorResponse.make(status, b"oops"))
+
+            assert outcome.kind is OutcomeKind.RETRYABLE, status
+            assert outcome.error is not None
+            assert outcome.error.kind is ErrorKind.VENDOR_UNAVAILABLE
+
+    def test_a_timeout_after_sending_is_unknown_and_a_refused_connection_retryable(self) -> None:
+        token_handler = self.answering(self.success)
+        for exc, kind in (
+            (httpx.ReadTimeout("slow"), OutcomeKind.UNKNOWN),
+            (httpx.ConnectError("refused"), OutcomeKind.RETRYABLE),
+        ):
+
+            def handler(request: httpx.Request, exc: Exception = exc) -> httpx.Response:
+                if not self.is_order_request(request):
+                    return token_handler(request)
+                raise exc
+
+            outcome, _, _ = run_sender(self.vendor(), self.job(), handler)
+
+            assert outcome.kind is kind, exc
+            assert outcome.error is not None
+
+    # Credentials
+
+    def test_missing_credentials_are_a_configuration_error_naming_the_variable(self) -> None:
+        if not self.vendor_cls.required_credentials:
+            pytest.skip("the vendor needs no credentials")
+        empty = self.account.model_copy(update={"credentials": {}})
+        with pytest.raises(ConfigurationError) as caught:
+            self.vendor_cls(empty)
+
+        first = self.vendor_cls.required_credentials[0]
+        assert (
+            f"ORDER_DISPATCH_ACCOUNTS__{self.vendor_cls.name.upper()}__DEFAULT__CREDENTIALS__"
+            f"{first.upper()}" in str(caught.value)
+        )
+
+    def test_no_credential_is_in_the_outcome(self) -> None:
+        outcome, seen, _ = run_sender(self.vendor(), self.job(), self.answering(self.success))
+
+        secrets = [s.get_secret_value() for s in self.account.credentials.values()]
+        rendered = repr(outcome)
+        assert seen
+        assert not [s for s in secrets if s and s in rendered]
+
+    # Tokens
+
+    def test_token_refresh(self) -> None:
+        vendor = self.vendor()
+        if not vendor.uses_tokens:
+            outcome = vendor.read(self.job(), VendorResponse.make(401, b"no"))
+            assert outcome.kind is OutcomeKind.PERMANENT
+            assert outcome.error is not None and outcome.error.kind is ErrorKind.AUTH
+            return
+        token_url = vendor.token_request().url(self.account.base_url)
+        order_calls = 0
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            nonlocal order_calls
+            if str(request.url).split("?")[0] == token_url:
+                assert self.token_answer is not None
+                return as_httpx(self.token_answer)
+            order_calls += 1
+            if order_calls == 1:
+                return httpx.Response(401, json={"error": "token expired"})
+            return as_httpx(self.success)
+
+        outcome, _, sender = run_sender(vendor, self.job(), handler)
+
+        assert outcome.kind is OutcomeKind.SUCCESS, outcome.error
+        assert order_calls == 2
+        assert sender.tokens.fetches == 2
+
+    def test_concurrent_requests_share_one_token_fetch(self) -> None:
+        vendor = self.vendor()
+        if not vendor.uses_tokens:
+            pytest.skip("static credentials")
+        handler = self.answering(self.success)
+
+        async def go() -> tuple[list[Outcome], int]:
+            async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+                sender = Sender(client, Settings())
+                job = self.job()
+                outcomes = await asyncio.gather(
+                    *(sender.submit(vendor, job, vendor.translate(job)) for _ in range(20))
+                )
+                return list(outcomes), sender.tokens.fetches
+
+        outcomes, fetches = asyncio.run(go())
+
+        assert {o.kind for o in outcomes} == {OutcomeKind.SUCCESS}
+        assert fetches == 1
+
+    def test_a_refused_token_connection_retries_and_is_never_in_doubt(self) -> None:
+        vendor = self.vendor()
+        if not vendor.uses_tokens:
+            pytest.skip("static credentials")
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            raise httpx.ConnectError("refused")
+
+        outcome, _, _ = run_sender(vendor, self.job(), handler)
+
+        assert outcome.kind is OutcomeKind.RETRYABLE
+        assert outcome.error is not None and "token" in outcome.error.message
+
+
+def as_httpx(response: VendorResponse) -> httpx.Response:
+    """A :class:`VendorResponse` as the mock transport's answer."""
+    return httpx.Response(response.status, headers=response.headers, content=response.body)

@@ -1,0 +1,120 @@
+"""A worker process's runtime: its event loop, its vendor HTTP client, its pipeline.
+
+Each worker process runs one asyncio event loop in a thread of its own, created when the process
+starts and closed when it stops (Celery's worker signals, wired in :mod:`worker.app`). Every
+vendor call of every task thread runs on that loop through one shared ``httpx.AsyncClient``;
+a task thread hands its coroutine over with :meth:`EventLoopThread.run` and waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import httpx
+import redis
+
+from order_dispatch.settings import Settings
+from worker.http import new_client
+
+T = TypeVar("T")
+
+
+class EventLoopThread:
+    """An asyncio event loop served by a daemon thread; coroutines are submitted from others."""
+
+    def __init__(self, name: str = "vendor-io") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result (from any other thread)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        """Cancel what still runs, stop the loop and end its thread."""
+        if not self._thread.is_alive():
+            return
+
+        async def _cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            self.run(_cancel_all(), timeout=5)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+            if not self._thread.is_alive():
+                self.loop.close()
+
+
+class Runtime:
+    """What one worker process holds for its life: loop, HTTP client, Redis client, pipeline."""
+
+    def __init__(self, settings: Settings, *, worker_name: str | None = None) -> None:
+        from worker.pipeline import Pipeline
+        from worker.vendors.sender import Sender
+
+        self.settings = settings
+        self.pid = os.getpid()
+        self.io = EventLoopThread()
+        self.http: httpx.AsyncClient = self.io.run(_make_client(settings))
+        self.redis: redis.Redis = redis.Redis.from_url(settings.redis_url)
+        self.sender = Sender(self.http, settings)
+        self.pipeline = Pipeline(settings, self.redis, self.sender, self.io, worker_name)
+
+    def close(self) -> None:
+        """Close the HTTP client on its loop, then the loop and Redis."""
+        try:
+            self.io.run(self.http.aclose(), timeout=5)
+        finally:
+            self.io.close()
+            self.redis.close()
+
+
+async def _make_client(settings: Settings) -> httpx.AsyncClient:
+    # Created on the loop it will serve: aiohttp binds its session to the running loop.
+    return new_client(settings.http)
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def start(settings: Settings) -> Runtime:
+    """Create this process's runtime (idempotent; a forked child makes its own)."""
+    global _runtime
+    with _lock:
+        if _runtime is None or _runtime.pid != os.getpid():
+            _runtime = Runtime(settings)
+        return _runtime
+
+
+def current(settings: Settings | None = None) -> Runtime:
+    """This process's runtime, started on first use if a signal did not start it."""
+    runtime = _runtime
+    if runtime is None or runtime.pid != os.getpid():
+        from order_dispatch.settings import get_settings
+
+        runtime = start(settings or get_settings())
+    return runtime
+
+
+def stop() -> None:
+    """Close this process's runtime, if any."""
+    global _runtime
+    with _lock:
+        runtime, _runtime = _runtime, None
+    if runtime is not None:
+        runtime.close()

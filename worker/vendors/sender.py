@@ -1,0 +1,240 @@
+"""The base-owned sender: auth, sending, the transport-error mapping and logging for every vendor.
+
+Vendor modules are pure (:mod:`worker.vendors.base`); this is where their requests meet the
+network. Everything here runs on the worker process's event loop (:mod:`worker.runtime`).
+
+Tokens: one cache per worker process, keyed by (vendor, account), shared by every concurrent
+task. When many tasks need a token at the same moment it is fetched once; it is refreshed
+before it expires; after a 401/403 it is dropped, fetched again, and the request resent once.
+A token fetch that fails is classified like any other failure of a request that never carried
+the order: connection problems and 5xx retry, a refusal of the credentials is an auth failure.
+It never makes an order ``in_doubt``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from order_dispatch.contract import ErrorKind, Job
+from order_dispatch.logs import get_logger
+from order_dispatch.settings import Settings
+from worker.http import TransportFailure, map_transport_errors
+from worker.outcomes import Outcome, OutcomeKind
+from worker.vendors import UnknownVendor, vendor_class
+from worker.vendors.base import (
+    ConfigurationError,
+    Lookup,
+    Token,
+    UnparsableResponse,
+    Vendor,
+    VendorRequest,
+    VendorResponse,
+    classify_status,
+)
+
+log = get_logger("worker.vendors")
+
+#: A token is refreshed when less than this share of its life, or this many seconds, is left.
+REFRESH_SHARE = 0.1
+REFRESH_MIN_S = 30.0
+
+
+class TokenFailure(Exception):
+    """The token could not be had; ``outcome`` says what that means for the job."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        super().__init__(outcome.error.message if outcome.error else "token fetch failed")
+
+
+@dataclass(slots=True)
+class _CachedToken:
+    token: Token
+    refresh_at: float  # monotonic
+
+
+class TokenCache:
+    """Access tokens per (vendor, account) for one worker process; fetched once at a time."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str], _CachedToken] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.fetches = 0
+
+    async def get(self, vendor: Vendor, fetch: Callable[[Vendor], Awaitable[Token]]) -> str:
+        """A valid token for ``vendor``'s account, fetching it if there is none or it is old."""
+        key = (vendor.name, vendor.account_name)
+        cached = self._tokens.get(key)
+        if cached is not None and time.monotonic() < cached.refresh_at:
+            return cached.token.value
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(key)
+            if cached is not None and time.monotonic() < cached.refresh_at:
+                return cached.token.value
+            token = await fetch(vendor)
+            self.fetches += 1
+            life = token.expires_in_s
+            refresh_in = (
+                float("inf")
+                if life is None
+                else max(0.0, life - max(REFRESH_MIN_S, life * REFRESH_SHARE))
+            )
+            self._tokens[key] = _CachedToken(token, time.monotonic() + refresh_in)
+            return token.value
+
+    def invalidate(self, vendor: Vendor, value: str) -> None:
+        """Drop ``value`` if it is still the cached token (a 401 says it stopped working)."""
+        key = (vendor.name, vendor.account_name)
+        cached = self._tokens.get(key)
+        if cached is not None and cached.token.value == value:
+            del self._tokens[key]
+
+
+class Sender:
+    """Sends vendor requests for every task of one worker process."""
+
+    def __init__(self, client: httpx.AsyncClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.tokens = TokenCache()
+        self._vendors: dict[tuple[str, str], Vendor] = {}
+
+    def vendor(self, vendor: str, account: str) -> Vendor:
+        """The adapter of ``vendor``'s account ``account`` (ConfigurationError, UnknownVendor)."""
+        key = (vendor, account)
+        adapter = self._vendors.get(key)
+        if adapter is None:
+            adapter = build_vendor(self.settings, vendor, account)
+            adapter = self._vendors.setdefault(key, adapter)
+        return adapter
+
+    async def submit(self, vendor: Vendor, job: Job, request: VendorRequest) -> Outcome:
+        """Authenticate, send and read ``request``: the pipeline every vendor shares."""
+        try:
+            async with asyncio.timeout(self.settings.http.deadline_s):
+                response = await self._send_authorized(vendor, request)
+        except TokenFailure as failure:
+            return failure.outcome
+        except TransportFailure as failure:
+            kind = OutcomeKind.UNKNOWN if failure.maybe_sent else OutcomeKind.RETRYABLE
+            log.info("vendor call failed", error=failure.message, maybe_sent=failure.maybe_sent)
+            return Outcome.failure(kind, failure.kind, failure.message)
+        except TimeoutError:
+            message = f"no answer within the deadline of {self.settings.http.deadline_s:g} s"
+            return Outcome.failure(OutcomeKind.UNKNOWN, ErrorKind.TIMEOUT, message)
+        return vendor.read(job, response)
+
+    async def lookup(self, vendor: Vendor, job: Job) -> Lookup:
+        """Find ``job``'s order at the vendor by our reference (reconciliation)."""
+        request = vendor.lookup_request(job)
+        if request is None:
+            return Lookup.unknown(f"{vendor.name} offers no lookup by our reference")
+        try:
+            async with asyncio.timeout(self.settings.http.deadline_s):
+                response = await self._send_authorized(vendor, request)
+        except TokenFailure as failure:
+            return Lookup.unknown(f"lookup failed: {failure}")
+        except TransportFailure as failure:
+            return Lookup.unknown(f"lookup failed: {failure.message}")
+        except TimeoutError:
+            return Lookup.unknown("lookup got no answer within the deadline")
+        try:
+            return vendor.parse_lookup(job, response)
+        except UnparsableResponse as exc:
+            return Lookup.unknown(f"lookup answer unreadable: {exc}")
+
+    async def _send_authorized(self, vendor: Vendor, request: VendorRequest) -> VendorResponse:
+        if not vendor.uses_tokens:
+            return await self._send(vendor, vendor.authorize(request, None))
+        token = await self.tokens.get(vendor, self._fetch_token)
+        response = await self._send(vendor, vendor.authorize(request, token))
+        if response.status in (401, 403):
+            # The token may have been revoked or expired early: fetch a new one, resend once.
+            log.info("vendor refused the token; fetching a new one", http_status=response.status)
+            self.tokens.invalidate(vendor, token)
+            token = await self.tokens.get(vendor, self._fetch_token)
+            response = await self._send(vendor, vendor.authorize(request, token))
+        return response
+
+    async def _fetch_token(self, vendor: Vendor) -> Token:
+        request = vendor.token_request()
+        try:
+            response = await self._send(vendor, request)
+        except TransportFailure as failure:
+            # The order was not sent: whatever happened to the token request, retrying is safe.
+            raise TokenFailure(
+                Outcome.failure(
+                    OutcomeKind.RETRYABLE, failure.kind, f"token request: {failure.message}"
+                )
+            ) from None
+        if not response.ok:
+            kind, error_kind = classify_status(response.status)
+            if response.status == 400:
+                # OAuth2 (RFC 6749 5.2) answers 400 invalid_client for bad client credentials.
+                kind, error_kind = OutcomeKind.PERMANENT, ErrorKind.AUTH
+            code, message = vendor.error_detail(response)
+            raise TokenFailure(
+                Outcome.failure(
+                    kind,
+                    error_kind,
+                    f"token request refused: {message or response.status}",
+                    http_status=response.status,
+                    code=code,
+                    body=response.text,
+                )
+            )
+        try:
+            return vendor.parse_token(response)
+        except UnparsableResponse as exc:
+            raise TokenFailure(
+                Outcome.failure(
+                    OutcomeKind.RETRYABLE,
+                    ErrorKind.AUTH,
+                    f"token answer unreadable: {exc}",
+                    http_status=response.status,
+                    body=response.text,
+                )
+            ) from None
+
+    async def _send(self, vendor: Vendor, request: VendorRequest) -> VendorResponse:
+        with map_transport_errors():
+            response = await self.client.request(
+                request.method,
+                request.url(vendor.account.base_url),
+                json=request.json,
+                content=request.content,
+                headers=request.headers,
+                params=request.params or None,
+            )
+        return VendorResponse.of(response)
+
+
+def build_vendor(settings: Settings, vendor: str, account: str) -> Vendor:
+    """The adapter for a configured account, or ConfigurationError / UnknownVendor."""
+    cls = vendor_class(vendor)
+    configured = settings.account(vendor, account)
+    if configured is None:
+        raise ConfigurationError(
+            f"no account {account!r} is configured for vendor {vendor!r} "
+            f"(set ORDER_DISPATCH_ACCOUNTS__{vendor.upper()}__{account.upper()}__BASE_URL "
+            "and its credentials)"
+        )
+    return cls(configured, account_name=account)
+
+
+def check_accounts(settings: Settings) -> list[str]:
+    """Every problem with the configured accounts, each naming the setting to fix."""
+    problems = []
+    for vendor, accounts in settings.accounts.items():
+        for account in accounts:
+            try:
+                build_vendor(settings, vendor, account)
+            except (ConfigurationError, UnknownVendor) as exc:
+                problems.append(str(exc))
+    return problems
