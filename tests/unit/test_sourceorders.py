@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 
-from order_dispatch.contract import Job
+from order_dispatch.contract import Job, Operation
 from order_dispatch.settings import VendorAccount
 from worker.outcomes import OutcomeKind
 from worker.vendors.base import ConfigurationError, UnsupportedOperation
@@ -129,7 +128,7 @@ def test_submit_sends_the_key_header_to_the_account_url() -> None:
 )
 def test_answers_are_classified(
     status: int,
-    body: Any,
+    body: str | dict[str, str],
     headers: dict[str, str],
     kind: OutcomeKind,
     error_kind: str,
@@ -190,14 +189,17 @@ def test_missing_api_key_is_a_configuration_error() -> None:
 def test_create_is_not_repeat_safe_but_reads_and_address_puts_are() -> None:
     s = submitter(lambda r: httpx.Response(200))
 
-    assert [s.repeat_safe(op) for op in ("create", "get_status", "update_address")] == [
+    assert [
+        s.repeat_safe(op)
+        for op in (Operation.CREATE, Operation.GET_STATUS, Operation.UPDATE_ADDRESS)
+    ] == [
         False,
         True,
         True,
-    ]  # type: ignore[arg-type]
+    ]
 
 
-ORDER: dict[str, Any] = {
+ORDER: dict[str, object] = {
     "order_id": "A-1",
     "placed_at": "2023-08-01T14:37:54Z",
     "customer": {"email": "michael.scott@test.com"},
