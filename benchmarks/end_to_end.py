@@ -26,13 +26,14 @@ import redis
 
 from cli.embedded_redis import EmbeddedRedis
 from order_dispatch.keys import Keys
+from order_dispatch.results import parse_entry
 from producers.enqueue import Producer
 from sandbox.runner import free_port
 from sandbox.sourceorders import DEFAULT_API_KEY
 from worker.vendors.sourceorders import SourceOrdersTranslator
 
 
-def _job(n: int, tag: str) -> dict:
+def _job(n: int, tag: str) -> dict[str, object]:
     return {"vendor": "sourceorders", "order": {
         "order_id": f"{tag}-{n:06d}", "placed_at": "2026-11-20T10:00:00Z",
         "ship_to": {"first_name": "A", "last_name": "B", "line1": "1 Main St", "city": "Hastings",
@@ -73,7 +74,9 @@ def baseline(base_url: str, orders: int, concurrency: int) -> float:
     return orders / elapsed
 
 
-def pipeline(redis_url: str, base_url: str, orders: int, concurrency: int) -> tuple[float, dict]:
+def pipeline(
+    redis_url: str, base_url: str, orders: int, concurrency: int
+) -> tuple[float, dict[str, int]]:
     """Orders/s through producer -> Redis -> worker -> vendor -> result stream."""
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "ORDER_DISPATCH_REDIS_URL": redis_url,
@@ -97,8 +100,10 @@ def pipeline(redis_url: str, base_url: str, orders: int, concurrency: int) -> tu
             time.sleep(0.02)
         elapsed = time.perf_counter() - started
         statuses: dict[str, int] = {}
-        for _, fields in client.xrange(keys.results):
-            status = fields[b"status"].decode()
+        entries = client.xrange(keys.results)
+        assert entries is not None  # XRANGE answers an array, never nil
+        for entry_id, fields in entries:
+            status = parse_entry(entry_id, fields).raw["status"]
             statuses[status] = statuses.get(status, 0) + 1
         return orders / elapsed, statuses
     finally:

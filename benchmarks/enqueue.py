@@ -18,7 +18,7 @@ from cli.embedded_redis import EmbeddedRedis
 from producers.enqueue import Producer
 
 
-def _job(n: int, tag: str) -> dict:
+def _job(n: int, tag: str) -> dict[str, object]:
     return {"vendor": "sourceorders", "order": {
         "order_id": f"{tag}-{n:06d}", "placed_at": "2026-11-20T10:00:00Z",
         "ship_to": {"line1": "1 Main St", "city": "Hastings", "postal_code": "55033",

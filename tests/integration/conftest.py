@@ -130,6 +130,7 @@ class Events:
 
     def all(self) -> list[ResultEvent]:
         entries = self.client.xrange(self.keys.results)
+        assert entries is not None  # XRANGE answers an array, never nil
         return [e for e in (parse_entry(i, f).event for i, f in entries) if e is not None]
 
     def of(self, job_id: str) -> list[ResultEvent]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 import redis
 
+from order_dispatch.contract import EventStatus
 from order_dispatch.keys import Keys
 from producers.enqueue import InvalidJob, Producer
 from tests.integration.conftest import Events, WorkerProcess, order_job, unique
@@ -13,8 +16,11 @@ from tests.integration.conftest import Events, WorkerProcess, order_job, unique
 pytestmark = pytest.mark.integration
 
 
-def _vendor_orders(admin: httpx.Client) -> list[dict]:
-    return admin.get("/_sandbox/orders", params={"vendor": "sourceorders"}).json()["orders"]
+def _vendor_orders(admin: httpx.Client) -> list[dict[str, Any]]:
+    orders: list[dict[str, Any]] = admin.get(
+        "/_sandbox/orders", params={"vendor": "sourceorders"}
+    ).json()["orders"]
+    return orders
 
 
 def test_an_order_is_accepted_with_the_vendors_id(
@@ -124,7 +130,7 @@ def test_retries_end_dead_lettered_when_exhausted(
 
     assert event.status == "dead_lettered"
     assert event.attempt == 5  # ORDER_DISPATCH_RETRY__MAX_ATTEMPTS in the worker's env
-    assert [e.status for e in events.of(receipt.job_id)].count("retry_scheduled") == 4
+    assert [e.status for e in events.of(receipt.job_id)].count(EventStatus.RETRY_SCHEDULED) == 4
     assert redis_client.hexists(Keys(shared_prefix).dead_letters, receipt.job_id)
 
 
@@ -189,8 +195,9 @@ def test_status_and_address_update_follow_the_vendors_rule(
     assert stored["shippingAddress"]["street1"] == "1725 Slough Ave"
     assert done[status.job_id].vendor_status == "IN PRODUCTION"
     assert done[late.job_id].status == "rejected"
-    assert done[late.job_id].error is not None
-    assert "only allowed on orders with status RECEIVED" in done[late.job_id].error.message
+    late_error = done[late.job_id].error
+    assert late_error is not None
+    assert "only allowed on orders with status RECEIVED" in late_error.message
 
 
 def test_no_secret_reaches_events_or_logs(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -63,7 +64,7 @@ def accepted(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"orderId": "soo_1", "status": "RECEIVED"})
 
 
-def job_id_of(job: dict) -> str:
+def job_id_of(job: dict[str, Any]) -> str:
     from order_dispatch.contract import Job
 
     return Job.model_validate(job).job_id
@@ -186,8 +187,8 @@ def test_retry_steps_count_attempts_and_then_dead_letter(redis_client: redis.Red
     assert steps[2].retry_in_s is None
     assert [e.status for e in events.all()] == ["retry_scheduled", "retry_scheduled",
                                                 "dead_lettered"]
-    assert events.all()[-1].error is not None
-    assert events.all()[-1].error.message == "bad gw"
+    assert (last_error := events.all()[-1].error) is not None
+    assert last_error.message == "bad gw"
 
 
 def test_an_unconfigured_account_is_dead_lettered_with_the_setting_to_fix(

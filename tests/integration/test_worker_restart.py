@@ -7,6 +7,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from tests.integration.conftest import Events, WorkerProcess, order_job
 pytestmark = pytest.mark.integration
 
 
-def _jobs(tag: str, n: int) -> list[dict]:
+def _jobs(tag: str, n: int) -> list[dict[str, Any]]:
     jobs = []
     for i in range(n):
         order_id = f"{tag}-{i:03d}"

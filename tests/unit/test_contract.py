@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from order_dispatch.contract import (
     EventStatus,
@@ -32,7 +32,7 @@ def order(**changes: Any) -> dict[str, Any]:
     return base
 
 
-def errors_of(data: dict[str, Any], model: type = NormalizedOrder) -> list[str]:
+def errors_of(data: dict[str, Any], model: type[BaseModel] = NormalizedOrder) -> list[str]:
     with pytest.raises(ValidationError) as caught:
         model.model_validate(data)
     return format_validation_errors(caught.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -12,8 +13,9 @@ from cli.main import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
 
 
 def test_compose_has_redis_worker_sandbox_and_flower() -> None:
@@ -33,7 +35,7 @@ def test_compose_commands_are_the_documented_cli_commands() -> None:
     for name in ("worker", "sandbox"):
         command = services[name]["command"]
         assert command[0] == "order-dispatch"
-        assert command[1] in main.commands  # type: ignore[attr-defined]
+        assert command[1] in main.commands
         assert f"order-dispatch {command[1]}" in readme
     flower = services["flower"]["command"]
     assert flower[:3] == ["celery", "-A", "worker.app"] and "flower" in flower

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 from celery import Celery
+from kombu.transport import memory
 
-from producers.message import DISPATCH_TASK, queue_key, task_message
+from order_dispatch.keys import DISPATCH_TASK
+from producers.message import queue_key, task_message
 
 
-def celery_message(task_id: str, kwargs: dict) -> dict:
+def celery_message(task_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """What Celery's own send_task stores in Redis, captured from a real publish."""
     app = Celery(set_as_current=False)
     app.conf.task_serializer = "json"
-    captured: dict = {}
+    captured: dict[str, Any] = {}
     with app.connection_for_write("memory://") as conn:
         app.send_task(DISPATCH_TASK, kwargs=kwargs, task_id=task_id, queue="od.x", connection=conn)
         channel = conn.default_channel
+        assert isinstance(channel, memory.Channel)
         raw = channel._get("od.x")  # kombu's in-memory transport keeps the same envelope
         captured.update(raw)
     return captured
