@@ -29,8 +29,13 @@ from order_dispatch.keys import Keys
 from order_dispatch.results import ResultConsumer
 from producers.enqueue import InvalidJob, Producer
 from producers.files import read_records
+from sandbox import sellercloud as sellercloud_sim
+from sandbox import shopatron as shopatron_sim
+from sandbox import sophio as sophio_sim
+from sandbox import sourceorders as sourceorders_sim
+from sandbox import supplystream as supplystream_sim
 from sandbox.runner import BackgroundSandbox
-from sandbox.sourceorders import DEFAULT_API_KEY
+from worker.vendors import known_vendors
 
 _COLOR = {
     "accepted": "green",
@@ -60,20 +65,66 @@ def worker_command(vendors: str, concurrency: int) -> list[str]:
     return [*cli, "--vendors", vendors, "--concurrency", str(concurrency)]
 
 
+def demo_accounts(sandbox: BackgroundSandbox) -> dict[str, dict[str, Any]]:
+    """One ``default`` account per vendor, pointed at ``sandbox`` with its demo credentials."""
+    return {
+        "sourceorders": {
+            "default": {
+                "base_url": sandbox.vendor_url("sourceorders"),
+                "credentials": {"api_key": sourceorders_sim.DEFAULT_API_KEY},
+            }
+        },
+        "sophio": {
+            "default": {
+                "base_url": sandbox.vendor_url("sophio"),
+                "credentials": {
+                    "api_key": sophio_sim.DEFAULT_API_KEY,
+                    "api_secret": sophio_sim.DEFAULT_API_SECRET,
+                },
+            }
+        },
+        "shopatron": {
+            "default": {
+                "base_url": sandbox.vendor_url("shopatron"),
+                "credentials": {
+                    "api_key": shopatron_sim.DEFAULT_API_KEY,
+                    "client_secret": shopatron_sim.DEFAULT_CLIENT_SECRET,
+                },
+                "options": {"manufacturer_id": "1001", "catalog_id": "1"},
+            }
+        },
+        "supplystream": {
+            "default": {
+                "base_url": sandbox.vendor_url("supplystream"),
+                "credentials": {"api_key": supplystream_sim.DEFAULT_API_KEY},
+                "options": {"dc_code": "DC1", "format": "json"},
+            }
+        },
+        "sellercloud": {
+            "default": {
+                "base_url": sandbox.vendor_url("sellercloud"),
+                "credentials": {
+                    "username": sellercloud_sim.DEFAULT_USERNAME,
+                    "password": sellercloud_sim.DEFAULT_PASSWORD,
+                },
+                "options": {"company_id": 1, "channel": "Local_Store"},
+            }
+        },
+    }
+
+
 def worker_env(
     redis_url: str, prefix: str, sandbox: BackgroundSandbox, **settings: str
 ) -> dict[str, str]:
-    """The environment of a worker that talks to ``sandbox`` with its demo credentials.
+    """The environment of a worker that talks to ``sandbox`` with its demo credentials, one
+    ``default`` account per vendor that has an adapter.
 
     The caller's own ``ORDER_DISPATCH_*`` and ``REDIS_URL`` are left out; ``settings`` adds some.
     """
     accounts = {
-        "sourceorders": {
-            "default": {
-                "base_url": sandbox.vendor_url("sourceorders"),
-                "credentials": {"api_key": DEFAULT_API_KEY},
-            }
-        }
+        vendor: account
+        for vendor, account in demo_accounts(sandbox).items()
+        if vendor in known_vendors()
     }
     env = {
         k: v

@@ -21,6 +21,7 @@ from order_dispatch.keys import Keys
 from order_dispatch.results import parse_entry
 from producers.enqueue import Producer
 from sandbox.runner import BackgroundSandbox
+from worker.vendors import known_vendors
 
 pytestmark = pytest.mark.integration
 
@@ -45,11 +46,13 @@ def sandbox_admin(sandbox: BackgroundSandbox) -> Iterator[httpx.Client]:
 class WorkerProcess:
     """A real ``order-dispatch worker`` (Celery) subprocess with its own log file."""
 
-    def __init__(self, env: dict[str, str], concurrency: int = 8) -> None:
+    def __init__(
+        self, env: dict[str, str], concurrency: int = 8, vendors: str | None = None
+    ) -> None:
         # The log lives as long as the worker, closed in close().
         self.log = tempfile.NamedTemporaryFile("w+", prefix="od-test-worker-", suffix=".log")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            worker_command("sourceorders", concurrency),
+            worker_command(vendors or ",".join(known_vendors()), concurrency),
             env=env,
             cwd=ROOT,
             stdout=self.log,

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from xml.etree.ElementTree import Element
 
 import httpx
+import simplejson
 from defusedxml import ElementTree as SafeElementTree
 from pydantic import BaseModel, ValidationError
 
@@ -79,11 +80,25 @@ class VendorRequest:
         """A copy with extra query parameters."""
         return replace(self, params={**self.params, **params})
 
+    def body(self) -> bytes | None:
+        """The bytes sent: ``content``, or ``json`` encoded with exact decimals and unicode
+        kept as it is (no binary floats on the way to a vendor)."""
+        if self.content is not None:
+            return self.content
+        if self.json is None:
+            return None
+        return encode_json(self.json)
+
     def url(self, base_url: str) -> str:
         """The absolute URL, without the query string."""
         if self.path.startswith(("http://", "https://")):
             return self.path
         return base_url.rstrip("/") + self.path
+
+
+def encode_json(data: Any) -> bytes:
+    """JSON with :class:`~decimal.Decimal` written as an exact number."""
+    return simplejson.dumps(data, use_decimal=True, ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +324,11 @@ class Vendor:
                     f"the {self.name} account {account_name!r} has wrong options: {problems}"
                 ) from None
         self.translator = self.translator_class(account, self.options)
+
+    def secrets(self) -> list[str]:
+        """Values to mask wherever they appear: the credentials, plus any form the vendor
+        derives from them (override to add, e.g. an encoded query parameter)."""
+        return [v.get_secret_value() for v in self.account.credentials.values()]
 
     def setting_name(self, *path: str) -> str:
         """The environment variable that sets ``path`` of this account."""

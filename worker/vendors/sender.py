@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from order_dispatch import redact
 from order_dispatch.contract import ErrorKind, Job
 from order_dispatch.logs import get_logger
 from order_dispatch.settings import Settings
@@ -78,6 +79,7 @@ class TokenCache:
             if cached is not None and time.monotonic() < cached.refresh_at:
                 return cached.token.value
             token = await fetch(vendor)
+            redact.register([token.value])
             self.fetches += 1
             life = token.expires_in_s
             refresh_in = (
@@ -111,6 +113,7 @@ class Sender:
         adapter = self._vendors.get(key)
         if adapter is None:
             adapter = build_vendor(self.settings, vendor, account)
+            redact.register(adapter.secrets())
             adapter = self._vendors.setdefault(key, adapter)
         return adapter
 
@@ -203,13 +206,15 @@ class Sender:
             ) from None
 
     async def _send(self, vendor: Vendor, request: VendorRequest) -> VendorResponse:
+        headers = request.headers
+        if request.json is not None and request.content is None:
+            headers = {"Content-Type": "application/json", **headers}
         with map_transport_errors():
             response = await self.client.request(
                 request.method,
                 request.url(vendor.account.base_url),
-                json=request.json,
-                content=request.content,
-                headers=request.headers,
+                content=request.body(),
+                headers=headers,
                 params=request.params or None,
             )
         return VendorResponse.of(response)
