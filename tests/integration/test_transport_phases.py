@@ -29,7 +29,8 @@ pytestmark = pytest.mark.integration
 
 def send(base_url: str, **http: Any) -> Outcome:
     settings = Settings(http=HttpSettings(**http))
-    vendor = SourceOrders(VendorAccount(base_url=base_url, credentials={"api_key": DEFAULT_API_KEY}))
+    account = VendorAccount(base_url=base_url, credentials={"api_key": DEFAULT_API_KEY})
+    vendor = SourceOrders(account)
     job = Job.model_validate(order_job(unique("phase")))
 
     async def go() -> Outcome:
