@@ -57,12 +57,22 @@ class LedgerState(StrEnum):
     """An attempt began and its request may be out."""
     WAITING = "waiting"
     """An attempt ended without a terminal outcome; the next one is scheduled."""
+    DEFERRED = "deferred"
+    """The job waits without spending an attempt (throttled, circuit open, not_before)."""
     DONE = "done"
     """The run ended with its terminal event."""
 
 
 #: Terminal statuses whose job document is kept for replay or a decision.
 _KEPT_FOR_REPLAY = frozenset({EventStatus.DEAD_LETTERED, EventStatus.IN_DOUBT})
+
+
+def _state_after(event: ResultEvent) -> LedgerState:
+    if event.terminal:
+        return LedgerState.DONE
+    if event.status is EventStatus.DEFERRED:
+        return LedgerState.DEFERRED
+    return LedgerState.WAITING
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +160,7 @@ class JobLedger:
                 event.model_dump_json(exclude_none=True),
                 self.results_maxlen,
                 "1" if terminal else "0",
-                LedgerState.DONE if terminal else LedgerState.WAITING,
+                _state_after(event),
                 self.ttl_s,
                 job.job_id,
                 event.status.value,
