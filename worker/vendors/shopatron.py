@@ -29,8 +29,8 @@ What the document says, and what we chose where it is silent:
   order when it happened); a create leaves the vendor's default;
 - ``orderPayments``: one payment whose ``paymentType`` is ``payment.type`` (the codes "vary
   depending on implementation"), billed to ``bill_to`` or else ``ship_to``. An import without a
-  payment type uses the document's no-operation payment (``NO`` with ``noOperationType`` ``HI``);
-  a create needs one;
+  payment type uses the no-operation type ``NO``, and an imported ``NO`` payment carries
+  ``noOperationType`` ``HI``, as in the document's historic import; a create needs a type;
 - ``shippingMethod.shippingType`` is ``shipping.requested_service`` or ``shipping.service``, else
   ``standard`` (the document's example); ``importedCreationDate`` (import only) is ``placed_at``;
 - the documented address has no name fields: the buyer's name travels in ``customer`` (taken
@@ -62,10 +62,10 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from order_dispatch.contract import (
     Address,
@@ -146,8 +146,6 @@ ERROR_CODES: dict[str, tuple[OutcomeKind, ErrorKind]] = {
     "ERR_403_SERVICE_OVER_QPS": (OutcomeKind.RETRYABLE, ErrorKind.RATE_LIMITED),
 }
 DUPLICATE_CODE = "5015"
-
-HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+(/\S*)?$")]
 
 
 class ShopatronOptions(BaseModel):
@@ -317,18 +315,18 @@ def _payment(order: NormalizedOrder, *, importing: bool) -> dict[str, Any]:
         billing = _address(order.bill_to, "order.bill_to")
     else:
         billing = _address(order.ship_to, "order.ship_to")
-    method: dict[str, Any] = {"billingAddress": billing}
-    if payment_type:
-        method["paymentType"] = payment_type
-    elif importing:
-        method["paymentType"] = NO_OPERATION_PAYMENT
-        method["noOperationType"] = HISTORIC_NO_OPERATION
-    else:
+    if not payment_type and not importing:
         raise TranslationError(
             "order.payment.type",
             "is required by this vendor to create an order (a payment type code such as CC, PP "
             "or NO; the codes vary by merchant)",
         )
+    method: dict[str, Any] = {
+        "billingAddress": billing,
+        "paymentType": payment_type or NO_OPERATION_PAYMENT,
+    }
+    if importing and method["paymentType"] == NO_OPERATION_PAYMENT:
+        method["noOperationType"] = HISTORIC_NO_OPERATION
     out: dict[str, Any] = {"paymentMethod": method}
     if payment is not None:
         fields = (
@@ -408,7 +406,7 @@ class Shopatron(Vendor):
         """``POST /oauthserver/oauth2/token`` (or ``token_url``): Basic auth, form body."""
         return VendorRequest(
             "POST",
-            self.account_options.token_url or TOKEN_PATH,
+            str(self.account_options.token_url or TOKEN_PATH),
             content=urlencode({"grant_type": "client_credentials"}).encode(),
             headers={
                 "Authorization": f"Basic {self._basic_credentials()}",
