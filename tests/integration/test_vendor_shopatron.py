@@ -53,6 +53,12 @@ def held(admin: httpx.Client) -> dict[str, Any]:
     return answer
 
 
+def stored_for(admin: httpx.Client, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The simulator's orders that hold ``job``'s reference."""
+    ref = job["order"]["order_id"]
+    return [o for o in held(admin)["orders"] if o["externalOrderID"] == ref]
+
+
 def token_requests(admin: httpx.Client) -> int:
     count: int = held(admin)["requests_by_path"].get(TOKEN_PATH, 0)
     return count
@@ -202,9 +208,7 @@ def test_a_connection_dropped_after_the_vendor_stored_the_order_is_reconciled(
     (job_id,) = lane.run([job])
 
     history = lane.events.of(job_id)
-    stored = [
-        o for o in held(sandbox_admin)["orders"] if o["externalOrderID"] == job["order"]["order_id"]
-    ]
+    stored = stored_for(sandbox_admin, job)
     assert [(e.status, e.attempt, e.reconciled) for e in history] == [("accepted", 1, True)]
     assert [str(o["orderID"]) for o in stored] == [history[0].vendor_order_id]
 
@@ -225,7 +229,5 @@ def test_a_request_lost_before_the_vendor_stored_it_is_sent_again(
     ]
     assert history[0].error is not None
     assert "the vendor does not have the order" in history[0].error.message
-    stored = [
-        o for o in held(sandbox_admin)["orders"] if o["externalOrderID"] == job["order"]["order_id"]
-    ]
+    stored = stored_for(sandbox_admin, job)
     assert len(stored) == 1

@@ -104,7 +104,11 @@ ORDER_COMMENT_MAX = 1000
 CUSTOM_NAME_MAX = 100
 CUSTOM_VALUE_MAX = 1000
 #: Documented length bounds of top-level text a producer may pass in ``vendor_options``.
-OPTION_TEXT_BOUNDS = {"cartID": (0, 512), "orderComment": (0, 1000), "landingCode": (10, 200)}
+OPTION_TEXT_BOUNDS = {
+    "cartID": (0, 512),
+    "orderComment": (0, ORDER_COMMENT_MAX),
+    "landingCode": (10, 200),
+}
 #: Top-level fields reconciliation depends on; ``vendor_options`` may not replace them.
 IDENTITY_FIELDS = ("externalOrderID", "manufacturerID")
 
@@ -347,7 +351,9 @@ def _custom_data(custom: dict[str, str]) -> dict[str, str]:
                 f"the name is {len(name)} characters; the vendor accepts 1 to {CUSTOM_NAME_MAX}",
             )
         if not value:
-            raise TranslationError(path, "is empty; the vendor accepts 1 to 1000 characters")
+            raise TranslationError(
+                path, f"is empty; the vendor accepts 1 to {CUSTOM_VALUE_MAX} characters"
+            )
         check_length(path, value, CUSTOM_VALUE_MAX)
     return dict(custom)
 
