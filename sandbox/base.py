@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import threading
+from collections import Counter
 from typing import Any, ClassVar, Self
 
 from aiohttp import web
@@ -26,6 +27,8 @@ class VendorSimulator:
     def __init__(self) -> None:
         self.store: dict[str, dict[str, Any]] = {}
         self.requests = 0
+        #: Requests received per path under the prefix (``/oauthserver/oauth2/token``: tokens).
+        self.requests_by_path: Counter[str] = Counter()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -63,6 +66,7 @@ class VendorSimulator:
         """Forget every order and token (``POST /_sandbox/reset``)."""
         self.store.clear()
         self.requests = 0
+        self.requests_by_path.clear()
         self._ids = itertools.count(1)
 
     def expire_tokens(self) -> None:

@@ -534,6 +534,11 @@ def test_admin_counts_what_was_received(client: httpx.Client, headers: dict[str,
     assert answer["vendor"] == "shopatron"
     assert answer["count"] == 2
     assert answer["requests"] == 4  # the token request and three orders
+    assert answer["requests_by_path"] == {
+        "/oauthserver/oauth2/token": 1,
+        "/api/v2/importOrder/": 2,
+        "/api/v2/createOrder/": 1,
+    }
     assert sorted(o["externalOrderID"] for o in answer["orders"]) == ["1", "2"]
 
 
