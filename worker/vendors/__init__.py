@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 _ADAPTERS: dict[str, str] = {
     "sourceorders": "worker.vendors.sourceorders:SourceOrders",
+    "supplystream": "worker.vendors.supplystream:SupplyStream",
 }
 
 
