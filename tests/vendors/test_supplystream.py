@@ -769,7 +769,7 @@ class TestSupplyStream(VendorContract):
         assert plain.body() is None
         assert with_reason.params == {"reasonCode": "005"}
 
-    @pytest.mark.parametrize("reason", ["7", "007", 1, "Customer Request"])
+    @pytest.mark.parametrize("reason", ["7", "007", 1, "Customer Request", ["001"]])
     def test_a_reason_that_is_not_a_documented_code_is_refused(self, reason: Any) -> None:
         with pytest.raises(TranslationError) as caught:
             self.vendor().translate(cancel_job(reason_code=reason))

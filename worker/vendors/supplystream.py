@@ -396,10 +396,10 @@ class SupplyStreamTranslator(Translator):
 
     def cancel(self, job: Job) -> VendorRequest:
         """``POST /api/salesorders/v3/{SalesOrderNumber}/cancel`` (``reasonCode`` if given)."""
-        params = {}
+        params: dict[str, str] = {}
         reason = job.order.vendor_options.get("reason_code") if job.order is not None else None
         if reason is not None:
-            if reason not in REASON_CODES:
+            if not isinstance(reason, str) or reason not in REASON_CODES:
                 codes = ", ".join(f"{c} ({name})" for c, name in REASON_CODES.items())
                 raise TranslationError(
                     "order.vendor_options.reason_code", f"is {reason!r}; use one of {codes}"
