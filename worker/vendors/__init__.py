@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 _ADAPTERS: dict[str, str] = {
     "shopatron": "worker.vendors.shopatron:Shopatron",
     "sourceorders": "worker.vendors.sourceorders:SourceOrders",
+    "supplystream": "worker.vendors.supplystream:SupplyStream",
 }
 
 
