@@ -105,6 +105,43 @@ def enqueue(
         sys.exit(1)
 
 
+@main.command()
+@click.option("--vendor", required=True, help="The vendor whose request to show.")
+@click.option("--account", help="Account name (default: 'default').")
+@click.option("--operation", help="Operation for a bare order (default: 'create').")
+@click.argument("file", type=click.File("r"))
+def preview(vendor: str, account: str | None, operation: str | None, file: Any) -> None:
+    """Print, as JSON, the exact request the worker would send for FILE, without sending it.
+
+    FILE holds a normalized order (sent to --vendor) or a whole job. Secrets are masked. With no
+    account configured, placeholder credentials stand in and the output says so. Exits 1 when
+    the order breaks the contract or a vendor limit, naming the field and the limit.
+    """
+    from cli.preview import dump, job_from
+    from cli.preview import preview as build
+    from order_dispatch.contract import Job, ValidationError, format_validation_errors
+    from order_dispatch.settings import get_settings
+    from worker.vendors.base import ConfigurationError, TranslationError
+
+    try:
+        data = json.load(file)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{file.name}: not JSON ({exc})") from None
+    try:
+        job = Job.model_validate(job_from(data, vendor, account, operation))
+    except ValidationError as exc:
+        for line in format_validation_errors(exc):
+            click.echo(f"invalid: {line}", err=True)
+        sys.exit(1)
+    try:
+        click.echo(dump(build(job, get_settings())))
+    except TranslationError as exc:
+        click.echo(f"invalid for {job.vendor}: {exc}", err=True)
+        sys.exit(1)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--vendors", help="Comma-separated vendors whose queues to consume (default: all).")
 @click.option("--concurrency", "-c", type=int, help="Threads (default: settings, 32).")

@@ -14,14 +14,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from order_dispatch.contract import Job, format_validation_errors
 from order_dispatch.keys import Keys
 from order_dispatch.settings import get_settings
-from producers.message import queue_key, task_message
+from producers.message import dispatch_kwargs, queue_key, task_message
 
-# Atomically: if the job id is known, return its first receipt; else record job and receipt and
-# push the task message. KEYS: job hash, queue list. ARGV: receipt, job, message, ttl seconds.
+# Atomically: if the job id is known, return its first receipt; else record job, receipt and
+# run 1, and push the task message (which carries ids only). KEYS: job hash, queue list.
+# ARGV: receipt, job, message, ttl seconds, run id.
 _ENQUEUE_LUA = """
 local first = redis.call('HGET', KEYS[1], 'receipt')
 if first then return {0, first} end
-redis.call('HSET', KEYS[1], 'receipt', ARGV[1], 'job', ARGV[2])
+redis.call('HSET', KEYS[1], 'receipt', ARGV[1], 'job', ARGV[2], 'run', 1, 'run_id', ARGV[5])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 redis.call('LPUSH', KEYS[2], ARGV[3])
 return {1, ARGV[1]}
@@ -116,11 +117,20 @@ class Producer:
         )
         job_doc = job.model_dump(mode="json", exclude_none=True)
         message = task_message(
-            receipt.task_id, {"job": job_doc}, queue=queue, priority=job.priority
+            receipt.task_id,
+            dispatch_kwargs(job.job_id, run=1, attempt=1),
+            queue=queue,
+            priority=job.priority,
         )
         return (
             [self.keys.job(job.job_id), queue_key(queue, job.priority)],
-            [receipt.model_dump_json(), json.dumps(job_doc), message, self.receipt_ttl_s],
+            [
+                receipt.model_dump_json(),
+                json.dumps(job_doc),
+                message,
+                self.receipt_ttl_s,
+                receipt.task_id,
+            ],
         )
 
     @staticmethod

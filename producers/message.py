@@ -24,6 +24,12 @@ _PRIORITY_SEP = "\x06\x16"
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
 
+def dispatch_kwargs(job_id: str, *, run: int, attempt: int) -> dict[str, Any]:
+    """The dispatch task's arguments: ids only. The job itself stays in the job store, so no
+    customer data sits in broker messages, task events, ``celery inspect`` or Flower."""
+    return {"job_id": job_id, "run": run, "attempt": attempt}
+
+
 def queue_key(queue: str, priority: int) -> str:
     """The Redis list kombu reads for ``queue`` at ``priority`` (0 is served first)."""
     step = _PRIORITY_STEPS[bisect(_PRIORITY_STEPS, priority) - 1]
@@ -56,7 +62,7 @@ def task_message(
         "root_id": task_id,
         "parent_id": None,
         "argsrepr": "()",
-        "kwargsrepr": f"{{'job_id': {kwargs.get('job', {}).get('job_id')!r}}}",
+        "kwargsrepr": repr(kwargs),
         "origin": _ORIGIN,
         "ignore_result": True,
         "replaced_task_nesting": 0,

@@ -79,6 +79,12 @@ class LedgerEntry:
     started_at: str | None
     age_s: float
     terminal_event_id: str | None
+    job_doc: str | None = None
+    """The stored job (JSON), or None when the job store no longer has it."""
+    current_run: int = 1
+    """The job's current run (a replay starts the next one)."""
+    run_id: str = ""
+    """The current run's unique token (event ids carry it, so no two runs share one)."""
 
 
 class JobLedger:
@@ -93,12 +99,14 @@ class JobLedger:
         self._begin = client.register_script(_BEGIN_LUA)
 
     def read(self, job_id: str, run: int = 1) -> LedgerEntry:
-        """The ledger of ``job_id`` and whether ``run`` ended, in one round trip."""
+        """The ledger of ``job_id``, whether ``run`` ended, and the stored job with its current
+        run, in one round trip."""
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(self.keys.ledger(job_id))
         pipe.get(self.keys.terminal(job_id, run))
         pipe.time()
-        raw, terminal, (seconds, micros) = pipe.execute()
+        pipe.hmget(self.keys.job(job_id), "job", "run", "run_id")
+        raw, terminal, (seconds, micros), (doc, current_run, run_id) = pipe.execute()
         fields = {k.decode(): v.decode() for k, v in raw.items()}
         started = fields.get("started_at")
         age = seconds + micros / 1e6 - float(started) if started else 0.0
@@ -108,6 +116,9 @@ class JobLedger:
             started,
             age,
             terminal.decode() if isinstance(terminal, bytes) else terminal,
+            doc.decode() if doc is not None else None,
+            int(current_run or 1),
+            run_id.decode() if run_id is not None else "",
         )
 
     def begin_attempt(

@@ -7,6 +7,7 @@ to run again later. Tasks stay thin; this is where the logic lives and is tested
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import time
@@ -32,7 +33,7 @@ from order_dispatch.contract import (
 from order_dispatch.keys import Keys
 from order_dispatch.logs import get_logger
 from order_dispatch.settings import Settings
-from worker.ledger import JobLedger, LedgerState
+from worker.ledger import JobLedger, LedgerEntry, LedgerState
 from worker.outcomes import Outcome, OutcomeKind
 from worker.retry import Decision, decide
 from worker.runtime import EventLoopThread
@@ -53,6 +54,8 @@ class Step:
     retry_in_s: float | None = None
     attempt: int = 1
     deferred: bool = False
+    queue: str | None = None
+    """The vendor queue to wait in (set with ``retry_in_s``)."""
 
 
 DONE = Step()
@@ -84,23 +87,38 @@ class Pipeline:
         self._lease_s = settings.lease_s
         redact.register(settings.secrets())
 
-    def run(
-        self, job_doc: dict[str, Any], attempt: int, run: int = 1, *, deferred: bool = False
-    ) -> Step:
-        """Run attempt ``attempt`` (1-based) of the job in ``job_doc``.
+    def run(self, job_id: str, run: int = 1, attempt: int = 1, *, deferred: bool = False) -> Step:
+        """Run attempt ``attempt`` (1-based) of run ``run`` of the stored job ``job_id``.
 
-        ``deferred`` says the job already announced that it waits for ``not_before``.
+        The job is loaded from the job store in the same round trip as its ledger. ``deferred``
+        says the job already announced that it waits for ``not_before``.
         """
         started = time.monotonic()
+        previous = self.ledger.read(job_id, run)
+        if previous.job_doc is None:
+            log.error("job not in the job store (expired or purged); nothing sent", job_id=job_id)
+            return DONE
+        if run < previous.current_run:
+            log.info("message of an earlier run; a replay superseded it", job_id=job_id, run=run)
+            return DONE
+        this_run = Run(run, previous.run_id)
         try:
-            job = Job.model_validate(job_doc)
-        except ValidationError as exc:
-            return self._refuse_document(job_doc, exc, attempt, run)
+            doc = json.loads(previous.job_doc)
+            job = Job.model_validate(doc)
+        except (ValueError, ValidationError) as exc:
+            return self._refuse_document(job_id, previous.job_doc, exc, attempt, this_run)
         with structlog_context(job, attempt):
-            return self._run(job, attempt, run, started, deferred)
+            return self._run(job, attempt, this_run, started, deferred, previous)
 
-    def _run(self, job: Job, attempt: int, run: int, started: float, deferred: bool) -> Step:
-        previous = self.ledger.read(job.job_id, run)
+    def _run(
+        self,
+        job: Job,
+        attempt: int,
+        run: Run,
+        started: float,
+        deferred: bool,
+        previous: LedgerEntry,
+    ) -> Step:
         if previous.terminal_event_id is not None:
             log.info("job already finished; nothing to do")
             return DONE
@@ -130,7 +148,9 @@ class Pipeline:
                     "another delivery of this job is in flight; checking again later",
                     in_flight_attempt=previous.attempt,
                 )
-                return Step(retry_in_s=lease - previous.age_s, attempt=attempt, deferred=deferred)
+                return Step(
+                    lease - previous.age_s, attempt, deferred, self.keys.queue(job.vendor)
+                )
             if not vendor.repeat_safe(job.operation):
                 lookup = self.io.run(self.sender.lookup(vendor, job))
                 if lookup.kind is LookupKind.FOUND:
@@ -196,7 +216,7 @@ class Pipeline:
             job.job_id, attempt, self.worker_name, take_over=take_over
         ):
             log.info("another delivery of this job just started; checking again later")
-            return Step(retry_in_s=self._lease_s, attempt=attempt, deferred=deferred)
+            return Step(self._lease_s, attempt, deferred, self.keys.queue(job.vendor))
         try:
             outcome = self.io.run(self.sender.submit(vendor, job, request))
         except Exception as exc:  # a defect in an adapter must not lose the job
@@ -246,7 +266,7 @@ class Pipeline:
         self,
         job: Job,
         attempt: int,
-        run: int,
+        run: Run,
         decision: Decision,
         outcome: Outcome,
         started: float,
@@ -284,11 +304,11 @@ class Pipeline:
             retry_in_s=event.retry_in_s,
         )
         if decision.status is EventStatus.RETRY_SCHEDULED and written:
-            return Step(retry_in_s=decision.delay_s, attempt=attempt + 1)
+            return Step(decision.delay_s, attempt + 1, False, self.keys.queue(job.vendor))
         return DONE
 
     def _defer(
-        self, job: Job, attempt: int, run: int, wait: float, started: float, *, announce: bool
+        self, job: Job, attempt: int, run: Run, wait: float, started: float, *, announce: bool
     ) -> Step:
         """Wait for ``not_before`` in slices short enough for the broker's visibility timeout;
         waiting is not an attempt. The first slice emits a ``deferred`` event."""
@@ -305,17 +325,23 @@ class Pipeline:
             )
             self.ledger.record(job, event)
             log.info("job deferred until not_before", wait_s=round(wait, 3))
-        return Step(retry_in_s=slice_s, attempt=attempt, deferred=True)
+        return Step(slice_s, attempt, True, self.keys.queue(job.vendor))
 
     def _refuse_document(
-        self, doc: dict[str, Any], exc: ValidationError, attempt: int, run: int
+        self, job_id: str, raw: str, exc: ValueError, attempt: int, run: Run
     ) -> Step:
-        """A job that fails the contract (a producer that skipped validation): rejected."""
-        errors = format_validation_errors(exc)
+        """A stored job that fails the contract (a producer that skipped validation): rejected."""
+        errors = (
+            format_validation_errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        )
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            doc = {}
+        doc = doc if isinstance(doc, dict) else {}
         order = doc.get("order") if isinstance(doc.get("order"), dict) else {}
         order_id = str(doc.get("order_id") or (order or {}).get("order_id") or "unknown")
         vendor = str(doc.get("vendor") or "unknown")
-        job_id = str(doc.get("job_id") or f"invalid:{vendor}:{order_id}")
         log.error("job fails the contract", job_id=job_id, errors=errors)
         try:
             operation = Operation(doc.get("operation", "create"))
@@ -331,19 +357,13 @@ class Pipeline:
             vendor_order_id=None,
             enqueued_at=None,
         )
-        event = ResultEvent(
-            event_id=f"{job_id}:{run}:{attempt}:rejected",
-            job_id=job_id,
-            run=run,
-            order_id=order_id,
-            vendor=vendor,
-            account=placeholder.account,
-            operation=operation,
-            status=EventStatus.REJECTED,
-            terminal=True,
-            attempt=attempt,
+        event = _event(
+            placeholder,
+            run,
+            attempt,
+            EventStatus.REJECTED,
+            time.monotonic(),
             error=ErrorInfo(kind=ErrorKind.VALIDATION, message="; ".join(errors)),
-            occurred_at=datetime.now(UTC),
         )
         self.ledger.record(placeholder, event)
         return DONE
@@ -356,14 +376,24 @@ def _found(lookup: Lookup) -> Outcome:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Which run of a job: its number (1, 2, ... as replays start new ones) and unique token."""
+
+    number: int
+    id: str
+
+
 def _event(
-    job: Job, run: int, attempt: int, status: EventStatus, started: float, **fields: Any
+    job: Job, run: Run, attempt: int, status: EventStatus, started: float, **fields: Any
 ) -> ResultEvent:
-    """The result event of ``job``'s attempt; its id is stable for (job, run, attempt, status)."""
+    """The result event of ``job``'s attempt. Its id is stable for (job, run, attempt, status)
+    and carries the run's token, so a run started anew (after a replay, or a Redis that lost
+    its data) never reuses an earlier run's event ids."""
     return ResultEvent(
-        event_id=f"{job.job_id}:{run}:{attempt}:{status.value}",
+        event_id=f"{job.job_id}:{run.number}.{run.id[:8]}:{attempt}:{status.value}",
         job_id=job.job_id,
-        run=run,
+        run=run.number,
         order_id=job.ref,
         vendor=job.vendor,
         account=job.account,

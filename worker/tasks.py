@@ -1,4 +1,8 @@
-"""The Celery task: thin. It hands the job to the pipeline and turns the answer into a retry."""
+"""The Celery task: thin. It hands the job to the pipeline and turns the answer into a retry.
+
+Its arguments are ids only (``job_id``, ``run``, ``attempt``): the job itself is loaded from
+the job store, so customer data never sits in broker messages, task events or Flower.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,28 @@ from typing import Any
 
 from celery import Task
 
-from order_dispatch.keys import DISPATCH_TASK, queue_for
+from order_dispatch.keys import DISPATCH_TASK
 from worker import runtime
 from worker.app import app
 
 
 @app.task(name=DISPATCH_TASK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
 def dispatch(
-    self: Task[Any, Any], job: dict[str, Any], attempt: int = 1, deferred: bool = False
+    self: Task[Any, Any], job_id: str, run: int = 1, attempt: int = 1, deferred: bool = False
 ) -> None:
-    """Run one attempt of ``job``; a retryable failure re-queues it after the chosen wait."""
+    """Run one attempt of the stored job ``job_id``; a wait re-queues it after the chosen delay."""
     rt = runtime.current()
-    step = rt.pipeline.run(job, attempt=attempt, deferred=deferred)
+    step = rt.pipeline.run(job_id, run, attempt, deferred=deferred)
     if step.retry_in_s is not None:
+        assert step.queue is not None
         raise self.retry(
-            kwargs={"job": job, "attempt": step.attempt, "deferred": step.deferred},
+            kwargs={
+                "job_id": job_id,
+                "run": run,
+                "attempt": step.attempt,
+                "deferred": step.deferred,
+            },
             countdown=step.retry_in_s,
             max_retries=None,
-            queue=queue_for(str(job.get("vendor")), rt.settings.key_prefix),
+            queue=step.queue,
         )

@@ -230,3 +230,33 @@ def test_not_before_defers_without_spending_an_attempt(
     assert [(e.status, e.attempt) for e in history] == [("deferred", 1), ("accepted", 1)]
     assert history[0].retry_in_s is not None and 0 < history[0].retry_in_s <= 1.5
     assert event.occurred_at >= not_before
+
+
+def test_broker_messages_carry_ids_not_customer_data(
+    redis_client: redis.Redis, worker_env_factory: Any, sandbox_admin: httpx.Client
+) -> None:
+    import base64
+    import json
+    import uuid
+
+    prefix = f"odm-{uuid.uuid4().hex[:6]}"
+    producer = Producer(redis_client, key_prefix=prefix)
+    # A vendor answering 503 keeps the job cycling through retries (the messages Flower shows).
+    sandbox_admin.post("/_sandbox/faults/sourceorders", json={"fail_next": 1, "status": 503})
+    receipt = producer.enqueue(order_job(unique("ids"), notes={"customer": "Pam's secret note"}))
+    queued = redis_client.lrange(Keys(prefix).queue("sourceorders"), 0, -1)
+    worker = WorkerProcess(worker_env_factory(prefix), concurrency=2)
+    try:
+        events = Events(redis_client, Keys(prefix))
+        assert events.wait_terminal([receipt.job_id])[receipt.job_id].status == "accepted"
+        log = worker.output()
+    finally:
+        worker.close()
+
+    [raw] = queued
+    envelope = json.loads(raw)
+    body = json.loads(base64.b64decode(envelope["body"]))
+    assert body[1] == {"job_id": receipt.job_id, "run": 1, "attempt": 1}
+    for text in (str(raw), json.dumps(body), envelope["headers"]["kwargsrepr"]):
+        assert "Beesly" not in text and "Slough" not in text and "secret note" not in text
+    assert "Beesly" not in log and "secret note" not in log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -50,6 +51,19 @@ def make(
     return pipeline, Events(redis_client, Keys(prefix)), seen
 
 
+def put(pipeline: Pipeline, job: dict[str, Any], job_id: str | None = None) -> str:
+    """Store ``job`` in the job store as a producer does (run 1); its job id."""
+    from order_dispatch.contract import Job
+
+    job_id = job_id or Job.model_validate(job).job_id
+    key = pipeline.keys.job(job_id)
+    client = pipeline.ledger.client
+    client.hset(key, "job", json.dumps(job))
+    client.hsetnx(key, "run", 1)
+    client.hsetnx(key, "run_id", uuid.uuid4().hex)
+    return job_id
+
+
 _loops: list[EventLoopThread] = []
 
 
@@ -87,7 +101,7 @@ def test_a_redelivered_create_interrupted_mid_request_ends_in_doubt(
     # The first delivery marked its attempt in flight and then its worker died, long ago.
     began_long_ago(pipeline, job_id, 1, seconds=3600)
 
-    step = pipeline.run(job, attempt=1)
+    step = pipeline.run(put(pipeline, job), attempt=1)
 
     assert step.retry_in_s is None
     assert [e.status for e in events.of(job_id)] == [EventStatus.IN_DOUBT]
@@ -102,7 +116,7 @@ def test_a_redelivered_status_read_is_simply_repeated(redis_client: redis.Redis)
     job_id = job_id_of(job)
     began_long_ago(pipeline, job_id, 1, seconds=3600)
 
-    pipeline.run(job, attempt=1)
+    pipeline.run(put(pipeline, job), attempt=1)
 
     assert [e.status for e in events.of(job_id)] == [EventStatus.ACCEPTED]
     assert len(seen) == 1
@@ -117,7 +131,7 @@ def test_a_delivery_while_another_is_in_flight_waits_and_sends_nothing(
     began_long_ago(pipeline, job_id, 1, seconds=10)  # well inside the lease
     lease = pipeline.settings.lease_s  # the vendor call's deadline plus a margin
 
-    step = pipeline.run(job, attempt=1)
+    step = pipeline.run(put(pipeline, job), attempt=1)
 
     assert step.retry_in_s is not None and lease - 11 < step.retry_in_s <= lease - 10
     assert step.attempt == 1
@@ -127,10 +141,10 @@ def test_a_delivery_while_another_is_in_flight_waits_and_sends_nothing(
 def test_a_stale_delivery_of_an_earlier_attempt_is_dropped(redis_client: redis.Redis) -> None:
     pipeline, events, seen = make(redis_client, lambda r: httpx.Response(503))
     job = order_job(unique("stale"))
-    pipeline.run(job, attempt=1)
-    pipeline.run(job, attempt=2)
+    pipeline.run(put(pipeline, job), attempt=1)
+    pipeline.run(put(pipeline, job), attempt=2)
 
-    step = pipeline.run(job, attempt=1)  # the first message again, its ack lost
+    step = pipeline.run(put(pipeline, job), attempt=1)  # the first message again, its ack lost
 
     assert step.retry_in_s is None
     assert len(seen) == 2
@@ -143,10 +157,10 @@ def test_an_attempt_whose_retry_was_scheduled_runs_as_that_retry(
     answers = iter([httpx.Response(503), *[accepted(None) for _ in range(3)]])  # type: ignore[arg-type]
     pipeline, events, seen = make(redis_client, lambda r: next(answers))
     job = order_job(unique("lost-ack"))
-    pipeline.run(job, attempt=1)
+    pipeline.run(put(pipeline, job), attempt=1)
 
-    pipeline.run(job, attempt=1)  # redelivered original: runs as attempt 2
-    pipeline.run(job, attempt=2)  # the scheduled retry: the job already ended
+    pipeline.run(put(pipeline, job), attempt=1)  # redelivered original: runs as attempt 2
+    pipeline.run(put(pipeline, job), attempt=2)  # the scheduled retry: the job already ended
 
     assert [(e.attempt, e.status) for e in events.all()] == [
         (1, "retry_scheduled"), (2, "accepted")]
@@ -169,8 +183,8 @@ def test_a_finished_job_delivered_again_does_nothing(redis_client: redis.Redis) 
     pipeline, events, seen = make(redis_client, accepted)
     job = order_job(unique("again"))
 
-    pipeline.run(job, attempt=1)
-    pipeline.run(job, attempt=1)
+    pipeline.run(put(pipeline, job), attempt=1)
+    pipeline.run(put(pipeline, job), attempt=1)
 
     assert len(seen) == 1
     assert len(events.all()) == 1
@@ -180,7 +194,7 @@ def test_retry_steps_count_attempts_and_then_dead_letter(redis_client: redis.Red
     pipeline, events, _ = make(redis_client, lambda r: httpx.Response(502, text="bad gw"))
     job = order_job(unique("502"))
 
-    steps = [pipeline.run(job, attempt=n) for n in (1, 2, 3)]
+    steps = [pipeline.run(put(pipeline, job), attempt=n) for n in (1, 2, 3)]
 
     assert [s.attempt for s in steps[:2]] == [2, 3]
     assert all(s.retry_in_s is not None and 0 <= s.retry_in_s <= 4 for s in steps[:2])
@@ -198,7 +212,7 @@ def test_an_unconfigured_account_is_dead_lettered_with_the_setting_to_fix(
     job = order_job(unique("acct"))
     job["account"] = "eu"
 
-    pipeline.run(job, attempt=1)
+    pipeline.run(put(pipeline, job), attempt=1)
 
     event = events.all()[0]
     assert event.status == "dead_lettered" and event.error is not None
@@ -210,9 +224,9 @@ def test_a_job_that_skipped_validation_is_rejected_with_field_paths(
     redis_client: redis.Redis,
 ) -> None:
     pipeline, events, _ = make(redis_client, accepted)
-    job = order_job(unique("raw"), currency="usd")
+    job = order_job(unique("raw"), currency="usd")  # stored by a producer that skipped checks
 
-    pipeline.run(job, attempt=1)
+    pipeline.run(put(pipeline, job, job_id=unique("raw-job")), attempt=1)
 
     event = events.all()[0]
     assert event.status == "rejected" and event.error is not None
@@ -228,7 +242,7 @@ def test_secrets_echoed_by_the_vendor_are_masked_in_the_event(redis_client: redi
 
     pipeline, events, _ = make(redis_client, echo)
 
-    pipeline.run(order_job(unique("leak")), attempt=1)
+    pipeline.run(put(pipeline, order_job(unique("leak"))), attempt=1)
 
     event = events.all()[0]
     assert event.error is not None and event.error.message == "key *** revoked"

@@ -287,6 +287,28 @@ class VendorContract:
         assert seen
         assert not [s for s in secrets if s and s in rendered]
 
+    # Preview
+
+    def test_preview_shows_the_request_with_every_secret_masked(self) -> None:
+        from cli.preview import dump, preview
+
+        settings = Settings(accounts={self.vendor_cls.name: {"default": self.account}})
+
+        shown = dump(preview(self.job(), settings))
+
+        secrets = [s.get_secret_value() for s in self.account.credentials.values()]
+        secrets += self.vendor().secrets()
+        assert [s for s in secrets if len(s) >= 4 and s in shown] == []
+        assert '"method"' in shown and "placeholder_credentials" not in shown
+
+    def test_preview_works_without_an_account(self) -> None:
+        from cli.preview import preview
+
+        shown = preview(self.job(), Settings())
+
+        assert shown["placeholder_credentials"] is True
+        assert shown["method"] == self.full_request.method
+
     # Tokens
 
     def test_token_refresh(self) -> None:
