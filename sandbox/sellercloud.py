@@ -333,6 +333,8 @@ class SellerCloudSimulator(VendorSimulator):
         self._tokens: dict[str, tuple[str, float]] = {}
         self._windows: dict[str, list[float]] = {}
         self._by_source: dict[str, list[int]] = {}
+        #: Tokens issued since the last reset (tests count token fetches with it).
+        self.tokens_issued = 0
 
     def routes(self) -> list[web.RouteDef]:
         """Token, create, get, list, status code and delete."""
@@ -419,6 +421,7 @@ class SellerCloudSimulator(VendorSimulator):
         now = time.time()
         token = secrets.token_urlsafe(48)
         self._tokens[token] = (self.username, now + self.token_ttl_s)
+        self.tokens_issued += 1
         return json_response({
             "access_token": token,
             "token_type": "Bearer",
@@ -433,10 +436,11 @@ class SellerCloudSimulator(VendorSimulator):
         self._tokens.clear()
 
     def reset(self) -> None:
-        """Forget orders, rate-limit windows and the OrderSourceOrderID index."""
+        """Forget orders, rate-limit windows, the OrderSourceOrderID index and the token count."""
         super().reset()
         self._windows.clear()
         self._by_source.clear()
+        self.tokens_issued = 0
 
     # --- orders ------------------------------------------------------------------------------
 

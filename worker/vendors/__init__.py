@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from worker.vendors.base import Vendor
 
 _ADAPTERS: dict[str, str] = {
+    "sellercloud": "worker.vendors.sellercloud:SellerCloud",
     "shopatron": "worker.vendors.shopatron:Shopatron",
     "sourceorders": "worker.vendors.sourceorders:SourceOrders",
     "supplystream": "worker.vendors.supplystream:SupplyStream",
