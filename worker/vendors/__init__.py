@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from worker.vendors.base import Vendor
 
 _ADAPTERS: dict[str, str] = {
+    "sophio": "worker.vendors.sophio:Sophio",
     "sourceorders": "worker.vendors.sourceorders:SourceOrders",
 }
 
