@@ -223,3 +223,26 @@ def _wait_for_event(
                 return event
         time.sleep(0.02)
     raise AssertionError(f"no {status.value} event for {job_id} within {timeout} s")
+
+
+def test_an_order_the_store_holds_and_shipped_is_in_doubt_not_duplicated(
+    sophio_worker: WorkerProcess,
+    sophio_producer: Producer,
+    sophio_events: Events,
+    sandbox_admin: httpx.Client,
+) -> None:
+    job = sophio_job("shipped")
+    first = sophio_producer.enqueue(job)
+    vendor_id = sophio_events.wait_terminal([first.job_id])[first.job_id].vendor_order_id
+    sandbox_admin.post(
+        f"/_sandbox/orders/sophio/{vendor_id}/status", json={"status": "shipped"}
+    ).raise_for_status()
+
+    again = sophio_producer.enqueue({**job, "job_id": unique("replay")})
+    event = sophio_events.wait_terminal([again.job_id])[again.job_id]
+
+    assert event.status == EventStatus.IN_DOUBT
+    assert event.error is not None and event.error.http_status == 400
+    assert "locked from modification" in event.error.message
+    assert "already has this order" in event.error.message
+    assert len(vendor_orders(sandbox_admin)) == 1

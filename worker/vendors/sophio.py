@@ -73,7 +73,7 @@ from worker.vendors.base import (
 
 #: ShipStation: "orderNumber ... max-length 50".
 ORDER_NUMBER_MAX = 50
-#: The quantity is a .NET ``Int32``.
+#: ShipStation's quantity is a 32-bit integer.
 QUANTITY_MAX = 2_147_483_647
 CONFIRMATIONS = ("none", "delivery", "signature", "adult_signature", "direct_signature")
 CUSTOM_FIELDS = ("customField1", "customField2", "customField3")
@@ -112,7 +112,8 @@ def _address(field_path: str, address: Address, *, parcel: bool) -> dict[str, An
     name = _name(address.first_name, address.last_name)
     if name is None:
         raise TranslationError(
-            f"{field_path}.first_name", "or last_name is required by this vendor (the name)"
+            f"{field_path}.first_name",
+            "is required by this vendor when last_name is empty (the address needs a name)",
         )
     out: dict[str, Any] = {
         "name": name,
