@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ import redis
 
 from order_dispatch.contract import ErrorKind, EventStatus, ResultEvent
 from order_dispatch.keys import Keys
-from producers.enqueue import Producer
+from producers.enqueue import Producer, Receipt
 from sandbox.app import SIMULATORS
 from sandbox.runner import BackgroundSandbox
 from sandbox.sophio import SophioSimulator
@@ -61,40 +62,68 @@ def sophio_worker(
     proc.close()
 
 
-@pytest.fixture
-def sophio_producer(redis_client: redis.Redis, prefix: str) -> Producer:
-    return Producer(redis_client, key_prefix=prefix)
+@dataclass
+class Store:
+    """The Sophio store as a test drives it: the worker, the queue, the events, the sandbox."""
+
+    worker: WorkerProcess
+    producer: Producer
+    events: Events
+    admin: httpx.Client
+    simulator: SophioSimulator
+
+    def enqueue(self, name: str, account: str = "default", **job: Any) -> Receipt:
+        """Queue a create of a fresh order (``job`` overrides fields of the job)."""
+        return self.producer.enqueue(
+            {**order_job(unique(name)), "vendor": "sophio", "account": account, **job}
+        )
+
+    def outcome(self, receipt: Receipt) -> ResultEvent:
+        """The job's terminal event, once it exists."""
+        return self.events.wait_terminal([receipt.job_id])[receipt.job_id]
+
+    def wait_for(self, receipt: Receipt, status: EventStatus, timeout: float = 30) -> ResultEvent:
+        """The job's first event with ``status``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.events.of(receipt.job_id):
+                if event.status == status:
+                    return event
+            time.sleep(0.02)
+        raise AssertionError(f"no {status.value} event for {receipt.job_id} within {timeout} s")
+
+    def inject(self, **faults: Any) -> None:
+        """Faults for the simulator's next requests."""
+        self.admin.post("/_sandbox/faults/sophio", json=faults).raise_for_status()
+
+    def orders(self) -> list[dict[str, Any]]:
+        """The orders the simulator holds."""
+        orders: list[dict[str, Any]] = self.admin.get(
+            "/_sandbox/orders", params={"vendor": "sophio"}
+        ).json()["orders"]
+        return orders
 
 
 @pytest.fixture
-def sophio_events(redis_client: redis.Redis, prefix: str) -> Events:
-    return Events(redis_client, Keys(prefix))
-
-
-@pytest.fixture
-def simulator(sandbox: BackgroundSandbox) -> SophioSimulator:
-    sim = sandbox.app[SIMULATORS]["sophio"]
-    assert isinstance(sim, SophioSimulator)
-    return sim
-
-
-def sophio_job(name: str, account: str = "default") -> dict[str, Any]:
-    return {**order_job(unique(name)), "vendor": "sophio", "account": account}
-
-
-def vendor_orders(admin: httpx.Client) -> list[dict[str, Any]]:
-    orders: list[dict[str, Any]] = admin.get(
-        "/_sandbox/orders", params={"vendor": "sophio"}
-    ).json()["orders"]
-    return orders
-
-
-def test_a_create_is_accepted_with_sophios_order_id(
+def store(
     sophio_worker: WorkerProcess,
-    sophio_producer: Producer,
-    sophio_events: Events,
+    redis_client: redis.Redis,
+    prefix: str,
+    sandbox: BackgroundSandbox,
     sandbox_admin: httpx.Client,
-) -> None:
+) -> Store:
+    simulator = sandbox.app[SIMULATORS]["sophio"]
+    assert isinstance(simulator, SophioSimulator)
+    return Store(
+        sophio_worker,
+        Producer(redis_client, key_prefix=prefix),
+        Events(redis_client, Keys(prefix)),
+        sandbox_admin,
+        simulator,
+    )
+
+
+def test_a_create_is_accepted_with_sophios_order_id(store: Store) -> None:
     # The document's sample order, with a discount on a line and on the order.
     order = {
         **ORDER,
@@ -102,14 +131,14 @@ def test_a_create_is_accepted_with_sophios_order_id(
         "items": [{**ORDER["items"][0], "discount": "1.00"}, ORDER["items"][1]],
         "totals": {**ORDER["totals"], "discount": "2.00"},
     }
-    receipt = sophio_producer.enqueue({"vendor": "sophio", "order": order})
+    receipt = store.producer.enqueue({"vendor": "sophio", "order": order})
 
-    event = sophio_events.wait_terminal([receipt.job_id])[receipt.job_id]
+    event = store.outcome(receipt)
 
     assert event.status == EventStatus.ACCEPTED, event.error
     assert event.attempt == 1
     assert event.vendor_status == "awaiting_shipment"
-    [stored] = vendor_orders(sandbox_admin)
+    [stored] = store.orders()
     assert event.vendor_order_id == str(stored["orderId"])
     assert stored["orderKey"] == receipt.order_id
     assert stored["shipTo"]["name"] == "Steve Smith"
@@ -119,22 +148,17 @@ def test_a_create_is_accepted_with_sophios_order_id(
 
 
 def test_a_429_from_the_rate_limit_is_retried_and_accepted(
-    sophio_worker: WorkerProcess,
-    sophio_producer: Producer,
-    sophio_events: Events,
-    sandbox_admin: httpx.Client,
-    simulator: SophioSimulator,
-    monkeypatch: pytest.MonkeyPatch,
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(simulator, "rate_limit_per_minute", 1)
-    first = sophio_producer.enqueue(sophio_job("rate-1"))
-    sophio_events.wait_terminal([first.job_id])
+    monkeypatch.setattr(store.simulator, "rate_limit_per_minute", 1)
+    first = store.enqueue("rate-1")
+    store.outcome(first)
 
-    second = sophio_producer.enqueue(sophio_job("rate-2"))
-    limited = _wait_for_event(sophio_events, second.job_id, EventStatus.RETRY_SCHEDULED)
+    second = store.enqueue("rate-2")
+    limited = store.wait_for(second, EventStatus.RETRY_SCHEDULED)
     # The minute's window passes: the store takes requests again.
-    monkeypatch.setattr(simulator, "rate_limit_per_minute", 0)
-    event = sophio_events.wait_terminal([second.job_id])[second.job_id]
+    monkeypatch.setattr(store.simulator, "rate_limit_per_minute", 0)
+    event = store.outcome(second)
 
     assert limited.error is not None
     assert (limited.error.kind, limited.error.http_status) == (ErrorKind.RATE_LIMITED, 429)
@@ -142,107 +166,71 @@ def test_a_429_from_the_rate_limit_is_retried_and_accepted(
     # The vendor asked for the rest of its minute; the worker waited as long as it may.
     assert limited.retry_in_s == RETRY_AFTER_CAP_S
     assert event.status == EventStatus.ACCEPTED and event.attempt >= 2
-    assert sorted(o["orderKey"] for o in vendor_orders(sandbox_admin)) == sorted(
+    assert sorted(o["orderKey"] for o in store.orders()) == sorted(
         [first.order_id, second.order_id]
     )
 
 
-def test_a_lost_answer_is_in_doubt_by_default_and_never_sent_twice(
-    sophio_worker: WorkerProcess,
-    sophio_producer: Producer,
-    sophio_events: Events,
-    sandbox_admin: httpx.Client,
-) -> None:
-    sandbox_admin.post(
-        "/_sandbox/faults/sophio", json={"drop_after_commit_next": 1}
-    ).raise_for_status()
+def test_a_lost_answer_is_in_doubt_by_default_and_never_sent_twice(store: Store) -> None:
+    store.inject(drop_after_commit_next=1)
 
-    receipt = sophio_producer.enqueue(sophio_job("lost"))
-    event = sophio_events.wait_terminal([receipt.job_id])[receipt.job_id]
+    receipt = store.enqueue("lost")
+    event = store.outcome(receipt)
 
     assert event.status == EventStatus.IN_DOUBT
     assert event.error is not None and event.error.kind == ErrorKind.TRANSPORT
-    assert [o["orderKey"] for o in vendor_orders(sandbox_admin)] == [receipt.order_id]
+    assert [o["orderKey"] for o in store.orders()] == [receipt.order_id]
 
 
-def test_a_lost_answer_is_resent_where_the_store_upserts_by_order_key(
-    sophio_worker: WorkerProcess,
-    sophio_producer: Producer,
-    sophio_events: Events,
-    sandbox_admin: httpx.Client,
-) -> None:
-    sandbox_admin.post(
-        "/_sandbox/faults/sophio", json={"drop_after_commit_next": 1}
-    ).raise_for_status()
+def test_a_lost_answer_is_resent_where_the_store_upserts_by_order_key(store: Store) -> None:
+    store.inject(drop_after_commit_next=1)
 
-    receipt = sophio_producer.enqueue(sophio_job("upsert", account="upsert"))
-    event = sophio_events.wait_terminal([receipt.job_id])[receipt.job_id]
-    history = [(e.attempt, e.status) for e in sophio_events.of(receipt.job_id)]
+    receipt = store.enqueue("upsert", account="upsert")
+    event = store.outcome(receipt)
+    history = [(e.attempt, e.status) for e in store.events.of(receipt.job_id)]
 
     assert history == [(1, EventStatus.RETRY_SCHEDULED), (2, EventStatus.ACCEPTED)]
-    [stored] = vendor_orders(sandbox_admin)
+    [stored] = store.orders()
     assert stored["orderKey"] == receipt.order_id
     assert event.vendor_order_id == str(stored["orderId"])
 
 
-def test_the_authentication_value_never_reaches_the_log_or_events(
-    sophio_worker: WorkerProcess,
-    sophio_producer: Producer,
-    sophio_events: Events,
-    sandbox_admin: httpx.Client,
-) -> None:
-    accepted = sophio_producer.enqueue(sophio_job("leak-ok"))
-    sophio_events.wait_terminal([accepted.job_id])
-    sandbox_admin.post(
-        "/_sandbox/faults/sophio", json={"fail_next": 1, "status": 401}
-    ).raise_for_status()
-    refused = sophio_producer.enqueue(sophio_job("leak-401"))
-    sophio_events.wait_terminal([refused.job_id])
-    sandbox_admin.post("/_sandbox/faults/sophio", json={"reset_next": 1}).raise_for_status()
-    dropped = sophio_producer.enqueue(sophio_job("leak-reset"))
-    done = sophio_events.wait_terminal([dropped.job_id])
-
-    log = sophio_worker.output()
-    raw_events = json.dumps([e.model_dump(mode="json") for e in sophio_events.all()])
-    assert done[dropped.job_id].error is not None
-    assert sophio_events.of(refused.job_id)[-1].status == EventStatus.REJECTED
-    for receipt in (accepted, refused, dropped):
-        assert receipt.order_id in log  # the log covers all three
-    for form in AUTHENTICATION_FORMS:
-        assert form not in log
-        assert form not in raw_events
-
-
-def _wait_for_event(
-    events: Events, job_id: str, status: EventStatus, timeout: float = 30
-) -> ResultEvent:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for event in events.of(job_id):
-            if event.status == status:
-                return event
-        time.sleep(0.02)
-    raise AssertionError(f"no {status.value} event for {job_id} within {timeout} s")
-
-
-def test_an_order_the_store_holds_and_shipped_is_in_doubt_not_duplicated(
-    sophio_worker: WorkerProcess,
-    sophio_producer: Producer,
-    sophio_events: Events,
-    sandbox_admin: httpx.Client,
-) -> None:
-    job = sophio_job("shipped")
-    first = sophio_producer.enqueue(job)
-    vendor_id = sophio_events.wait_terminal([first.job_id])[first.job_id].vendor_order_id
-    sandbox_admin.post(
+def test_an_order_the_store_holds_and_shipped_is_in_doubt_not_duplicated(store: Store) -> None:
+    first = store.enqueue("shipped")
+    vendor_id = store.outcome(first).vendor_order_id
+    store.admin.post(
         f"/_sandbox/orders/sophio/{vendor_id}/status", json={"status": "shipped"}
     ).raise_for_status()
 
-    again = sophio_producer.enqueue({**job, "job_id": unique("replay")})
-    event = sophio_events.wait_terminal([again.job_id])[again.job_id]
+    # The same order again under another job id (a producer's replay).
+    again = store.enqueue(
+        "replay", order=order_job(first.order_id)["order"], job_id=unique("replay")
+    )
+    event = store.outcome(again)
 
     assert event.status == EventStatus.IN_DOUBT
     assert event.error is not None and event.error.http_status == 400
     assert "locked from modification" in event.error.message
     assert "already has this order" in event.error.message
-    assert len(vendor_orders(sandbox_admin)) == 1
+    assert len(store.orders()) == 1
+
+
+def test_the_authentication_value_never_reaches_the_log_or_events(store: Store) -> None:
+    accepted = store.enqueue("leak-ok")
+    store.outcome(accepted)
+    store.inject(fail_next=1, status=401)
+    refused = store.enqueue("leak-401")
+    store.outcome(refused)
+    store.inject(reset_next=1)
+    dropped = store.enqueue("leak-reset")
+    store.outcome(dropped)
+
+    log = store.worker.output()
+    raw_events = json.dumps([e.model_dump(mode="json") for e in store.events.all()])
+    assert store.outcome(refused).status == EventStatus.REJECTED
+    assert store.outcome(dropped).status == EventStatus.IN_DOUBT
+    for receipt in (accepted, refused, dropped):
+        assert receipt.order_id in log  # the log covers all three
+    for form in AUTHENTICATION_FORMS:
+        assert form not in log
+        assert form not in raw_events
