@@ -8,12 +8,14 @@ answer to a create is in doubt) and ``upsert`` (the account says the store upser
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -24,7 +26,7 @@ from order_dispatch.keys import Keys
 from producers.enqueue import Producer, Receipt
 from sandbox.app import SIMULATORS
 from sandbox.runner import BackgroundSandbox
-from sandbox.sophio import SophioSimulator
+from sandbox.sophio import DEFAULT_API_KEY, DEFAULT_API_SECRET, SophioSimulator
 from tests.integration.conftest import Events, WorkerProcess, order_job, unique
 from tests.vendors.test_sophio import ORDER
 
@@ -32,8 +34,9 @@ pytestmark = pytest.mark.integration
 
 #: The longest Retry-After (or X-Rate-Limit-Reset) the worker waits here, to keep tests short.
 RETRY_AFTER_CAP_S = 0.3
-#: The demo credentials (sophio:orders, the document's example) as the query sends them.
-AUTHENTICATION_FORMS = ("c29waGlvOm9yZGVycw", "c29waGlvOm9yZGVycw%3D%3D")
+#: The demo account's authentication value, unpadded (so within every URL form) and as sent.
+_AUTHENTICATION = base64.b64encode(f"{DEFAULT_API_KEY}:{DEFAULT_API_SECRET}".encode()).decode()
+AUTHENTICATION_FORMS = (_AUTHENTICATION.rstrip("="), quote(_AUTHENTICATION, safe=""))
 
 
 @pytest.fixture(scope="module")
