@@ -6,8 +6,11 @@ Documented (docs/sophio.txt):
   V1 Order JSON;
 - auth is the query parameter ``authentication``, the Base64 of ``APIKEY:APISECRET``
   ("if the API KEY given is 'sophio' and the API Secret is 'orders' then the querystring variable
-  to send would be: authentication=c29waGlvOm9yZGVycw=="). Those are the demo defaults here
-  (:data:`DEFAULT_API_KEY`, :data:`DEFAULT_API_SECRET`), so the document's own string works;
+  to send would be: authentication=c29waGlvOm9yZGVycw=="). The demo defaults here
+  (:data:`DEFAULT_API_KEY`, :data:`DEFAULT_API_SECRET`) are distinctive strings instead, as every
+  simulator's are: the product masks credential values wherever they appear, and masking the
+  words "sophio" and "orders" would garble logs and events. ``--set sophio.api_key=sophio
+  --set sophio.api_secret=orders`` makes the document's own string work;
 - success: "the data sent would be echo'd back for confirmation", with server fields as the
   sample response shows: ``orderId`` (int), ``createDate``, ``modifyDate``,
   ``items[].orderItemId``, ``shipTo.addressVerified``, ``orderTotal``, ``externallyFulfilled``,
@@ -63,7 +66,8 @@ Switchable unknowns (constructor keywords, or env ``ORDER_DISPATCH_SANDBOX_SOPHI
 - ``rate_limit_per_minute`` (default 40, ShipStation's V1 limit; 0 = unlimited, no headers). The
   sandbox used for more traffic raises it with
   ``ORDER_DISPATCH_SANDBOX_SOPHIO_RATE_LIMIT_PER_MINUTE``.
-- ``api_key`` / ``api_secret`` (defaults ``sophio`` / ``orders``, the document's example).
+- ``api_key`` / ``api_secret`` (defaults ``sandbox-sophio-api-key`` /
+  ``sandbox-sophio-api-secret``; the document's example is ``sophio`` / ``orders``).
 """
 
 from __future__ import annotations
@@ -89,8 +93,8 @@ from sandbox.base import (
     status_reason,
 )
 
-DEFAULT_API_KEY = "sophio"
-DEFAULT_API_SECRET = "orders"
+DEFAULT_API_KEY = "sandbox-sophio-api-key"
+DEFAULT_API_SECRET = "sandbox-sophio-api-secret"
 DEFAULT_RATE_LIMIT_PER_MINUTE = 40
 
 ORDER_STATUSES = ("awaiting_payment", "awaiting_shipment", "on_hold", "shipped", "cancelled")

@@ -340,8 +340,11 @@ def test_other_methods_get_405(client: httpx.Client) -> None:
     [DOC_AUTH, quote(DOC_AUTH, safe=""), DOC_AUTH.rstrip("=")],
     ids=["raw-padding", "url-encoded", "unpadded"],
 )
-def test_documented_authentication_string_is_accepted(client: httpx.Client, auth: str) -> None:
-    answer = post(client, SAMPLE, f"/sophio/createorder.wws?action=CREATE&authentication={auth}")
+def test_documented_authentication_string_is_accepted(
+    local: Callable[..., httpx.Client], auth: str
+) -> None:
+    c = local(SophioSimulator(api_key="sophio", api_secret="orders"))
+    answer = post(c, SAMPLE, f"/sophio/createorder.wws?action=CREATE&authentication={auth}")
     assert answer.status_code == 200
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 _ADAPTERS: dict[str, str] = {
     "sellercloud": "worker.vendors.sellercloud:SellerCloud",
     "shopatron": "worker.vendors.shopatron:Shopatron",
+    "sophio": "worker.vendors.sophio:Sophio",
     "sourceorders": "worker.vendors.sourceorders:SourceOrders",
     "supplystream": "worker.vendors.supplystream:SupplyStream",
 }
