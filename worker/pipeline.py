@@ -298,7 +298,8 @@ class Pipeline:
         if error_kind is ErrorKind.RATE_LIMITED:
             pause = max(pause or 0.0, outcome.retry_after_s or 1.0)
         if pause:
-            self.gate.pause(job.vendor, job.account, pause, limit)
+            cap = self.settings.retry_policy(job.vendor).retry_after_cap_s
+            self.gate.pause(job.vendor, job.account, min(pause, cap), limit)
 
     def _reconcile(self, vendor: Vendor, job: Job, outcome: Outcome) -> tuple[Outcome, bool]:
         """Ask the vendor whether it has the order after an unknown or "already have it"
