@@ -60,7 +60,7 @@ Chosen where the document is silent (each a choice, NOTES.md §5.3 "[I]"):
 - an injected malformed answer is cut-off JSON (``{"Items":[{"ID":10000``), never a bare
   integer, which would still parse.
 
-Switchable unknowns (constructor keywords, ``ORDER_DISPATCH_SANDBOX_SELLERCLOUD_<KEYWORD>``):
+Switchable unknowns (:class:`SellerCloudSettings`, ``ORDER_DISPATCH_SANDBOX_SELLERCLOUD_<NAME>``):
 - ``reject_duplicate_source_id`` (default False, NOTES.md §5.3: "Assume POST is NOT idempotent"):
   True refuses a second order with the same OrderSourceOrderID in the same company with 400,
   naming the existing order ID.
@@ -80,8 +80,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from sandbox.base import VendorSimulator, json_response, retry_after_header, status_reason
+from sandbox.base import (
+    SimulatorSettings,
+    VendorSimulator,
+    json_response,
+    retry_after_header,
+    status_reason,
+)
 
 DEFAULT_USERNAME = "sandbox-sellercloud-user"
 DEFAULT_PASSWORD = "sandbox-sellercloud-password"
@@ -307,29 +315,38 @@ def _array(spec: Spec, value: Any, path: str, errors: _Errors) -> list[dict[str,
     ]
 
 
+class SellerCloudSettings(SimulatorSettings):
+    """SellerCloud's user, known companies, limits and switches
+    (``ORDER_DISPATCH_SANDBOX_SELLERCLOUD_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SELLERCLOUD_")
+
+    username: str = DEFAULT_USERNAME
+    password: SecretStr = SecretStr(DEFAULT_PASSWORD)
+    token_ttl_s: int = Field(DEFAULT_TOKEN_TTL_S, ge=0)
+    #: Comma-separated CompanyIDs that exist (``1,2``).
+    company_ids: str = Field(DEFAULT_COMPANY_IDS, pattern=r"^[0-9, ]*$")
+    require_addresses: bool = True
+    reject_duplicate_source_id: bool = False
+    rate_limit_per_hour: int = Field(DEFAULT_RATE_LIMIT_PER_HOUR, ge=0)
+
+
 class SellerCloudSimulator(VendorSimulator):
     """SellerCloud's Delta REST order API as documented, in memory."""
 
     name = "sellercloud"
+    settings_class = SellerCloudSettings
+    settings: SellerCloudSettings
 
-    def __init__(
-        self,
-        username: str = DEFAULT_USERNAME,
-        password: str = DEFAULT_PASSWORD,
-        token_ttl_s: int = DEFAULT_TOKEN_TTL_S,
-        company_ids: str = DEFAULT_COMPANY_IDS,
-        require_addresses: bool = True,
-        reject_duplicate_source_id: bool = False,
-        rate_limit_per_hour: int = DEFAULT_RATE_LIMIT_PER_HOUR,
-    ) -> None:
-        super().__init__()
-        self.username = username
-        self.password = password
-        self.token_ttl_s = token_ttl_s
-        self.company_ids = {int(c) for c in company_ids.replace(" ", "").split(",") if c}
-        self.require_addresses = require_addresses
-        self.reject_duplicate_source_id = reject_duplicate_source_id
-        self.rate_limit_per_hour = rate_limit_per_hour
+    def __init__(self, settings: SellerCloudSettings | None = None, /, **overrides: Any) -> None:
+        super().__init__(settings, **overrides)
+        self.username = self.settings.username
+        self.password = self.settings.password.get_secret_value()
+        self.token_ttl_s = self.settings.token_ttl_s
+        self.company_ids = {int(c) for c in self.settings.company_ids.split(",") if c.strip()}
+        self.require_addresses = self.settings.require_addresses
+        self.reject_duplicate_source_id = self.settings.reject_duplicate_source_id
+        self.rate_limit_per_hour = self.settings.rate_limit_per_hour
         self._tokens: dict[str, tuple[str, float]] = {}
         self._windows: dict[str, list[float]] = {}
         self._by_source: dict[str, list[int]] = {}

@@ -67,11 +67,11 @@ Chosen where the document is silent (all choices):
   matching generic code); an injected 429 carries ``Retry-After`` (60 unless set) and
   ``x-vol-correlation`` as Kibo's newer platform does, with code 5001.
 
-Credentials and token lifetime are constructor keywords ``api_key``, ``client_secret`` and
-``token_ttl_s`` (demo defaults :data:`DEFAULT_API_KEY`, :data:`DEFAULT_CLIENT_SECRET`, 3600 s);
+Credentials and token lifetime are settings ``api_key``, ``client_secret`` and ``token_ttl_s``
+(demo defaults :data:`DEFAULT_API_KEY`, :data:`DEFAULT_CLIENT_SECRET`, 3600 s);
 :meth:`ShopatronSimulator.expire_tokens` (admin fault ``expire_tokens``) ends every token now.
 
-Switchable unknowns (constructor keywords, so also ``ORDER_DISPATCH_SANDBOX_SHOPATRON_<KW>``):
+Switchable unknowns (:class:`ShopatronSettings`, env ``ORDER_DISPATCH_SANDBOX_SHOPATRON_<NAME>``):
 
 - ``reject_duplicate_external_id`` (default True): a second order with an externalOrderID already
   held for the same manufacturerID is refused with 400/5015 naming the existing ``orderID``;
@@ -95,8 +95,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from sandbox.base import VendorSimulator, json_response, read_json, retry_after_header
+from sandbox.base import (
+    SimulatorSettings,
+    VendorSimulator,
+    json_response,
+    read_json,
+    retry_after_header,
+)
 
 DEFAULT_API_KEY = "sandbox-shopatron-api-key"
 DEFAULT_CLIENT_SECRET = "sandbox-shopatron-client-secret"
@@ -426,26 +434,35 @@ def order_problem(body: dict[str, Any], *, importing: bool) -> Problem | None:
     return None
 
 
+class ShopatronSettings(SimulatorSettings):
+    """Shopatron's credentials, token lifetime and switches
+    (``ORDER_DISPATCH_SANDBOX_SHOPATRON_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SHOPATRON_")
+
+    api_key: str = DEFAULT_API_KEY
+    client_secret: SecretStr = SecretStr(DEFAULT_CLIENT_SECRET)
+    token_ttl_s: float = Field(DEFAULT_TOKEN_TTL_S, ge=0)
+    reject_duplicate_external_id: bool = True
+    search_by_external_id: bool = True
+
+
 class ShopatronSimulator(VendorSimulator):
     """Kibo OMS (Shopatron) integration API v2 as documented, in memory."""
 
     name = "shopatron"
+    settings_class = ShopatronSettings
+    settings: ShopatronSettings
 
-    def __init__(
-        self,
-        api_key: str = DEFAULT_API_KEY,
-        client_secret: str = DEFAULT_CLIENT_SECRET,
-        token_ttl_s: float = DEFAULT_TOKEN_TTL_S,
-        reject_duplicate_external_id: bool = True,
-        search_by_external_id: bool = True,
-    ) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.client_secret = client_secret
-        self.token_ttl_s = token_ttl_s
-        self.reject_duplicate_external_id = reject_duplicate_external_id
-        self.search_by_external_id = search_by_external_id
-        self._basic = "Basic " + base64.b64encode(f"{api_key}:{client_secret}".encode()).decode()
+    def __init__(self, settings: ShopatronSettings | None = None, /, **overrides: Any) -> None:
+        super().__init__(settings, **overrides)
+        self.api_key = self.settings.api_key
+        self.client_secret = self.settings.client_secret.get_secret_value()
+        self.token_ttl_s = self.settings.token_ttl_s
+        self.reject_duplicate_external_id = self.settings.reject_duplicate_external_id
+        self.search_by_external_id = self.settings.search_by_external_id
+        credentials = f"{self.api_key}:{self.client_secret}".encode()
+        self._basic = "Basic " + base64.b64encode(credentials).decode()
         #: token -> monotonic expiry
         self._tokens: dict[str, float] = {}
         #: externalOrderID -> orderIDs holding it (any manufacturer)

@@ -56,7 +56,7 @@ Choices where the document is silent (marked [choice]):
 - [choice] the rate-limit window is a fixed minute per API key starting at its first request;
   a refused request is not stored. ``POST /_sandbox/reset`` restarts the windows.
 
-Switchable unknowns (constructor keywords, or env ``ORDER_DISPATCH_SANDBOX_SOPHIO_<KWARG>``):
+Switchable unknowns (:class:`SophioSettings`, from env ``ORDER_DISPATCH_SANDBOX_SOPHIO_<NAME>``):
 - ``upsert_by_order_key`` (default True = ShipStation: an ``orderKey`` already held updates that
   order and answers its ``orderId``; updating a shipped or cancelled order is refused with 400).
   False: every POST creates a new order, duplicates included.
@@ -80,8 +80,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from sandbox.base import (
+    SimulatorSettings,
     VendorSimulator,
     json_response,
     read_json,
@@ -429,24 +432,32 @@ def _message(status: int, message: str, headers: dict[str, str] | None = None) -
     return json_response({"Message": message}, status=status, headers=headers)
 
 
+class SophioSettings(SimulatorSettings):
+    """Sophio's credentials and switches (``ORDER_DISPATCH_SANDBOX_SOPHIO_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SOPHIO_")
+
+    api_key: str = DEFAULT_API_KEY
+    api_secret: SecretStr = SecretStr(DEFAULT_API_SECRET)
+    upsert_by_order_key: bool = True
+    rate_limit_per_minute: int = Field(DEFAULT_RATE_LIMIT_PER_MINUTE, ge=0)
+
+
 class SophioSimulator(VendorSimulator):
     """Sophio's ``createorder.wws`` as documented, with ShipStation V1 order semantics."""
 
     name = "sophio"
+    settings_class = SophioSettings
+    settings: SophioSettings
 
-    def __init__(
-        self,
-        api_key: str = DEFAULT_API_KEY,
-        api_secret: str = DEFAULT_API_SECRET,
-        upsert_by_order_key: bool = True,
-        rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE,
-    ) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.api_secret = api_secret
-        self.upsert_by_order_key = upsert_by_order_key
-        self.rate_limit_per_minute = rate_limit_per_minute
-        self._token = base64.b64encode(f"{api_key}:{api_secret}".encode()).decode().rstrip("=")
+    def __init__(self, settings: SophioSettings | None = None, /, **overrides: Any) -> None:
+        super().__init__(settings, **overrides)
+        self.api_key = self.settings.api_key
+        self.api_secret = self.settings.api_secret.get_secret_value()
+        self.upsert_by_order_key = self.settings.upsert_by_order_key
+        self.rate_limit_per_minute = self.settings.rate_limit_per_minute
+        credentials = f"{self.api_key}:{self.api_secret}".encode()
+        self._token = base64.b64encode(credentials).decode().rstrip("=")
         self._by_order_key: dict[str, str] = {}
         self._windows: dict[str, list[float]] = {}
         self._item_ids = itertools.count(328_070_751)

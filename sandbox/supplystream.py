@@ -71,7 +71,7 @@ Chosen where the sources are silent:
 - (choice) other paths under the prefix, and known paths with another method, get IIS's 404
   page; v1 websubmit is not simulated.
 
-Switchable unknowns (constructor keywords, or ``ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_<KWARG>``):
+Switchable unknowns (:class:`SupplyStreamSettings`, ``ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_<NAME>``):
 - ``reject_duplicate_order_number`` (default True): a second order with a SalesOrderNumber already
   held is refused (200, Code 100); False accepts it as another order with its own GUID. The sources
   are silent; cancel reason "003 - Duplicate" hints duplicates may get through.
@@ -95,8 +95,16 @@ from aiohttp import web
 
 # defusedxml ships no type stubs; never parse requests with the bare stdlib parser.
 from defusedxml.ElementTree import fromstring as _parse_xml
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from sandbox.base import VendorSimulator, json_response, retry_after_header, status_reason
+from sandbox.base import (
+    SimulatorSettings,
+    VendorSimulator,
+    json_response,
+    retry_after_header,
+    status_reason,
+)
 
 DEFAULT_API_KEY = "sandbox-supplystream-key"
 DEFAULT_DC_CODES = "DC1"
@@ -374,6 +382,19 @@ def _order_problem(body: dict[str, Any], xml: bool) -> str | None:
     return None
 
 
+class SupplyStreamSettings(SimulatorSettings):
+    """SupplyStream's key, known DCs and switches
+    (``ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_")
+
+    api_key: SecretStr = SecretStr(DEFAULT_API_KEY)
+    #: Comma-separated DC codes that map (``DC1,DC2``).
+    dc_codes: str = DEFAULT_DC_CODES
+    reject_duplicate_order_number: bool = True
+    wrap_json_failures: bool = False
+
+
 class SupplyStreamSimulator(VendorSimulator):
     """SEKO iHub's sales-order services (v4 websubmit, status, tracking, cancel), in memory.
 
@@ -381,19 +402,16 @@ class SupplyStreamSimulator(VendorSimulator):
     """
 
     name = "supplystream"
+    settings_class = SupplyStreamSettings
+    settings: SupplyStreamSettings
 
-    def __init__(
-        self,
-        api_key: str = DEFAULT_API_KEY,
-        dc_codes: str = DEFAULT_DC_CODES,
-        reject_duplicate_order_number: bool = True,
-        wrap_json_failures: bool = False,
-    ) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.dc_codes = frozenset(c.strip() for c in dc_codes.split(",") if c.strip())
-        self.reject_duplicate_order_number = reject_duplicate_order_number
-        self.wrap_json_failures = wrap_json_failures
+    def __init__(self, settings: SupplyStreamSettings | None = None, /, **overrides: Any) -> None:
+        super().__init__(settings, **overrides)
+        self.api_key = self.settings.api_key.get_secret_value()
+        codes = self.settings.dc_codes.split(",")
+        self.dc_codes = frozenset(c.strip() for c in codes if c.strip())
+        self.reject_duplicate_order_number = self.settings.reject_duplicate_order_number
+        self.wrap_json_failures = self.settings.wrap_json_failures
         self._by_number: dict[str, list[str]] = {}
 
     def routes(self) -> list[web.RouteDef]:
