@@ -144,6 +144,20 @@ def retry_after_header(retry_after: float | None) -> dict[str, str]:
     return {"Retry-After": str(seconds)}
 
 
+def json_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the JSON path vendors show: ``items[1].quantity``.
+
+    A bad dictionary key (pydantic's ``[key]`` marker) is named by the key itself.
+    """
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part != "[key]":
+            path += f".{part}" if path else part
+    return path
+
+
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
