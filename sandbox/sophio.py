@@ -74,18 +74,28 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Any
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
-from pydantic import Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import SettingsConfigDict
 
 from sandbox.base import (
     SimulatorSettings,
     VendorSimulator,
+    json_path,
     json_response,
     read_json,
     retry_after_header,
@@ -116,24 +126,11 @@ _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _US_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 _WINDOW_S = 60.0
 
-Converter = Callable[[Any, str], Any]
-
-
-class _Invalid(Exception):
-    """The first problem found in the body: a Json.NET path and the reason."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(reason)
-        self.path = path
-        self.reason = reason
+_T = TypeVar("_T")
 
 
 def _now() -> str:
     return datetime.now(_PACIFIC).replace(tzinfo=None).isoformat(timespec="milliseconds")
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
 
 
 def _kind(value: Any) -> str:
@@ -148,28 +145,36 @@ def _kind(value: Any) -> str:
     return "String"
 
 
-def _string(value: Any, path: str) -> str | None:
+def _show(value: Any) -> str:
+    if value is None:
+        return "value {null}"
+    if isinstance(value, str):
+        return f"string '{value}'"
+    return f"{_kind(value)} {value!r}"
+
+
+# The order body as pydantic models that bind like Json.NET (names case-insensitive, unknown names
+# ignored, its conversions) and fail with ASP.NET's texts. A failed conversion is a
+# "conversion" error, which Json.NET ends with the path; the others are validation messages.
+
+
+def _conversion(text: str) -> PydanticCustomError:
+    return PydanticCustomError("conversion", "{text}", {"text": text})
+
+
+def _invalid(text: str) -> PydanticCustomError:
+    return PydanticCustomError("invalid", "{text}", {"text": text})
+
+
+def _string(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    raise _Invalid(path, f"Unexpected token {_kind(value)} when reading a string. Path '{path}'.")
+    raise _conversion(f"Unexpected token {_kind(value)} when reading a string.")
 
 
-def _limited(max_length: int) -> Converter:
-    def convert(value: Any, path: str) -> str | None:
-        text = _string(value, path)
-        if text is not None and len(text) > max_length:
-            name = path.rsplit(".", 1)[-1]
-            raise _Invalid(
-                path, f"The field {name} must be a string with a maximum length of {max_length}."
-            )
-        return text
-
-    return convert
-
-
-def _integer(value: Any, path: str) -> int | None:
+def _integer(value: Any) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -181,10 +186,10 @@ def _integer(value: Any, path: str) -> int | None:
             return int(value.strip())
         except ValueError:
             pass
-    raise _Invalid(path, f"Could not convert {_show(value)} to integer. Path '{path}'.")
+    raise _conversion(f"Could not convert {_show(value)} to integer.")
 
 
-def _decimal(value: Any, path: str) -> float | int | None:
+def _decimal(value: Any) -> float | int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -197,18 +202,18 @@ def _decimal(value: Any, path: str) -> float | int | None:
         else:
             if math.isfinite(number):
                 return number
-    raise _Invalid(path, f"Could not convert {_show(value)} to decimal. Path '{path}'.")
+    raise _conversion(f"Could not convert {_show(value)} to decimal.")
 
 
-def _boolean(value: Any, path: str) -> bool | None:
+def _boolean(value: Any) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise _Invalid(path, f"Could not convert {_show(value)} to boolean. Path '{path}'.")
+    raise _conversion(f"Could not convert {_show(value)} to boolean.")
 
 
-def _date(value: Any, path: str) -> str | None:
+def _date(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, str):
@@ -218,184 +223,245 @@ def _date(value: Any, path: str) -> str | None:
             pass
         else:
             return value
-    raise _Invalid(path, f"Could not convert {_show(value)} to DateTime. Path '{path}'.")
+    raise _conversion(f"Could not convert {_show(value)} to DateTime.")
 
 
-def _enum(values: tuple[str, ...]) -> Converter:
-    def convert(value: Any, path: str) -> str | None:
-        text = _string(value, path)
-        if not text:
-            return None
-        if text not in values:
-            name = path.rsplit(".", 1)[-1]
-            raise _Invalid(
-                path, f"'{text}' is not a valid {name}. Valid values: {', '.join(values)}."
-            )
-        return text
-
-    return convert
+def _array(value: Any) -> list[Any] | None:
+    if value is None or isinstance(value, list):
+        return value
+    raise _conversion(f"Cannot deserialize {_show(value)} into an array.")
 
 
-def _country(value: Any, path: str) -> str | None:
-    text = _string(value, path)
-    if text and not _COUNTRY.match(text):
-        name = path.rsplit(".", 1)[-1]
-        raise _Invalid(path, f"The field {name} must be a two-letter ISO country code.")
-    return text or None
+def _required(value: _T, info: ValidationInfo) -> _T:
+    if value is None or value == "":
+        raise _invalid(f"The {info.field_name} field is required.")
+    return value
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f"string '{value}'"
-    return f"{_kind(value)} {value!r}"
+def _max_length(limit: int) -> AfterValidator:
+    def check(value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and len(value) > limit:
+            name = info.field_name
+            raise _invalid(f"The field {name} must be a string with a maximum length of {limit}.")
+        return value
+
+    return AfterValidator(check)
 
 
-def _list_of(item: Converter) -> Converter:
-    def convert(value: Any, path: str) -> list[Any] | None:
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            raise _Invalid(path, f"Cannot deserialize {_show(value)} into an array. Path '{path}'.")
-        return [item(v, f"{path}[{n}]") for n, v in enumerate(value)]
+def _one_of(values: tuple[str, ...]) -> AfterValidator:
+    def check(value: str | None, info: ValidationInfo) -> str | None:
+        if value and value not in values:
+            name = info.field_name
+            raise _invalid(f"'{value}' is not a valid {name}. Valid values: {', '.join(values)}.")
+        return value or None
 
-    return convert
+    return AfterValidator(check)
 
 
-class _Model:
-    """A Json.NET-like object binding: case-insensitive names, unknown names ignored."""
+def _country(value: str | None, info: ValidationInfo) -> str | None:
+    if value and not _COUNTRY.match(value):
+        raise _invalid(f"The field {info.field_name} must be a two-letter ISO country code.")
+    return value or None
 
-    def __init__(
-        self,
-        type_name: str,
-        fields: dict[str, Converter],
-        defaults: dict[str, Callable[[], Any]] | None = None,
-        required: tuple[str, ...] = (),
-    ) -> None:
-        self.type_name = type_name
-        self.fields = fields
-        self.lower = {name.lower(): name for name in fields}
-        self.defaults = defaults or {}
-        self.required = required
 
-    def __call__(self, value: Any, path: str) -> dict[str, Any] | None:
-        if value is None:
-            return None
+def _quantity(value: int | None, info: ValidationInfo) -> int | None:
+    if value is not None and not 1 <= value <= 2_147_483_647:
+        raise _invalid(f"The field {info.field_name} must be between 1 and 2147483647.")
+    return value
+
+
+_Str = Annotated[str | None, BeforeValidator(_string)]
+_Int = Annotated[int | None, BeforeValidator(_integer)]
+_Decimal = Annotated[int | float | None, BeforeValidator(_decimal)]
+_Bool = Annotated[bool | None, BeforeValidator(_boolean)]
+_Date = Annotated[str | None, BeforeValidator(_date)]
+_Country = Annotated[_Str, AfterValidator(_country)]
+_List = Annotated[list[_T] | None, BeforeValidator(_array)]
+#: A member the model requires: absent, null or "" is "The <name> field is required.".
+_Required = Annotated[_T, AfterValidator(_required), Field(validate_default=True)]
+
+
+class _NetModel(BaseModel):
+    """A Json.NET-like binding of one .NET type; a member left null takes its default."""
+
+    #: The .NET type's name, as conversion errors show it.
+    net_type: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bind(cls, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise _Invalid(
-                path, f"Error converting {_show(value)} to type '{self.type_name}'. Path '{path}'."
-            )
-        out: dict[str, Any] = dict.fromkeys(self.fields)
-        for key, raw in value.items():
-            name = self.lower.get(key.lower())
-            if name is not None:
-                out[name] = self.fields[name](raw, _join(path, name))
-        for name in self.required:
-            if out[name] is None or out[name] == "":
-                raise _Invalid(_join(path, name), f"The {name} field is required.")
-        for name, default in self.defaults.items():
-            if out[name] is None:
-                out[name] = default()
-        return out
+            raise _conversion(f"Error converting {_show(value)} to type '{cls.net_type}'.")
+        names = {name.lower(): name for name in cls.model_fields}
+        return {names[key.lower()]: v for key, v in value.items() if key.lower() in names}
+
+    @model_validator(mode="after")
+    def _null_is_default(self) -> Self:
+        for name, field in type(self).model_fields.items():
+            if getattr(self, name) is None:
+                setattr(self, name, field.get_default(call_default_factory=True))
+        return self
 
 
-def _quantity(value: Any, path: str) -> int | None:
-    number = _integer(value, path)
-    if number is not None and not 1 <= number <= 2_147_483_647:
-        raise _Invalid(path, "The field quantity must be between 1 and 2147483647.")
-    return number
+class _Address(_NetModel):
+    """billTo: only the name is required."""
+
+    net_type = "Address"
+    name: _Required[_Str] = None
+    company: _Str = None
+    street1: _Str = None
+    street2: _Str = None
+    street3: _Str = None
+    city: _Str = None
+    state: _Str = None
+    postalCode: _Str = None
+    country: _Country = None
+    phone: _Str = None
+    residential: _Bool = None
 
 
-_ADDRESS_FIELDS: dict[str, Converter] = {
-    "name": _string, "company": _string, "street1": _string, "street2": _string,
-    "street3": _string, "city": _string, "state": _string, "postalCode": _string,
-    "country": _country, "phone": _string, "residential": _boolean,
-}
-_SHIP_TO = _Model(
-    "Address", _ADDRESS_FIELDS, required=("name", "street1", "city", "postalCode", "country")
-)
-_BILL_TO = _Model("Address", _ADDRESS_FIELDS, required=("name",))
-_WEIGHT = _Model(
-    "Weight",
-    {"value": _decimal, "units": _enum(tuple(WEIGHT_UNITS))},
-    required=("value", "units"),
-)
-_DIMENSIONS = _Model(
-    "Dimensions",
-    {"units": _enum(DIMENSION_UNITS), "length": _decimal, "width": _decimal, "height": _decimal},
-    required=("units",),
-)
-_OPTION = _Model("ItemOption", {"name": _string, "value": _string})
-_ITEM = _Model(
-    "OrderItem",
-    {
-        "lineItemKey": _string, "sku": _string, "name": _string, "imageUrl": _string,
-        "weight": _WEIGHT, "quantity": _quantity, "unitPrice": _decimal, "taxAmount": _decimal,
-        "shippingAmount": _decimal, "warehouseLocation": _string,
-        "options": _list_of(_OPTION), "productId": _integer, "fulfillmentSku": _string,
-        "adjustment": _boolean, "upc": _string,
-    },
-    defaults={"options": list, "adjustment": lambda: False},
-    required=("sku", "quantity"),
-)
-_INSURANCE = _Model(
-    "InsuranceOptions",
-    {"provider": _string, "insureShipment": _boolean, "insuredValue": _decimal},
-    defaults={"insureShipment": lambda: False, "insuredValue": lambda: 0.0},
-)
-_CUSTOMS_ITEM = _Model(
-    "CustomsItem",
-    {
-        "customsItemId": _integer, "description": _string, "quantity": _integer,
-        "value": _decimal, "harmonizedTariffCode": _string, "countryOfOrigin": _country,
-    },
-)
-_INTERNATIONAL = _Model(
-    "InternationalOptions",
-    {
-        "contents": _enum(CONTENTS), "customsItems": _list_of(_CUSTOMS_ITEM),
-        "nonDelivery": _enum(NON_DELIVERY),
-    },
-)
-_ADVANCED = _Model(
-    "AdvancedOptions",
-    {
-        "warehouseId": _integer, "nonMachinable": _boolean, "saturdayDelivery": _boolean,
-        "containsAlcohol": _boolean, "mergedOrSplit": _boolean,
-        "mergedIds": _list_of(_integer), "parentId": _integer, "storeId": _integer,
-        "customField1": _string, "customField2": _string, "customField3": _string,
-        "source": _string, "billToParty": _enum(BILL_TO_PARTIES), "billToAccount": _string,
-        "billToPostalCode": _string, "billToCountryCode": _country,
-        "billToMyOtherAccount": _integer,
-    },
-    defaults={
-        "nonMachinable": lambda: False, "saturdayDelivery": lambda: False,
-        "containsAlcohol": lambda: False, "mergedOrSplit": lambda: False, "mergedIds": list,
-    },
-)
-_ORDER = _Model(
-    "Order",
-    {
-        "orderNumber": _limited(50), "orderKey": _string, "orderDate": _date,
-        "paymentDate": _date, "shipByDate": _date, "orderStatus": _enum(ORDER_STATUSES),
-        "customerId": _integer, "customerUsername": _string, "customerEmail": _string,
-        "billTo": _BILL_TO, "shipTo": _SHIP_TO, "items": _list_of(_ITEM),
-        "amountPaid": _decimal, "taxAmount": _decimal, "shippingAmount": _decimal,
-        "customerNotes": _string, "internalNotes": _string, "gift": _boolean,
-        "giftMessage": _string, "paymentMethod": _string, "requestedShippingService": _string,
-        "carrierCode": _string, "serviceCode": _string, "packageCode": _string,
-        "confirmation": _enum(CONFIRMATIONS), "shipDate": _date, "holdUntilDate": _date,
-        "weight": _WEIGHT, "dimensions": _DIMENSIONS, "insuranceOptions": _INSURANCE,
-        "internationalOptions": _INTERNATIONAL, "advancedOptions": _ADVANCED,
-        "tagIds": _list_of(_integer),
-    },
-    defaults={
-        "items": list, "gift": lambda: False, "confirmation": lambda: "none",
-        "insuranceOptions": lambda: _INSURANCE({}, "insuranceOptions"),
-        "internationalOptions": lambda: _INTERNATIONAL({}, "internationalOptions"),
-        "advancedOptions": lambda: _ADVANCED({}, "advancedOptions"),
-    },
-    required=("orderNumber", "orderDate", "orderStatus", "billTo", "shipTo"),
-)
+class _ShipTo(_Address):
+    street1: _Required[_Str] = None
+    city: _Required[_Str] = None
+    postalCode: _Required[_Str] = None
+    country: _Required[_Country] = None
+
+
+class _Weight(_NetModel):
+    net_type = "Weight"
+    value: _Required[_Decimal] = None
+    units: _Required[Annotated[_Str, _one_of(tuple(WEIGHT_UNITS))]] = None
+
+
+class _Dimensions(_NetModel):
+    net_type = "Dimensions"
+    units: _Required[Annotated[_Str, _one_of(DIMENSION_UNITS)]] = None
+    length: _Decimal = None
+    width: _Decimal = None
+    height: _Decimal = None
+
+
+class _ItemOption(_NetModel):
+    net_type = "ItemOption"
+    name: _Str = None
+    value: _Str = None
+
+
+class _OrderItem(_NetModel):
+    net_type = "OrderItem"
+    lineItemKey: _Str = None
+    sku: _Required[_Str] = None
+    name: _Str = None
+    imageUrl: _Str = None
+    weight: _Weight | None = None
+    quantity: _Required[Annotated[_Int, AfterValidator(_quantity)]] = None
+    unitPrice: _Decimal = None
+    taxAmount: _Decimal = None
+    shippingAmount: _Decimal = None
+    warehouseLocation: _Str = None
+    options: _List[_ItemOption] = Field(default_factory=list)
+    productId: _Int = None
+    fulfillmentSku: _Str = None
+    adjustment: _Bool = False
+    upc: _Str = None
+
+
+class _InsuranceOptions(_NetModel):
+    net_type = "InsuranceOptions"
+    provider: _Str = None
+    insureShipment: _Bool = False
+    insuredValue: _Decimal = 0.0
+
+
+class _CustomsItem(_NetModel):
+    net_type = "CustomsItem"
+    customsItemId: _Int = None
+    description: _Str = None
+    quantity: _Int = None
+    value: _Decimal = None
+    harmonizedTariffCode: _Str = None
+    countryOfOrigin: _Country = None
+
+
+class _InternationalOptions(_NetModel):
+    net_type = "InternationalOptions"
+    contents: Annotated[_Str, _one_of(CONTENTS)] = None
+    customsItems: _List[_CustomsItem] = None
+    nonDelivery: Annotated[_Str, _one_of(NON_DELIVERY)] = None
+
+
+class _AdvancedOptions(_NetModel):
+    net_type = "AdvancedOptions"
+    warehouseId: _Int = None
+    nonMachinable: _Bool = False
+    saturdayDelivery: _Bool = False
+    containsAlcohol: _Bool = False
+    mergedOrSplit: _Bool = False
+    mergedIds: _List[_Int] = Field(default_factory=list)
+    parentId: _Int = None
+    storeId: _Int = None
+    customField1: _Str = None
+    customField2: _Str = None
+    customField3: _Str = None
+    source: _Str = None
+    billToParty: Annotated[_Str, _one_of(BILL_TO_PARTIES)] = None
+    billToAccount: _Str = None
+    billToPostalCode: _Str = None
+    billToCountryCode: _Country = None
+    billToMyOtherAccount: _Int = None
+
+
+class _Order(_NetModel):
+    """ShipStation's V1 Order as the request binds it."""
+
+    net_type = "Order"
+    orderNumber: _Required[Annotated[_Str, _max_length(50)]] = None
+    orderKey: _Str = None
+    orderDate: _Required[_Date] = None
+    paymentDate: _Date = None
+    shipByDate: _Date = None
+    orderStatus: _Required[Annotated[_Str, _one_of(ORDER_STATUSES)]] = None
+    customerId: _Int = None
+    customerUsername: _Str = None
+    customerEmail: _Str = None
+    billTo: _Required[_Address | None] = None
+    shipTo: _Required[_ShipTo | None] = None
+    items: _List[_OrderItem] = Field(default_factory=list)
+    amountPaid: _Decimal = None
+    taxAmount: _Decimal = None
+    shippingAmount: _Decimal = None
+    customerNotes: _Str = None
+    internalNotes: _Str = None
+    gift: _Bool = False
+    giftMessage: _Str = None
+    paymentMethod: _Str = None
+    requestedShippingService: _Str = None
+    carrierCode: _Str = None
+    serviceCode: _Str = None
+    packageCode: _Str = None
+    confirmation: Annotated[_Str, _one_of(CONFIRMATIONS)] = "none"
+    shipDate: _Date = None
+    holdUntilDate: _Date = None
+    weight: _Weight | None = None
+    dimensions: _Dimensions | None = None
+    insuranceOptions: _InsuranceOptions | None = Field(default_factory=_InsuranceOptions)
+    internationalOptions: _InternationalOptions | None = Field(
+        default_factory=_InternationalOptions
+    )
+    advancedOptions: _AdvancedOptions | None = Field(default_factory=_AdvancedOptions)
+    tagIds: _List[_Int] = None
+
+
+def model_state(exc: ValidationError) -> tuple[str, str]:
+    """Sophio's answer to an invalid order: the ModelState key and reason of the first problem,
+    as ASP.NET shows them (``apiOrder.items[1].quantity``)."""
+    error = exc.errors()[0]
+    path = json_path(error["loc"])
+    reason = error["msg"]
+    if error["type"] == "conversion":
+        reason += f" Path '{path}'."
+    return f"apiOrder.{path}" if path else "apiOrder", reason
+
 
 #: The answer's keys, in the order of the document's sample response.
 _ORDER_KEYS = (
@@ -536,11 +602,10 @@ class SophioSimulator(VendorSimulator):
             reason = problem or f"Cannot deserialize {_kind(body)} into type 'Order'."
             return self._invalid("apiOrder", reason, headers)
         try:
-            order = _ORDER(body, "")
-        except _Invalid as exc:
-            return self._invalid(_join("apiOrder", exc.path), exc.reason, headers)
-        assert order is not None
-        return self._save(order, headers)
+            order = _Order.model_validate(body)
+        except ValidationError as exc:
+            return self._invalid(*model_state(exc), headers)
+        return self._save(order.model_dump(), headers)
 
     def _invalid(self, key: str, reason: str, headers: dict[str, str]) -> web.Response:
         return json_response(
