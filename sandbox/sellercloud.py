@@ -83,6 +83,7 @@ from aiohttp import web
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from sandbox import aspnet
 from sandbox.base import (
     SimulatorSettings,
     VendorSimulator,
@@ -210,25 +211,8 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
-def _message(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return json_response({"Message": message}, status=status, headers=headers)
-
-
-def _invalid(errors: dict[str, list[str]]) -> web.Response:
-    return json_response(
-        {"Message": "The request is invalid.", "ModelState": errors}, status=400
-    )
-
-
 def _not_valid_token() -> web.Response:
-    return _message(401, "Not Valid Token", {"WWW-Authenticate": "Bearer"})
-
-
-def _unsupported(request: web.Request) -> web.Response:
-    media = request.content_type or "application/octet-stream"
-    return _message(
-        415, f"The request entity's media type '{media}' is not supported for this resource."
-    )
+    return aspnet.message(401, "Not Valid Token", {"WWW-Authenticate": "Bearer"})
 
 
 class _Errors:
@@ -402,15 +386,15 @@ class SellerCloudSimulator(VendorSimulator):
         if form and request.content_type == _FORM:
             return dict(await request.post()), None
         if request.content_type not in _JSON_TYPES:
-            return None, _unsupported(request)
+            return None, aspnet.unsupported(request)
         raw = await request.read()
         if not raw.strip():
-            return None, _invalid({param: [f"The {param} field is required."]})
+            return None, aspnet.invalid({param: [f"The {param} field is required."]})
         try:
             return json.loads(raw), None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             reason = f"Unexpected character encountered while parsing: {exc}"
-            return None, _invalid({param: [reason]})
+            return None, aspnet.invalid({param: [reason]})
 
     async def token(self, request: web.Request) -> web.Response:
         """``POST /rest/api/token``."""
@@ -418,19 +402,19 @@ class SellerCloudSimulator(VendorSimulator):
         if problem is not None:
             return problem
         if not isinstance(body, dict):
-            return _invalid({"model": ["The model field is required."]})
+            return aspnet.invalid({"model": ["The model field is required."]})
         errors = _Errors("model")
         for field in ("Username", "Password"):
             value = body.get(field)
             if not isinstance(value, str) or not value:
                 errors.add(field, f"The {field} field is required.")
         if errors.state:
-            return _invalid(errors.state)
+            return aspnet.invalid(errors.state)
         if not (
             secrets.compare_digest(body["Username"].encode(), self.username.encode())
             and secrets.compare_digest(body["Password"].encode(), self.password.encode())
         ):
-            return _message(400, "Username or password is invalid.")
+            return aspnet.message(400, "Username or password is invalid.")
         if (limited := self._count(self.username)) is not None:
             return limited
         now = time.time()
@@ -514,7 +498,7 @@ class SellerCloudSimulator(VendorSimulator):
             return problem
         order, errors = self._validate(body)
         if order is None:
-            return _invalid(errors)
+            return aspnet.invalid(errors)
         order_id = 1000000 + self.next_number()
         now = _iso(time.time())
         details = order["OrderDetails"]
@@ -550,10 +534,10 @@ class SellerCloudSimulator(VendorSimulator):
         try:
             order_id = int(raw_id)
         except ValueError:
-            return None, _invalid({"id": [f"The value '{raw_id}' is not valid for id."]})
+            return None, aspnet.invalid({"id": [f"The value '{raw_id}' is not valid for id."]})
         order = self.store.get(str(order_id))
         if order is None:
-            return None, _message(404, f"Order {order_id} was not found.")
+            return None, aspnet.message(404, f"Order {order_id} was not found.")
         return order, None
 
     async def get(self, request: web.Request) -> web.Response:
@@ -562,7 +546,7 @@ class SellerCloudSimulator(VendorSimulator):
             return denied
         order, problem = self._find(request.match_info["id"])
         if order is None:
-            return problem or _message(404, "Not found")
+            return problem or aspnet.message(404, "Not found")
         return json_response(order)
 
     async def delete(self, request: web.Request) -> web.Response:
@@ -571,7 +555,7 @@ class SellerCloudSimulator(VendorSimulator):
             return denied
         order, problem = self._find(request.match_info["id"])
         if order is None:
-            return problem or _message(404, "Not found")
+            return problem or aspnet.message(404, "Not found")
         del self.store[str(order["ID"])]
         ids = self._by_source.get(order["OrderDetails"]["OrderSourceOrderId"] or "", [])
         if order["ID"] in ids:
@@ -609,7 +593,7 @@ class SellerCloudSimulator(VendorSimulator):
         if not errors.state and page[-1] < 1:
             errors.add("pageNumber", "The field pageNumber must be at least 1.")
         if errors.state:
-            return _invalid(errors.state)
+            return aspnet.invalid(errors.state)
         if "ordersourceorderidlist" in query:
             wanted = {
                 oid for s in query["ordersourceorderidlist"] for oid in self._by_source.get(s, ())
@@ -638,7 +622,7 @@ class SellerCloudSimulator(VendorSimulator):
             return problem
         errors = _Errors("request")
         if not isinstance(body, dict):
-            return _invalid({"request": ["The request field is required."]})
+            return aspnet.invalid({"request": ["The request field is required."]})
         raw_ids = body.get("Orders")
         ids: list[int] = []
         if not isinstance(raw_ids, list) or not raw_ids:
@@ -654,7 +638,7 @@ class SellerCloudSimulator(VendorSimulator):
         else:
             status = _scalar(ORDER_STATUS, body["Status"], "Status", errors)
         if errors.state or status is None:
-            return _invalid(errors.state)
+            return aspnet.invalid(errors.state)
         updated = []
         for order_id in ids:
             order = self.store.get(str(order_id))
@@ -699,7 +683,7 @@ class SellerCloudSimulator(VendorSimulator):
         if status == 401:
             return _not_valid_token()
         message = "An error has occurred." if status >= 500 else status_reason(status)
-        return _message(status, message, retry_after_header(retry_after))
+        return aspnet.message(status, message, retry_after_header(retry_after))
 
     def rate_limited_response(self, retry_after: float | None) -> web.Response:
         """The documented rate-limit body; ``RateLimitResetTime`` = now + ``retry_after``."""

@@ -89,13 +89,13 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 from pydantic_settings import SettingsConfigDict
 
+from sandbox import aspnet
+from sandbox.aspnet import Required, RequiredObject, conversion, problem
 from sandbox.base import (
     SimulatorSettings,
     VendorSimulator,
-    json_path,
     json_response,
     read_json,
     retry_after_header,
@@ -115,8 +115,6 @@ BILL_TO_PARTIES = ("my_account", "my_other_account", "recipient", "third_party")
 CONTENTS = ("merchandise", "documents", "gift", "returned_goods", "sample")
 NON_DELIVERY = ("return_to_sender", "treat_as_abandoned")
 
-DENIED = "Authorization has been denied for this request."
-INVALID = "The request is invalid."
 
 try:
     _PACIFIC: tzinfo = ZoneInfo("America/Los_Angeles")
@@ -154,16 +152,7 @@ def _show(value: Any) -> str:
 
 
 # The order body as pydantic models that bind like Json.NET (names case-insensitive, unknown names
-# ignored, its conversions) and fail with ASP.NET's texts. A failed conversion is a
-# "conversion" error, which Json.NET ends with the path; the others are validation messages.
-
-
-def _conversion(text: str) -> PydanticCustomError:
-    return PydanticCustomError("conversion", "{text}", {"text": text})
-
-
-def _invalid(text: str) -> PydanticCustomError:
-    return PydanticCustomError("invalid", "{text}", {"text": text})
+# ignored, its lenient conversions) and fail with ASP.NET's texts.
 
 
 def _string(value: Any) -> str | None:
@@ -171,7 +160,7 @@ def _string(value: Any) -> str | None:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    raise _conversion(f"Unexpected token {_kind(value)} when reading a string.")
+    raise conversion(f"Unexpected token {_kind(value)} when reading a string.")
 
 
 def _integer(value: Any) -> int | None:
@@ -186,7 +175,7 @@ def _integer(value: Any) -> int | None:
             return int(value.strip())
         except ValueError:
             pass
-    raise _conversion(f"Could not convert {_show(value)} to integer.")
+    raise conversion(f"Could not convert {_show(value)} to integer.")
 
 
 def _decimal(value: Any) -> float | int | None:
@@ -202,7 +191,7 @@ def _decimal(value: Any) -> float | int | None:
         else:
             if math.isfinite(number):
                 return number
-    raise _conversion(f"Could not convert {_show(value)} to decimal.")
+    raise conversion(f"Could not convert {_show(value)} to decimal.")
 
 
 def _boolean(value: Any) -> bool | None:
@@ -210,7 +199,7 @@ def _boolean(value: Any) -> bool | None:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise _conversion(f"Could not convert {_show(value)} to boolean.")
+    raise conversion(f"Could not convert {_show(value)} to boolean.")
 
 
 def _date(value: Any) -> str | None:
@@ -223,26 +212,20 @@ def _date(value: Any) -> str | None:
             pass
         else:
             return value
-    raise _conversion(f"Could not convert {_show(value)} to DateTime.")
+    raise conversion(f"Could not convert {_show(value)} to DateTime.")
 
 
 def _array(value: Any) -> list[Any] | None:
     if value is None or isinstance(value, list):
         return value
-    raise _conversion(f"Cannot deserialize {_show(value)} into an array.")
-
-
-def _required(value: _T, info: ValidationInfo) -> _T:
-    if value is None or value == "":
-        raise _invalid(f"The {info.field_name} field is required.")
-    return value
+    raise conversion(f"Cannot deserialize {_show(value)} into an array.")
 
 
 def _max_length(limit: int) -> AfterValidator:
     def check(value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and len(value) > limit:
             name = info.field_name
-            raise _invalid(f"The field {name} must be a string with a maximum length of {limit}.")
+            raise problem(f"The field {name} must be a string with a maximum length of {limit}.")
         return value
 
     return AfterValidator(check)
@@ -252,7 +235,7 @@ def _one_of(values: tuple[str, ...]) -> AfterValidator:
     def check(value: str | None, info: ValidationInfo) -> str | None:
         if value and value not in values:
             name = info.field_name
-            raise _invalid(f"'{value}' is not a valid {name}. Valid values: {', '.join(values)}.")
+            raise problem(f"'{value}' is not a valid {name}. Valid values: {', '.join(values)}.")
         return value or None
 
     return AfterValidator(check)
@@ -260,13 +243,13 @@ def _one_of(values: tuple[str, ...]) -> AfterValidator:
 
 def _country(value: str | None, info: ValidationInfo) -> str | None:
     if value and not _COUNTRY.match(value):
-        raise _invalid(f"The field {info.field_name} must be a two-letter ISO country code.")
+        raise problem(f"The field {info.field_name} must be a two-letter ISO country code.")
     return value or None
 
 
 def _quantity(value: int | None, info: ValidationInfo) -> int | None:
     if value is not None and not 1 <= value <= 2_147_483_647:
-        raise _invalid(f"The field {info.field_name} must be between 1 and 2147483647.")
+        raise problem(f"The field {info.field_name} must be between 1 and 2147483647.")
     return value
 
 
@@ -277,8 +260,6 @@ _Bool = Annotated[bool | None, BeforeValidator(_boolean)]
 _Date = Annotated[str | None, BeforeValidator(_date)]
 _Country = Annotated[_Str, AfterValidator(_country)]
 _List = Annotated[list[_T] | None, BeforeValidator(_array)]
-#: A member the model requires: absent, null or "" is "The <name> field is required.".
-_Required = Annotated[_T, AfterValidator(_required), Field(validate_default=True)]
 
 
 class _NetModel(BaseModel):
@@ -291,7 +272,7 @@ class _NetModel(BaseModel):
     @classmethod
     def _bind(cls, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise _conversion(f"Error converting {_show(value)} to type '{cls.net_type}'.")
+            raise conversion(f"Error converting {_show(value)} to type '{cls.net_type}'.")
         names = {name.lower(): name for name in cls.model_fields}
         return {names[key.lower()]: v for key, v in value.items() if key.lower() in names}
 
@@ -307,7 +288,7 @@ class _Address(_NetModel):
     """billTo: only the name is required."""
 
     net_type = "Address"
-    name: _Required[_Str] = None
+    name: Required[_Str] = None
     company: _Str = None
     street1: _Str = None
     street2: _Str = None
@@ -321,21 +302,21 @@ class _Address(_NetModel):
 
 
 class _ShipTo(_Address):
-    street1: _Required[_Str] = None
-    city: _Required[_Str] = None
-    postalCode: _Required[_Str] = None
-    country: _Required[_Country] = None
+    street1: Required[_Str] = None
+    city: Required[_Str] = None
+    postalCode: Required[_Str] = None
+    country: Required[_Country] = None
 
 
 class _Weight(_NetModel):
     net_type = "Weight"
-    value: _Required[_Decimal] = None
-    units: _Required[Annotated[_Str, _one_of(tuple(WEIGHT_UNITS))]] = None
+    value: Required[_Decimal] = None
+    units: Required[Annotated[_Str, _one_of(tuple(WEIGHT_UNITS))]] = None
 
 
 class _Dimensions(_NetModel):
     net_type = "Dimensions"
-    units: _Required[Annotated[_Str, _one_of(DIMENSION_UNITS)]] = None
+    units: Required[Annotated[_Str, _one_of(DIMENSION_UNITS)]] = None
     length: _Decimal = None
     width: _Decimal = None
     height: _Decimal = None
@@ -350,11 +331,11 @@ class _ItemOption(_NetModel):
 class _OrderItem(_NetModel):
     net_type = "OrderItem"
     lineItemKey: _Str = None
-    sku: _Required[_Str] = None
+    sku: Required[_Str] = None
     name: _Str = None
     imageUrl: _Str = None
     weight: _Weight | None = None
-    quantity: _Required[Annotated[_Int, AfterValidator(_quantity)]] = None
+    quantity: Required[Annotated[_Int, AfterValidator(_quantity)]] = None
     unitPrice: _Decimal = None
     taxAmount: _Decimal = None
     shippingAmount: _Decimal = None
@@ -415,17 +396,17 @@ class _Order(_NetModel):
     """ShipStation's V1 Order as the request binds it."""
 
     net_type = "Order"
-    orderNumber: _Required[Annotated[_Str, _max_length(50)]] = None
+    orderNumber: Required[Annotated[_Str, _max_length(50)]] = None
     orderKey: _Str = None
-    orderDate: _Required[_Date] = None
+    orderDate: Required[_Date] = None
     paymentDate: _Date = None
     shipByDate: _Date = None
-    orderStatus: _Required[Annotated[_Str, _one_of(ORDER_STATUSES)]] = None
+    orderStatus: Required[Annotated[_Str, _one_of(ORDER_STATUSES)]] = None
     customerId: _Int = None
     customerUsername: _Str = None
     customerEmail: _Str = None
-    billTo: _Required[_Address | None] = None
-    shipTo: _Required[_ShipTo | None] = None
+    billTo: RequiredObject[_Address | None] = None
+    shipTo: RequiredObject[_ShipTo | None] = None
     items: _List[_OrderItem] = Field(default_factory=list)
     amountPaid: _Decimal = None
     taxAmount: _Decimal = None
@@ -452,15 +433,11 @@ class _Order(_NetModel):
     tagIds: _List[_Int] = None
 
 
-def model_state(exc: ValidationError) -> tuple[str, str]:
-    """Sophio's answer to an invalid order: the ModelState key and reason of the first problem,
-    as ASP.NET shows them (``apiOrder.items[1].quantity``)."""
-    error = exc.errors()[0]
-    path = json_path(error["loc"])
-    reason = error["msg"]
-    if error["type"] == "conversion":
-        reason += f" Path '{path}'."
-    return f"apiOrder.{path}" if path else "apiOrder", reason
+def model_state(exc: ValidationError) -> dict[str, list[str]]:
+    """Sophio's ModelState for an order that did not bind: its first problem only
+    (``{"apiOrder.items[1].quantity": [reason]}``)."""
+    key, reasons = next(iter(aspnet.model_state(exc, "apiOrder").items()))
+    return {key: reasons[:1]}
 
 
 #: The answer's keys, in the order of the document's sample response.
@@ -492,10 +469,6 @@ def _order_total(order: dict[str, Any]) -> float:
     total: float = sum(item["quantity"] * (item["unitPrice"] or 0) for item in order["items"])
     total += (order["taxAmount"] or 0) + (order["shippingAmount"] or 0)
     return round(total, 2)
-
-
-def _message(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return json_response({"Message": message}, status=status, headers=headers)
 
 
 class SophioSettings(SimulatorSettings):
@@ -573,14 +546,14 @@ class SophioSimulator(VendorSimulator):
     async def createorder(self, request: web.Request) -> web.Response:
         """``POST /createorder.wws?action=CREATE&authentication=b64(key:secret)``."""
         if request.method != "POST":
-            return _message(
+            return aspnet.message(
                 405,
                 f"The requested resource does not support http method '{request.method}'.",
                 {"Allow": "POST"},
             )
         api_key = self._authenticate(request)
         if api_key is None:
-            return _message(401, DENIED)
+            return aspnet.message(401, aspnet.DENIED)
         allowed, headers = self._count(api_key)
         if not allowed:
             return json_response(
@@ -590,27 +563,24 @@ class SophioSimulator(VendorSimulator):
             )
         action = request.query.get("action")
         if not action:
-            return _message(400, "The action parameter is required; use action=CREATE.", headers)
+            text = "The action parameter is required; use action=CREATE."
+            return aspnet.message(400, text, headers)
         if action.upper() != "CREATE":
-            return _message(
+            return aspnet.message(
                 400, f"The action '{action}' is not supported; use action=CREATE.", headers
             )
         if not (await request.read()).strip():
-            return self._invalid("apiOrder", "A non-empty request body is required.", headers)
+            reason = "A non-empty request body is required."
+            return aspnet.invalid({"apiOrder": [reason]}, headers)
         body, problem = await read_json(request)
         if problem is not None or not isinstance(body, dict):
             reason = problem or f"Cannot deserialize {_kind(body)} into type 'Order'."
-            return self._invalid("apiOrder", reason, headers)
+            return aspnet.invalid({"apiOrder": [reason]}, headers)
         try:
             order = _Order.model_validate(body)
         except ValidationError as exc:
-            return self._invalid(*model_state(exc), headers)
+            return aspnet.invalid(model_state(exc), headers)
         return self._save(order.model_dump(), headers)
-
-    def _invalid(self, key: str, reason: str, headers: dict[str, str]) -> web.Response:
-        return json_response(
-            {"Message": INVALID, "ModelState": {key: [reason]}}, status=400, headers=headers
-        )
 
     def _save(self, fields: dict[str, Any], headers: dict[str, str]) -> web.Response:
         now = _now()
@@ -620,7 +590,7 @@ class SophioSimulator(VendorSimulator):
             stored_id = self._by_order_key.get(order_key)
             existing = self.store.get(stored_id) if stored_id is not None else None
         if existing is not None and existing["orderStatus"] in LOCKED_STATUSES:
-            return _message(
+            return aspnet.message(
                 400,
                 f"Order {existing['orderId']} (orderKey '{order_key}') is "
                 f"{existing['orderStatus']}; shipped and cancelled orders are locked from "
@@ -676,12 +646,12 @@ class SophioSimulator(VendorSimulator):
     def error_response(self, status: int, retry_after: float | None) -> web.Response:
         """Injected failures as ASP.NET Web API answers: ``{"Message": ...}``."""
         messages = {
-            401: DENIED,
+            401: aspnet.DENIED,
             404: "No HTTP resource was found that matches the request URI.",
             500: "An error has occurred.",
             503: "The service is unavailable.",
         }
-        return _message(
+        return aspnet.message(
             status, messages.get(status, status_reason(status)), retry_after_header(retry_after)
         )
 

@@ -108,6 +108,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_settings import SettingsConfigDict
 
+from sandbox import aspnet
 from sandbox.base import (
     SimulatorSettings,
     VendorSimulator,
@@ -133,7 +134,6 @@ REASON_CODES = {
 }
 _NOT_CANCELLABLE = ("To Dispatch", "Dispatched")
 
-DENIED = "Authorization has been denied for this request."
 INVALID_DC = "Error. Invalid Mapping - DC"
 NOT_FOUND = "Error. Sales Order does not exist."
 
@@ -204,11 +204,11 @@ def _iis_page(status: int, headers: dict[str, str] | None = None) -> web.Respons
 def _denied(fmt: Fmt) -> web.Response:
     if fmt == "xml":
         return web.Response(
-            text=f"<Error><Message>{DENIED}</Message></Error>",
+            text=f"<Error><Message>{aspnet.DENIED}</Message></Error>",
             status=401,
             content_type="application/xml",
         )
-    return json_response({"Message": DENIED}, status=401)
+    return aspnet.message(401, aspnet.DENIED)
 
 
 def _xml_fields(element: Element) -> dict[str, Any]:
@@ -602,14 +602,7 @@ class SupplyStreamSimulator(VendorSimulator):
         if not self._key_ok(request):
             return _denied(out)
         if in_fmt is None:
-            message = (
-                f"The request entity's media type '{request.content_type}' is not supported for "
-                "this resource."
-                if content_type
-                else "The request contains an entity body but no Content-Type header. The "
-                "inferred media type 'application/octet-stream' is not supported for this resource."
-            )
-            return json_response({"Message": message}, status=415)
+            return aspnet.unsupported(request)
         raw = await request.read()
         body, problem = _parse(raw, in_fmt)
         if body is None:
@@ -760,7 +753,7 @@ class SupplyStreamSimulator(VendorSimulator):
         """Injected failures: the documented 401 JSON, else IIS-style HTML pages."""
         headers = retry_after_header(retry_after)
         if status == 401:
-            return json_response({"Message": DENIED}, status=401, headers=headers)
+            return aspnet.message(401, aspnet.DENIED, headers)
         return _iis_page(status, headers)
 
     def malformed_body(self, content_type: str) -> bytes:
