@@ -207,16 +207,14 @@ def _ipv4(value: str) -> str:
     return value
 
 
-def _text(min_length: int = 0, max_length: int | None = None) -> Any:
-    return Field(min_length=min_length, max_length=max_length)
-
-
-_Text = Annotated[str, _text(1)]
+_Text = Annotated[str, Field(min_length=1)]
 # "a valid billing address (which supports up to 250 characters per addressLine1, addressLine2,
 # and addressLine3)"
-_AddressLine = Annotated[str, _text(0, 250)]
-_Locale = Annotated[str, _text(2, 35), Field(pattern=_LOCALE)]
+_AddressLine = Annotated[str, Field(max_length=250)]
+_Locale = Annotated[str, Field(min_length=2, max_length=35, pattern=_LOCALE)]
 _Amount = Annotated[float, Field(ge=0)]
+_CustomDataName = Annotated[str, Field(min_length=1, max_length=100)]
+_CustomDataValue = Annotated[str, Field(min_length=1, max_length=1000)]
 _DateTime = Annotated[str, AfterValidator(_date_time)]
 
 
@@ -227,7 +225,7 @@ class _Strict(BaseModel):
 
 
 class _Address(_Strict):
-    addressLine1: Annotated[_AddressLine, _text(1)]
+    addressLine1: Annotated[_AddressLine, Field(min_length=1)]
     city: _Text
     postalCode: _Text
     countryCode: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
@@ -239,7 +237,7 @@ class _Address(_Strict):
 class _Customer(_Strict):
     firstName: _Text
     lastName: _Text
-    email: Annotated[str, _text(3, 255), Field(pattern="@")]
+    email: Annotated[str, Field(min_length=3, max_length=255, pattern="@")]
 
 
 class _Product(_Strict):
@@ -287,7 +285,7 @@ class CreateOrder(_Strict):
     model_config = ConfigDict(extra="forbid")
 
     # importOrder's "Required Parameters" table, in the document's order.
-    externalOrderID: Annotated[str, _text(1, 100)]
+    externalOrderID: Annotated[str, Field(min_length=1, max_length=100)]
     manufacturerID: Annotated[int, Field(ge=1)]
     catalogID: Annotated[int, Field(ge=0)]
     locale: _Locale
@@ -301,19 +299,17 @@ class CreateOrder(_Strict):
     sendEmail: bool | None = None
     # The optional parameters, with the document's bounds.
     orderID: Annotated[int, Field(ge=1)] | None = None
-    cartID: Annotated[str, _text(0, 512)] | None = None
+    cartID: Annotated[str, Field(max_length=512)] | None = None
     currencyLocale: _Locale | None = None
     orderGift: _Gift | None = None
     shippingTax: _Amount | None = None
     shippingTaxRate: _Amount | None = None
     forceItemTaxOverride: bool | None = None
-    orderComment: Annotated[str, _text(0, 1000)] | None = None
+    orderComment: Annotated[str, Field(max_length=1000)] | None = None
     optInRetailer: bool | None = None
-    landingCode: Annotated[str, _text(10, 200)] | None = None
+    landingCode: Annotated[str, Field(min_length=10, max_length=200)] | None = None
     # The bounds of the custom-order-data endpoint.
-    customOrderData: (
-        dict[Annotated[str, _text(1, 100)], Annotated[str, _text(1, 1000)]] | None
-    ) = None
+    customOrderData: dict[_CustomDataName, _CustomDataValue] | None = None
     fraudData: list[dict[str, Any]] | None = None
     allowSplit: bool | None = None
     isTestOrder: bool | None = None
