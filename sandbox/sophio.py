@@ -267,20 +267,33 @@ class _NetModel(BaseModel):
 
     #: The .NET type's name, as conversion errors show it.
     net_type: ClassVar[str]
+    #: Member names by their lower case; the members whose default is not null.
+    lower_names: ClassVar[dict[str, str]]
+    defaulted: ClassVar[list[str]]
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        fields = cls.model_fields
+        cls.lower_names = {name.lower(): name for name in fields}
+        cls.defaulted = [
+            n for n, f in fields.items() if f.get_default(call_default_factory=True) is not None
+        ]
 
     @model_validator(mode="before")
     @classmethod
     def _bind(cls, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise conversion(f"Error converting {_show(value)} to type '{cls.net_type}'.")
-        names = {name.lower(): name for name in cls.model_fields}
+        names = cls.lower_names
         return {names[key.lower()]: v for key, v in value.items() if key.lower() in names}
 
     @model_validator(mode="after")
     def _null_is_default(self) -> Self:
-        for name, field in type(self).model_fields.items():
+        for name in self.defaulted:
             if getattr(self, name) is None:
-                setattr(self, name, field.get_default(call_default_factory=True))
+                default = type(self).model_fields[name].get_default(call_default_factory=True)
+                setattr(self, name, default)
         return self
 
 

@@ -170,6 +170,19 @@ def test_minimal_order_gets_defaults(client: httpx.Client) -> None:
     assert body["weight"] is None and body["shipTo"]["state"] is None
 
 
+def test_null_members_take_their_defaults(client: httpx.Client) -> None:
+    body = order(gift=None, confirmation="", insuranceOptions=None, tagIds=None)
+    body["items"][0].update(options=None, adjustment=None)
+    answer = post(client, body)
+    assert answer.status_code == 200, answer.text
+    echoed = answer.json()
+    assert (echoed["gift"], echoed["confirmation"], echoed["tagIds"]) == (False, "none", None)
+    assert echoed["insuranceOptions"] == {
+        "provider": None, "insureShipment": False, "insuredValue": 0.0
+    }
+    assert (echoed["items"][0]["options"], echoed["items"][0]["adjustment"]) == ([], False)
+
+
 # Validation
 
 
