@@ -6,7 +6,7 @@ import pytest
 
 from sandbox.registry import all_simulators
 from sandbox.sellercloud import SellerCloudSettings, SellerCloudSimulator
-from sandbox.sophio import DEFAULT_API_SECRET, SophioSettings, SophioSimulator
+from sandbox.sophio import DEFAULT_API_KEY, DEFAULT_API_SECRET, SophioSettings, SophioSimulator
 
 
 def test_keywords_override_the_demo_defaults_not_the_environment(
@@ -14,7 +14,7 @@ def test_keywords_override_the_demo_defaults_not_the_environment(
 ) -> None:
     monkeypatch.setenv("ORDER_DISPATCH_SANDBOX_SOPHIO_API_KEY", "from-env")
     sim = SophioSimulator(rate_limit_per_minute=0)
-    assert (sim.api_key, sim.rate_limit_per_minute) == ("sophio", 0)
+    assert (sim.api_key, sim.rate_limit_per_minute) == (DEFAULT_API_KEY, 0)
     assert sim.settings == SophioSettings.build(rate_limit_per_minute=0)
 
 
