@@ -13,12 +13,12 @@ Why each choice (see ARCHITECTURE.md and ANCHORS.md section C):
 - Task events on, for Flower; no result backend (results go to the product's stream).
 """
 
-from __future__ import annotations
+# Only Celery settings are public names here: Celery reads every public name of this module as
+# a setting (and ``inspect conf`` shows them), so helpers are imported under private names.
+from order_dispatch.keys import queue_for as _queue_for
+from order_dispatch.settings import get_settings as _get_settings
 
-from order_dispatch.keys import queue_for
-from order_dispatch.settings import get_settings
-
-_settings = get_settings()
+_settings = _get_settings()
 
 broker_url = _settings.redis_url
 broker_connection_retry_on_startup = True
@@ -50,7 +50,7 @@ worker_soft_shutdown_timeout = 10.0
 task_time_limit = _settings.task_time_limit_s
 task_soft_time_limit = max(1, _settings.task_time_limit_s - 30)
 
-task_default_queue = queue_for("default", _settings.key_prefix)
+task_default_queue = _queue_for("default", _settings.key_prefix)
 task_create_missing_queues = True
 
 worker_send_task_events = True

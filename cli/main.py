@@ -14,6 +14,25 @@ import click
 SCHEMAS = ("order", "job", "event")
 
 
+def celery_main(app: Any, argv: list[str]) -> int:
+    """Run Celery's own command line (``celery worker``, ``celery flower``) on ``app``.
+
+    Returns the command's exit code: ``app.worker_main`` drops it (a worker that failed would
+    exit 0, and a supervisor would not know to restart it).
+    """
+    from celery.bin.celery import celery
+
+    celery.params[0].default = app
+    try:
+        code = celery.main(args=argv, standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    finally:
+        celery.params[0].default = None
+    return code if isinstance(code, int) else 0
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="order-dispatch")
 def main() -> None:
@@ -139,7 +158,7 @@ def worker(vendors: str | None, concurrency: int | None, celery_args: tuple[str,
         settings.log_level,
         *celery_args,
     ]
-    app.worker_main(argv)
+    sys.exit(celery_main(app, argv))
 
 
 @main.command()

@@ -9,10 +9,8 @@ from cli.main import main
 
 
 def run_worker(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str]:
-    from worker.app import app
-
     captured: list[list[str]] = []
-    monkeypatch.setattr(app, "worker_main", lambda argv: captured.append(argv))
+    monkeypatch.setattr("cli.main.celery_main", lambda app, argv: captured.append(argv) or 0)
     result = CliRunner().invoke(main, ["worker", *args])
     assert result.exit_code == 0, result.output
     return captured[0]
@@ -40,3 +38,12 @@ def test_extra_arguments_go_through_to_celery(monkeypatch: pytest.MonkeyPatch) -
     assert argv[argv.index("--queues") + 1] == "shop1.sourceorders"
     assert argv[argv.index("--concurrency") + 1] == "64"
     assert argv[-4:] == ["--hostname", "so@%h", "-O", "fair"]
+
+
+def test_the_worker_exit_code_reaches_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A supervisor restarts a worker that failed only if its exit code says so."""
+    monkeypatch.setattr("cli.main.celery_main", lambda app, argv: 1)
+
+    result = CliRunner().invoke(main, ["worker"])
+
+    assert result.exit_code == 1
