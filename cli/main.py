@@ -161,6 +161,39 @@ def worker(vendors: str | None, concurrency: int | None, celery_args: tuple[str,
     sys.exit(celery_main(app, argv))
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option(
+    "--address",
+    envvar="FLOWER_ADDRESS",
+    default="127.0.0.1",
+    show_default=True,
+    help="Listen address; anything but loopback needs FLOWER_BASIC_AUTH (or --auth).",
+)
+@click.option("--port", envvar="FLOWER_PORT", default=5555, show_default=True, type=int)
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+def flower(address: str, port: int, flower_args: tuple[str, ...]) -> None:
+    """Start Flower on the dispatch workers; extra arguments go to Flower.
+
+    The login comes from FLOWER_BASIC_AUTH=user:password (never the command line); with a
+    login set, Flower's /metrics and /healthcheck need it too. Needs the 'flower' extra.
+    """
+    from cli.flower import FlowerConfigError, flower_argv, protect_monitor_views
+
+    try:
+        argv = flower_argv(address, port, flower_args)
+    except FlowerConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        protect_monitor_views()
+    except ImportError:
+        raise click.ClickException(
+            "Flower is not installed: pip install 'order-dispatch[flower]'"
+        ) from None
+    from worker.app import app
+
+    sys.exit(celery_main(app, argv))
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8787, show_default=True, type=int)

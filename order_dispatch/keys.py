@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 #: The one task the workers run; producers write messages for it by name.
 DISPATCH_TASK = "worker.tasks.dispatch"
+
+
+def task_display_name(job: Mapping[str, Any]) -> str:
+    """The name Flower, ``celery inspect`` and the worker's logs show for ``job``'s task.
+
+    ``dispatch:<vendor>:<operation>`` (Celery's ``shadow`` name): the worker still runs
+    :data:`DISPATCH_TASK`, and an operator can filter by vendor and operation.
+    """
+    return f"dispatch:{job.get('vendor')}:{job.get('operation', 'create')}"
+
+
+def task_display_args(job: Mapping[str, Any]) -> str:
+    """The arguments Flower and ``celery inspect`` show for ``job``'s task (Celery's
+    ``kwargsrepr``): ids only, never the order itself (customer data) or credentials."""
+    shown = {k: job.get(k) for k in ("job_id", "vendor", "order_id")}
+    return repr(shown)
 
 
 def queue_for(vendor: str, prefix: str = "od") -> str:

@@ -16,7 +16,7 @@ import uuid
 from bisect import bisect
 from typing import Any
 
-from order_dispatch.keys import DISPATCH_TASK
+from order_dispatch.keys import DISPATCH_TASK, task_display_args, task_display_name
 
 # kombu.transport.redis: PRIORITY_STEPS and Channel.sep
 _PRIORITY_STEPS = (0, 3, 6, 9)
@@ -38,7 +38,12 @@ def task_message(
     priority: int = 0,
     task: str = DISPATCH_TASK,
 ) -> str:
-    """The JSON envelope kombu's Redis transport stores for one task call."""
+    """The JSON envelope kombu's Redis transport stores for one task call.
+
+    Flower and ``celery inspect`` show the task as :func:`~order_dispatch.keys.task_display_name`
+    with :func:`~order_dispatch.keys.task_display_args`: ids, not the order.
+    """
+    job = kwargs.get("job", {})
     body = json.dumps(
         [[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
     )
@@ -46,7 +51,7 @@ def task_message(
         "lang": "py",
         "task": task,
         "id": task_id,
-        "shadow": None,
+        "shadow": task_display_name(job),
         "eta": None,
         "expires": None,
         "group": None,
@@ -56,7 +61,7 @@ def task_message(
         "root_id": task_id,
         "parent_id": None,
         "argsrepr": "()",
-        "kwargsrepr": f"{{'job_id': {kwargs.get('job', {}).get('job_id')!r}}}",
+        "kwargsrepr": task_display_args(job),
         "origin": _ORIGIN,
         "ignore_result": True,
         "replaced_task_nesting": 0,

@@ -53,3 +53,23 @@ def test_our_envelope_has_celerys_shape() -> None:
 )
 def test_priorities_map_to_kombus_lists(priority: int, key: str) -> None:
     assert queue_key("q", priority) == key
+
+
+def test_flower_and_inspect_see_ids_and_a_vendor_name_never_the_order() -> None:
+    job = {
+        "job_id": "sourceorders:default:create:0123",
+        "vendor": "sourceorders",
+        "operation": "create",
+        "order_id": "A-1001",
+        "order": {"order_id": "A-1001", "customer": {"email": "pam@example.com"}},
+    }
+
+    headers = json.loads(task_message("tid-1", {"job": job}, queue="od.sourceorders"))["headers"]
+
+    assert headers["task"] == DISPATCH_TASK
+    assert headers["shadow"] == "dispatch:sourceorders:create"
+    assert headers["kwargsrepr"] == (
+        "{'job_id': 'sourceorders:default:create:0123', 'vendor': 'sourceorders', "
+        "'order_id': 'A-1001'}"
+    )
+    assert "pam@example.com" not in json.dumps(headers)
