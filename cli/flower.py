@@ -14,10 +14,11 @@ would show it).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Sequence
 from typing import Any
+
+from ops.auth import parse_logins, require_login_beyond_loopback
 
 #: Flower's own environment variable for ``user:password[,user:password...]``.
 BASIC_AUTH_ENV = "FLOWER_BASIC_AUTH"
@@ -27,28 +28,8 @@ class FlowerConfigError(ValueError):
     """Flower would run in a way that exposes it; the message says what to set."""
 
 
-def is_loopback(address: str) -> bool:
-    """True for addresses only this machine reaches (``127.0.0.0/8``, ``::1``, ``localhost``)."""
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
 def _has_option(args: Sequence[str], name: str) -> bool:
     return any(a == f"--{name}" or a.startswith(f"--{name}=") for a in args)
-
-
-def check_basic_auth(value: str) -> None:
-    """Refuse a ``FLOWER_BASIC_AUTH`` value with an empty user or password in any pair."""
-    for pair in value.split(","):
-        user, sep, password = pair.partition(":")
-        if not sep or not user or not password:
-            raise FlowerConfigError(
-                f"{BASIC_AUTH_ENV}: each entry must be user:password with both parts set"
-            )
 
 
 def flower_argv(
@@ -61,15 +42,15 @@ def flower_argv(
             f"pass the login in {BASIC_AUTH_ENV}, not on the command line (ps shows arguments)"
         )
     basic_auth = env.get(BASIC_AUTH_ENV, "")
-    if basic_auth:
-        check_basic_auth(basic_auth)
     oauth = _has_option(extra, "auth") or bool(env.get("FLOWER_AUTH"))
-    if not is_loopback(address) and not (basic_auth or oauth):
-        where = address or "every interface"
-        raise FlowerConfigError(
-            f"Flower would listen on {where} without a login: set {BASIC_AUTH_ENV}=user:password "
-            "(or Flower's --auth with OAuth), or listen on 127.0.0.1"
+    try:
+        if basic_auth:
+            parse_logins(basic_auth, BASIC_AUTH_ENV)
+        require_login_beyond_loopback(
+            address, bool(basic_auth or oauth), f"{BASIC_AUTH_ENV} (or Flower's --auth)"
         )
+    except ValueError as exc:
+        raise FlowerConfigError(f"Flower: {exc}") from None
     return ["flower", f"--address={address}", f"--port={port}", *extra]
 
 

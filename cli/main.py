@@ -161,6 +161,83 @@ def worker(vendors: str | None, concurrency: int | None, celery_args: tuple[str,
     sys.exit(celery_main(app, argv))
 
 
+def product_vendors() -> list[str]:
+    """Every vendor the product knows: those with an adapter and those with an account
+    configured (their queues fill even when no worker consumes them)."""
+    from order_dispatch.settings import get_settings
+    from worker.vendors import known_vendors
+
+    return sorted({*known_vendors(), *get_settings().accounts})
+
+
+METRICS_LOGIN_ENV = "ORDER_DISPATCH_METRICS_BASIC_AUTH"
+
+
+@main.command()
+@click.option(
+    "--address",
+    envvar="ORDER_DISPATCH_METRICS_ADDRESS",
+    default="127.0.0.1",
+    show_default=True,
+    help=f"Listen address; anything but loopback needs {METRICS_LOGIN_ENV}.",
+)
+@click.option(
+    "--port", envvar="ORDER_DISPATCH_METRICS_PORT", default=9808, show_default=True, type=int
+)
+@click.option(
+    "--group",
+    default="metrics",
+    show_default=True,
+    help="Consumer group this process reads the result stream in (one per metrics process).",
+)
+def metrics(address: str, port: int, group: str) -> None:
+    """Serve the product's Prometheus metrics on http://ADDRESS:PORT/metrics.
+
+    Queue depths and ages, delayed retries, dead letters, in-doubt jobs, circuits and the
+    result stream are read from Redis at each scrape; outcome counters and vendor latency come
+    from the result stream. Run one such process per deployment (not one per worker). With
+    ORDER_DISPATCH_METRICS_BASIC_AUTH=user:password set, scrapes need that login.
+    """
+    import signal
+
+    import redis
+
+    from ops.auth import parse_logins, require_login_beyond_loopback
+    from ops.metrics import build_registry, make_server
+    from order_dispatch import logs
+    from order_dispatch.keys import Keys
+    from order_dispatch.settings import get_settings
+
+    settings = get_settings()
+    raw_logins = os.environ.get(METRICS_LOGIN_ENV, "")
+    try:
+        logins = parse_logins(raw_logins, METRICS_LOGIN_ENV) if raw_logins else []
+        require_login_beyond_loopback(address, bool(logins), METRICS_LOGIN_ENV)
+    except ValueError as exc:
+        raise click.UsageError(f"metrics: {exc}") from None
+    logs.configure(settings.log_level)
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    accounts = {vendor: sorted(names) for vendor, names in settings.accounts.items()}
+    registry, follower = build_registry(
+        client, Keys(settings.key_prefix), product_vendors(), accounts, group
+    )
+    server = make_server(registry, address, port, logins)
+
+    def stop(*_: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    follower.start()
+    click.echo(f"metrics on http://{address}:{port}/metrics", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        follower.stop()
+        server.server_close()
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option(
     "--address",

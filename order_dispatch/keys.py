@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 #: The one task the workers run; producers write messages for it by name.
@@ -60,5 +61,26 @@ class Keys:
 
     @property
     def dead_letters(self) -> str:
-        """Hash: job id -> job document of dead-lettered and in-doubt jobs, for replay."""
+        """Hash: job id -> job document of dead-lettered and in-doubt jobs, for replay.
+
+        The in-doubt ones are those whose ledger's ``last_status`` is ``in_doubt``.
+        """
         return f"{self.prefix}:dead"
+
+    @property
+    def schedule(self) -> str:
+        """Sorted set: jobs waiting for a delayed retry, scored by when they are due."""
+        return f"{self.prefix}:schedule"
+
+    def circuit(self, vendor: str, account: str) -> str:
+        """Hash: the circuit breaker of one vendor account; field ``state`` is one of
+        :class:`CircuitState` (no key: closed)."""
+        return f"{self.prefix}:circuit:{vendor}:{account}"
+
+
+class CircuitState(StrEnum):
+    """A circuit breaker's state, as the ``state`` field of :meth:`Keys.circuit` holds it."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"

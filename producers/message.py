@@ -30,6 +30,11 @@ def queue_key(queue: str, priority: int) -> str:
     return f"{queue}{_PRIORITY_SEP}{step}" if step else queue
 
 
+def queue_keys(queue: str) -> list[str]:
+    """Every Redis list kombu keeps for ``queue``: one per priority step, highest first."""
+    return [queue_key(queue, step) for step in _PRIORITY_STEPS]
+
+
 def task_message(
     task_id: str,
     kwargs: dict[str, Any],
@@ -84,3 +89,18 @@ def task_message(
         },
     }
     return json.dumps(envelope)
+
+
+def message_job(raw: bytes | str) -> dict[str, Any] | None:
+    """The ``job`` argument of a dispatch task message as stored in a queue (ours or one Celery
+    wrote for a retry); None for anything else. Never raises: queues may hold foreign data."""
+    try:
+        envelope = json.loads(raw)
+        body = envelope["body"]
+        if envelope.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        _args, kwargs, _embed = json.loads(body)
+        job = kwargs.get("job")
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return job if isinstance(job, dict) else None

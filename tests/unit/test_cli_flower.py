@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from cli.flower import FlowerConfigError, flower_argv, is_loopback
+from cli.flower import FlowerConfigError, flower_argv
 from cli.main import main
+from ops.auth import is_loopback
 
 
 def run_flower(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, list[list[str]]]:

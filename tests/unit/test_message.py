@@ -73,3 +73,14 @@ def test_flower_and_inspect_see_ids_and_a_vendor_name_never_the_order() -> None:
         "'order_id': 'A-1001'}"
     )
     assert "pam@example.com" not in json.dumps(headers)
+
+
+def test_the_job_reads_back_from_a_message_and_anything_else_is_none() -> None:
+    from producers.message import message_job
+
+    job = {"job_id": "j-1", "vendor": "x", "enqueued_at": "2026-11-20T10:00:00+00:00"}
+
+    assert message_job(task_message("tid-1", {"job": job}, queue="od.x")) == job
+    assert message_job(json.dumps(celery_message("tid-2", {"job": job}))) == job
+    for junk in (b"", b"not json", b"[]", b'{"body": "!!"}', json.dumps({"body": "W10="})):
+        assert message_job(junk) is None
