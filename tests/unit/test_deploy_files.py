@@ -65,3 +65,51 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one() -> None:
     assert any(line.startswith("make test") for line in head)
     assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _product_command(command: str) -> str:
+    """The ``order-dispatch`` subcommand a deployment file runs (it must exist)."""
+    words = command.split()
+    assert Path(words[0]).name == "order-dispatch", command
+    assert words[1] in main.commands, command  # type: ignore[attr-defined]
+    return words[1]
+
+
+def test_supervisord_runs_workers_flower_metrics_and_an_optional_sandbox() -> None:
+    import configparser
+
+    conf = configparser.RawConfigParser()
+    conf.read(ROOT / "deploy" / "supervisord.conf")
+    programs = {
+        s.removeprefix("program:"): conf[s] for s in conf.sections() if s.startswith("program:")
+    }
+
+    assert {n: _product_command(p["command"]) for n, p in programs.items()} == {
+        "worker": "worker",
+        "flower": "flower",
+        "metrics": "metrics",
+        "sandbox": "sandbox",
+    }
+    assert programs["sandbox"]["autostart"] == "false"
+    worker = programs["worker"]
+    assert worker["stopsignal"] == "TERM" and worker["exitcodes"] == "0"
+    assert int(worker["stopwaitsecs"]) > 300  # the default task time limit
+
+
+def test_systemd_units_run_product_commands_and_stop_with_a_warm_shutdown() -> None:
+    import configparser
+
+    units = sorted((ROOT / "deploy" / "systemd").glob("*.service"))
+    commands = set()
+    for path in units:
+        unit = configparser.RawConfigParser(strict=False)
+        unit.optionxform = str  # type: ignore[assignment,method-assign]
+        unit.read(path)
+        service = unit["Service"]
+        commands.add(_product_command(service["ExecStart"]))
+        assert service["KillSignal"] == "SIGTERM" and service["Restart"] == "on-failure", path
+        assert "WantedBy" in unit["Install"]
+    assert commands == {"worker", "flower", "metrics"}
+    worker = configparser.RawConfigParser(strict=False)
+    worker.read(ROOT / "deploy" / "systemd" / "order-dispatch-worker@.service")
+    assert int(worker["Service"]["TimeoutStopSec"]) > 300
