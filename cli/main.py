@@ -238,6 +238,62 @@ def metrics(address: str, port: int, group: str) -> None:
         server.server_close()
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
+@click.option(
+    "--max-age", default=600.0, show_default=True, help="Oldest job allowed in a queue, seconds."
+)
+@click.option("--max-dead", default=100, show_default=True, help="Dead letters allowed.")
+@click.option("--max-in-doubt", default=10, show_default=True, help="In-doubt jobs allowed.")
+@click.option(
+    "--timeout", default=5.0, show_default=True, help="Seconds to wait for workers to answer."
+)
+def health(as_json: bool, max_age: float, max_dead: int, max_in_doubt: int, timeout: float) -> None:
+    """Check the deployment; exit 0 when healthy, 1 with a one-line reason when not.
+
+    Unhealthy: the broker or Redis unreachable, no worker answering a ping, a queue whose
+    oldest job is older than --max-age, more dead letters or in-doubt jobs than allowed, or a
+    vendor account's circuit open. Every vendor queue counts, consumed by a worker or not.
+    """
+    import redis
+
+    from ops.health import Thresholds, evaluate
+    from ops.state import StateReader
+    from order_dispatch.keys import Keys
+    from order_dispatch.settings import get_settings
+
+    settings = get_settings()
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    accounts = {vendor: sorted(names) for vendor, names in settings.accounts.items()}
+    keys = Keys(settings.key_prefix)
+    vendors = product_vendors()
+    reader = StateReader(client, keys, vendors, accounts)
+    queues = [keys.queue(v) for v in vendors]
+    report = evaluate(
+        reader, lambda: ping_workers(timeout, queues), Thresholds(max_age, max_dead, max_in_doubt)
+    )
+    click.echo(report.to_json() if as_json else report.line())
+    sys.exit(0 if report.ok else 1)
+
+
+def ping_workers(timeout: float, queues: Sequence[str]) -> list[str]:
+    """Names of the workers that answer within ``timeout`` seconds and consume one of
+    ``queues`` (workers of other deployments on the same broker answer too; they don't count)."""
+    from ops.health import BrokerUnreachable
+    from worker.app import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=max(1, round(timeout)))
+    except Exception as exc:  # kombu raises the transport's own errors
+        raise BrokerUnreachable(str(exc) or type(exc).__name__) from None
+    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    wanted = set(queues)
+    return [name for name, consumed in replies.items() if wanted & {q["name"] for q in consumed}]
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option(
     "--address",
