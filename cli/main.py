@@ -219,7 +219,12 @@ def metrics(address: str, port: int, group: str) -> None:
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
     accounts = {vendor: sorted(names) for vendor, names in settings.accounts.items()}
     registry, follower = build_registry(
-        client, Keys(settings.key_prefix), product_vendors(), accounts, group
+        client,
+        Keys(settings.key_prefix),
+        product_vendors(),
+        accounts,
+        group,
+        queues_in_redis=settings.broker_is_redis,
     )
     server = make_server(registry, address, port, logins)
 
@@ -269,7 +274,7 @@ def health(as_json: bool, max_age: float, max_dead: int, max_in_doubt: int, time
     accounts = {vendor: sorted(names) for vendor, names in settings.accounts.items()}
     keys = Keys(settings.key_prefix)
     vendors = product_vendors()
-    reader = StateReader(client, keys, vendors, accounts)
+    reader = StateReader(client, keys, vendors, accounts, queues_in_redis=settings.broker_is_redis)
     queues = [keys.queue(v) for v in vendors]
     report = evaluate(
         reader, lambda: ping_workers(timeout, queues), Thresholds(max_age, max_dead, max_in_doubt)

@@ -271,10 +271,16 @@ def build_registry(
     vendors: Sequence[str],
     accounts: Mapping[str, Sequence[str]],
     group: str = "metrics",
+    *,
+    queues_in_redis: bool = True,
 ) -> tuple[CollectorRegistry, StreamFollower]:
-    """A registry with every series, and the (not yet started) stream follower feeding it."""
+    """A registry with every series, and the (not yet started) stream follower feeding it.
+
+    ``queues_in_redis`` False (the broker is RabbitMQ): no queue series; the broker has them.
+    """
     registry = CollectorRegistry()
-    registry.register(RedisCollector(StateReader(client, keys, vendors, accounts)))
+    reader = StateReader(client, keys, vendors, accounts, queues_in_redis=queues_in_redis)
+    registry.register(RedisCollector(reader))
     counters = EventCounters(registry, Labels(vendors, accounts))
     return registry, StreamFollower(client, keys, counters, group)
 

@@ -71,15 +71,22 @@ class StateReader:
         keys: Keys,
         vendors: Sequence[str],
         accounts: Mapping[str, Sequence[str]] | None = None,
+        *,
+        queues_in_redis: bool = True,
     ) -> None:
         self.client = client
         self.keys = keys
         self.vendors = list(vendors)
+        self.queues_in_redis = queues_in_redis
         self.accounts = {v: list((accounts or {}).get(v, ())) for v in self.vendors}
 
     def snapshot(self) -> Snapshot:
         """Read everything; raises :class:`redis.RedisError` when Redis cannot be reached."""
-        lists = {vendor: queue_keys(self.keys.queue(vendor)) for vendor in self.vendors}
+        # With another broker (RabbitMQ) the queues are not in Redis: that broker reports them.
+        lists = {
+            vendor: queue_keys(self.keys.queue(vendor))
+            for vendor in (self.vendors if self.queues_in_redis else [])
+        }
         circuits = [(v, a) for v in self.vendors for a in self.accounts[v]]
         pipe = self.client.pipeline(transaction=False)
         pipe.time()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -16,14 +17,18 @@ from order_dispatch.keys import Keys
 from order_dispatch.settings import get_settings
 from producers.message import queue_key, task_message
 
+if TYPE_CHECKING:
+    from producers.broker import BrokerPublisher
+
 # Atomically: if the job id is known, return its first receipt; else record job and receipt and
-# push the task message. KEYS: job hash, queue list. ARGV: receipt, job, message, ttl seconds.
+# push the task message. KEYS: job hash, queue list (none when the broker is not this Redis).
+# ARGV: receipt, job, message, ttl seconds.
 _ENQUEUE_LUA = """
 local first = redis.call('HGET', KEYS[1], 'receipt')
 if first then return {0, first} end
 redis.call('HSET', KEYS[1], 'receipt', ARGV[1], 'job', ARGV[2])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-redis.call('LPUSH', KEYS[2], ARGV[3])
+if #KEYS > 1 then redis.call('LPUSH', KEYS[2], ARGV[3]) end
 return {1, ARGV[1]}
 """
 
@@ -79,8 +84,21 @@ def validate_job(data: Job | Mapping[str, Any], *, source: str = "") -> Job:
         ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    job: Job
+    doc: dict[str, Any]
+    receipt: Receipt
+
+
 class Producer:
-    """Enqueues jobs into the workers' Redis. Thread-safe; reuse one per process."""
+    """Enqueues jobs into the workers' Redis. Thread-safe; reuse one per process.
+
+    With a broker other than Redis (``broker_url``, default ``ORDER_DISPATCH_BROKER_URL``:
+    RabbitMQ) the receipts stay in Redis and the task messages go to the broker: the duplicate
+    check first, then the publish (confirmed), then the receipt. A producer that dies between
+    publish and receipt may publish the job again later; the workers' ledger runs it once.
+    """
 
     def __init__(
         self,
@@ -88,22 +106,28 @@ class Producer:
         *,
         key_prefix: str | None = None,
         receipt_ttl_s: int | None = None,
+        broker_url: str | None = None,
     ) -> None:
         settings = get_settings()
         self.client = client
         self.keys = Keys(key_prefix or settings.key_prefix)
         self.receipt_ttl_s = receipt_ttl_s or settings.receipt_ttl_s
         self._script = client.register_script(_ENQUEUE_LUA)
+        url = broker_url or settings.broker_url
+        self._publisher: BrokerPublisher | None = None
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            from producers.broker import BrokerPublisher
+
+            self._publisher = BrokerPublisher(url)
 
     @classmethod
     def from_url(cls, url: str | None = None, **kwargs: Any) -> Producer:
         """A producer on ``url`` (default: the configured ``REDIS_URL``)."""
         return cls(redis.Redis.from_url(url or get_settings().redis_url), **kwargs)
 
-    def _prepare(self, job: Job) -> tuple[list[str], list[str | int]]:
+    def _prepare(self, job: Job) -> _Prepared:
         job = job.stamped()
         assert job.enqueued_at is not None
-        queue = self.keys.queue(job.vendor)
         receipt = Receipt(
             job_id=job.job_id,
             task_id=str(uuid.uuid4()),
@@ -111,17 +135,34 @@ class Producer:
             account=job.account,
             operation=job.operation.value,
             order_id=job.ref,
-            queue=queue,
+            queue=self.keys.queue(job.vendor),
             enqueued_at=job.enqueued_at,
         )
-        job_doc = job.model_dump(mode="json", exclude_none=True)
-        message = task_message(
-            receipt.task_id, {"job": job_doc}, queue=queue, priority=job.priority
-        )
-        return (
-            [self.keys.job(job.job_id), queue_key(queue, job.priority)],
-            [receipt.model_dump_json(), json.dumps(job_doc), message, self.receipt_ttl_s],
-        )
+        return _Prepared(job, job.model_dump(mode="json", exclude_none=True), receipt)
+
+    def _record(self, item: _Prepared, pipe: Any, *, push: bool) -> None:
+        """Queue the script that records ``item`` (and pushes its message when ``push``)."""
+        receipt = item.receipt
+        keys = [self.keys.job(receipt.job_id)]
+        message = ""
+        if push:
+            keys.append(queue_key(receipt.queue, item.job.priority))
+            message = task_message(
+                receipt.task_id, {"job": item.doc}, queue=receipt.queue, priority=item.job.priority
+            )
+        args: list[str | int] = [
+            receipt.model_dump_json(),
+            json.dumps(item.doc),
+            message,
+            self.receipt_ttl_s,
+        ]
+        self._script(keys=keys, args=args, client=pipe)
+
+    def close(self) -> None:
+        """Close the broker connection, if the broker is not Redis (the Redis client is the
+        caller's to close)."""
+        if self._publisher is not None:
+            self._publisher.close()
 
     @staticmethod
     def _receipt(reply: Sequence[Any]) -> Receipt:
@@ -131,8 +172,7 @@ class Producer:
 
     def enqueue(self, job: Job | Mapping[str, Any]) -> Receipt:
         """Validate and queue one job; a job id seen before returns its first receipt."""
-        keys, args = self._prepare(validate_job(job))
-        return self._receipt(self._script(keys=keys, args=args))
+        return self._enqueue([self._prepare(validate_job(job))])[0]
 
     def enqueue_many(self, jobs: Iterable[Job | Mapping[str, Any]]) -> list[Receipt]:
         """Validate every job, then queue them all in one pipelined round trip.
@@ -142,13 +182,30 @@ class Producer:
         the first receipt.
         """
         validated = [validate_job(job, source=f"job {n}") for n, job in enumerate(jobs)]
-        if not validated:
-            return []
+        return self._enqueue([self._prepare(job) for job in validated]) if validated else []
+
+    def _enqueue(self, items: list[_Prepared]) -> list[Receipt]:
+        if self._publisher is not None:
+            self._publish_new(items, self._publisher)
         pipe = self.client.pipeline(transaction=False)
-        for job in validated:
-            keys, args = self._prepare(job)
-            self._script(keys=keys, args=args, client=pipe)
+        for item in items:
+            self._record(item, pipe, push=self._publisher is None)
         return [self._receipt(reply) for reply in pipe.execute()]
+
+    def _publish_new(self, items: list[_Prepared], publisher: BrokerPublisher) -> None:
+        """Publish the jobs not queued before (one round trip to check, then each publish)."""
+        pipe = self.client.pipeline(transaction=False)
+        for item in items:
+            pipe.hexists(self.keys.job(item.receipt.job_id), "receipt")
+        published: set[str] = set()
+        for item, known in zip(items, pipe.execute(), strict=True):
+            receipt = item.receipt
+            if known or receipt.job_id in published:
+                continue
+            publisher.publish(
+                receipt.task_id, {"job": item.doc}, queue=receipt.queue, priority=item.job.priority
+            )
+            published.add(receipt.job_id)
 
 
 _default: Producer | None = None

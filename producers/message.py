@@ -35,15 +35,10 @@ def queue_keys(queue: str) -> list[str]:
     return [queue_key(queue, step) for step in _PRIORITY_STEPS]
 
 
-def task_message(
-    task_id: str,
-    kwargs: dict[str, Any],
-    *,
-    queue: str,
-    priority: int = 0,
-    task: str = DISPATCH_TASK,
-) -> str:
-    """The JSON envelope kombu's Redis transport stores for one task call.
+def task_body_and_headers(
+    task_id: str, kwargs: dict[str, Any], *, task: str = DISPATCH_TASK
+) -> tuple[str, dict[str, Any]]:
+    """The JSON body and the headers of one task call in Celery's message protocol 2.
 
     Flower and ``celery inspect`` show the task as :func:`~order_dispatch.keys.task_display_name`
     with :func:`~order_dispatch.keys.task_display_args`: ids, not the order.
@@ -73,6 +68,19 @@ def task_message(
         "stamped_headers": None,
         "stamps": {},
     }
+    return body, headers
+
+
+def task_message(
+    task_id: str,
+    kwargs: dict[str, Any],
+    *,
+    queue: str,
+    priority: int = 0,
+    task: str = DISPATCH_TASK,
+) -> str:
+    """The JSON envelope kombu's Redis transport stores for one task call."""
+    body, headers = task_body_and_headers(task_id, kwargs, task=task)
     envelope = {
         "body": base64.b64encode(body.encode()).decode(),
         "content-encoding": "utf-8",
