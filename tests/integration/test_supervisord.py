@@ -87,7 +87,7 @@ class Supervisor:
         if self.proc.poll() is None:
             try:
                 self.call("shutdown")
-            except (OSError, xmlrpc.client.Fault):
+            except Exception:  # any failure of the control socket: stop it by signal
                 self.proc.terminate()
             try:
                 self.proc.wait(60)
