@@ -1,13 +1,27 @@
-# One image for the worker, the sandbox and Flower.
-FROM python:3.11-slim
+# One image for the dispatch workers, Flower, the metrics endpoint and the vendor sandbox.
+#   docker build -t order-dispatch:0.1.0 .
+FROM python:3.11.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
 WORKDIR /app
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# Pinned dependencies first: this layer is rebuilt only when the lock file changes.
+COPY deploy/requirements.lock ./deploy/requirements.lock
+RUN pip install --no-cache-dir --requirement deploy/requirements.lock \
+    && useradd --create-home --uid 10001 --user-group dispatch
+
 COPY pyproject.toml README.md celeryconfig.py ./
 COPY order_dispatch ./order_dispatch
 COPY producers ./producers
 COPY worker ./worker
 COPY sandbox ./sandbox
-RUN pip install --no-cache-dir '.[flower]'
-RUN useradd --create-home --uid 10001 dispatch
-USER dispatch
+COPY ops ./ops
+COPY cli ./cli
+# The product itself; its dependencies are all in the lock file already.
+RUN pip install --no-cache-dir --no-deps .
+
+USER 10001:10001
 CMD ["order-dispatch", "worker"]

@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration lint typecheck check sandbox worker bench clean
+.PHONY: demo test unit integration lint lint-deploy typecheck check sandbox worker bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -29,6 +29,15 @@ integration: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# hadolint on the Dockerfile, dclint (npm, installed under .venv/node) on docker-compose.yml.
+# Once installed, `make test` runs dclint too.
+DCLINT := $(VENV)/node/node_modules/.bin/dclint
+lint-deploy: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+	@command -v npm >/dev/null || { echo "lint-deploy: dclint needs npm (Node.js)"; exit 1; }
+	test -x $(DCLINT) || npm install --silent --no-audit --no-fund --prefix $(VENV)/node dclint@3.1.0
+	$(DCLINT) docker-compose.yml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

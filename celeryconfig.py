@@ -10,27 +10,37 @@ Why each choice (see ARCHITECTURE.md and ANCHORS.md section C):
 - Visibility timeout above the task time limit plus the longest retry wait (checked by
   Settings), so a waiting or running task is never redelivered while it is still alive.
 - One queue per vendor (``od.<vendor>``) so a slow vendor cannot starve the others.
+- With RabbitMQ as the broker (``ORDER_DISPATCH_BROKER_URL=amqp://...``) the queues are quorum
+  queues; the visibility timeout and the restore sweeps are Redis-only.
 - Task events on, for Flower; no result backend (results go to the product's stream).
 """
 
-from __future__ import annotations
+# Only Celery settings are public names here: Celery reads every public name of this module as
+# a setting (and ``inspect conf`` shows them), so helpers are imported under private names.
+from order_dispatch.keys import queue_for as _queue_for
+from order_dispatch.settings import get_settings as _get_settings
 
-from order_dispatch.keys import queue_for
-from order_dispatch.settings import get_settings
+_settings = _get_settings()
 
-_settings = get_settings()
-
-broker_url = _settings.redis_url
+broker_url = _settings.broker
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None
-broker_transport_options = {
-    "visibility_timeout": _settings.effective_visibility_timeout_s,
-    # A job whose worker died is put back after the visibility timeout, found by these sweeps.
-    "unacked_restore_interval": _settings.restore_interval_s,
-    "unacked_restore_throttle": _settings.restore_throttle,
-    "socket_keepalive": True,
-    "health_check_interval": 25,
-}
+if _settings.broker_is_redis:
+    broker_transport_options = {
+        "visibility_timeout": _settings.effective_visibility_timeout_s,
+        # A job whose worker died is put back after the visibility timeout, found by these sweeps.
+        "unacked_restore_interval": _settings.restore_interval_s,
+        "unacked_restore_throttle": _settings.restore_throttle,
+        "socket_keepalive": True,
+        "health_check_interval": 25,
+    }
+else:
+    # RabbitMQ: quorum queues (replicated, durable; a dead consumer's messages come back at
+    # once), and confirmed publishes so a retry message is never silently lost.
+    broker_transport_options = {"confirm_publish": True}
+    task_default_queue_type = "quorum"
+    task_create_missing_queue_type = "quorum"
+    worker_detect_quorum_queues = True
 result_backend = None
 task_ignore_result = True
 
@@ -50,7 +60,7 @@ worker_soft_shutdown_timeout = 10.0
 task_time_limit = _settings.task_time_limit_s
 task_soft_time_limit = max(1, _settings.task_time_limit_s - 30)
 
-task_default_queue = queue_for("default", _settings.key_prefix)
+task_default_queue = _queue_for("default", _settings.key_prefix)
 task_create_missing_queues = True
 
 worker_send_task_events = True

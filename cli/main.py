@@ -14,6 +14,25 @@ import click
 SCHEMAS = ("order", "job", "event")
 
 
+def celery_main(app: Any, argv: list[str]) -> int:
+    """Run Celery's own command line (``celery worker``, ``celery flower``) on ``app``.
+
+    Returns the command's exit code: ``app.worker_main`` drops it (a worker that failed would
+    exit 0, and a supervisor would not know to restart it).
+    """
+    from celery.bin.celery import celery
+
+    celery.params[0].default = app
+    try:
+        code = celery.main(args=argv, standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    finally:
+        celery.params[0].default = None
+    return code if isinstance(code, int) else 0
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="order-dispatch")
 def main() -> None:
@@ -176,7 +195,178 @@ def worker(vendors: str | None, concurrency: int | None, celery_args: tuple[str,
         settings.log_level,
         *celery_args,
     ]
-    app.worker_main(argv)
+    sys.exit(celery_main(app, argv))
+
+
+def product_vendors() -> list[str]:
+    """Every vendor the product knows: those with an adapter and those with an account
+    configured (their queues fill even when no worker consumes them)."""
+    from order_dispatch.settings import get_settings
+    from worker.vendors import known_vendors
+
+    return sorted({*known_vendors(), *get_settings().accounts})
+
+
+METRICS_LOGIN_ENV = "ORDER_DISPATCH_METRICS_BASIC_AUTH"
+
+
+@main.command()
+@click.option(
+    "--address",
+    envvar="ORDER_DISPATCH_METRICS_ADDRESS",
+    default="127.0.0.1",
+    show_default=True,
+    help=f"Listen address; anything but loopback needs {METRICS_LOGIN_ENV}.",
+)
+@click.option(
+    "--port", envvar="ORDER_DISPATCH_METRICS_PORT", default=9808, show_default=True, type=int
+)
+@click.option(
+    "--group",
+    default="metrics",
+    show_default=True,
+    help="Consumer group this process reads the result stream in (one per metrics process).",
+)
+def metrics(address: str, port: int, group: str) -> None:
+    """Serve the product's Prometheus metrics on http://ADDRESS:PORT/metrics.
+
+    Queue depths and ages, delayed retries, dead letters, in-doubt jobs, circuits and the
+    result stream are read from Redis at each scrape; outcome counters and vendor latency come
+    from the result stream. Run one such process per deployment (not one per worker). With
+    ORDER_DISPATCH_METRICS_BASIC_AUTH=user:password set, scrapes need that login.
+    """
+    import signal
+
+    import redis
+
+    from ops.auth import parse_logins, require_login_beyond_loopback
+    from ops.metrics import build_registry, make_server
+    from order_dispatch import logs
+    from order_dispatch.keys import Keys
+    from order_dispatch.settings import get_settings
+
+    settings = get_settings()
+    raw_logins = os.environ.get(METRICS_LOGIN_ENV, "")
+    try:
+        logins = parse_logins(raw_logins, METRICS_LOGIN_ENV) if raw_logins else []
+        require_login_beyond_loopback(address, bool(logins), METRICS_LOGIN_ENV)
+    except ValueError as exc:
+        raise click.UsageError(f"metrics: {exc}") from None
+    logs.configure(settings.log_level)
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    accounts = {vendor: sorted(names) for vendor, names in settings.accounts.items()}
+    registry, follower = build_registry(
+        client,
+        Keys(settings.key_prefix),
+        product_vendors(),
+        accounts,
+        group,
+        queues_in_redis=settings.broker_is_redis,
+    )
+    server = make_server(registry, address, port, logins)
+
+    def stop(*_: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    follower.start()
+    click.echo(f"metrics on http://{address}:{port}/metrics", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        follower.stop()
+        server.server_close()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
+@click.option(
+    "--max-age", default=600.0, show_default=True, help="Oldest job allowed in a queue, seconds."
+)
+@click.option("--max-dead", default=100, show_default=True, help="Dead letters allowed.")
+@click.option("--max-in-doubt", default=10, show_default=True, help="In-doubt jobs allowed.")
+@click.option(
+    "--timeout", default=5.0, show_default=True, help="Seconds to wait for workers to answer."
+)
+def health(as_json: bool, max_age: float, max_dead: int, max_in_doubt: int, timeout: float) -> None:
+    """Check the deployment; exit 0 when healthy, 1 with a one-line reason when not.
+
+    Unhealthy: the broker or Redis unreachable, no worker answering a ping, a queue whose
+    oldest job is older than --max-age, more dead letters or in-doubt jobs than allowed, or a
+    vendor account's circuit open. Every vendor queue counts, consumed by a worker or not.
+    """
+    import redis
+
+    from ops.health import Thresholds, evaluate
+    from ops.state import StateReader
+    from order_dispatch.keys import Keys
+    from order_dispatch.settings import get_settings
+
+    settings = get_settings()
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    accounts = {vendor: sorted(names) for vendor, names in settings.accounts.items()}
+    keys = Keys(settings.key_prefix)
+    vendors = product_vendors()
+    reader = StateReader(client, keys, vendors, accounts, queues_in_redis=settings.broker_is_redis)
+    queues = [keys.queue(v) for v in vendors]
+    report = evaluate(
+        reader, lambda: ping_workers(timeout, queues), Thresholds(max_age, max_dead, max_in_doubt)
+    )
+    click.echo(report.to_json() if as_json else report.line())
+    sys.exit(0 if report.ok else 1)
+
+
+def ping_workers(timeout: float, queues: Sequence[str]) -> list[str]:
+    """Names of the workers that answer within ``timeout`` seconds and consume one of
+    ``queues`` (workers of other deployments on the same broker answer too; they don't count)."""
+    from ops.health import BrokerUnreachable
+    from worker.app import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=max(1, round(timeout)))
+    except Exception as exc:  # kombu raises the transport's own errors
+        raise BrokerUnreachable(str(exc) or type(exc).__name__) from None
+    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    wanted = set(queues)
+    return [name for name, consumed in replies.items() if wanted & {q["name"] for q in consumed}]
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option(
+    "--address",
+    envvar="FLOWER_ADDRESS",
+    default="127.0.0.1",
+    show_default=True,
+    help="Listen address; anything but loopback needs FLOWER_BASIC_AUTH (or --auth).",
+)
+@click.option("--port", envvar="FLOWER_PORT", default=5555, show_default=True, type=int)
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+def flower(address: str, port: int, flower_args: tuple[str, ...]) -> None:
+    """Start Flower on the dispatch workers; extra arguments go to Flower.
+
+    The login comes from FLOWER_BASIC_AUTH=user:password (never the command line); with a
+    login set, Flower's /metrics and /healthcheck need it too. Needs the 'flower' extra.
+    """
+    from cli.flower import FlowerConfigError, flower_argv, protect_monitor_views
+
+    try:
+        argv = flower_argv(address, port, flower_args)
+    except FlowerConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        protect_monitor_views()
+    except ImportError:
+        raise click.ClickException(
+            "Flower is not installed: pip install 'order-dispatch[flower]'"
+        ) from None
+    from worker.app import app
+
+    sys.exit(celery_main(app, argv))
 
 
 @main.command()

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 #: The one task the workers run; producers write messages for it by name.
 DISPATCH_TASK = "worker.tasks.dispatch"
+
+
+def task_display_name(job: Mapping[str, Any]) -> str:
+    """The name Flower, ``celery inspect`` and the worker's logs show for ``job``'s task.
+
+    ``dispatch:<vendor>:<operation>`` (Celery's ``shadow`` name): the worker still runs
+    :data:`DISPATCH_TASK`, and an operator can filter by vendor and operation.
+    """
+    return f"dispatch:{job.get('vendor')}:{job.get('operation', 'create')}"
+
+
+def task_display_args(job: Mapping[str, Any]) -> str:
+    """The arguments Flower and ``celery inspect`` show for ``job``'s task (Celery's
+    ``kwargsrepr``): ids only, never the order itself (customer data) or credentials."""
+    shown = {k: job.get(k) for k in ("job_id", "vendor", "order_id")}
+    return repr(shown)
 
 
 def queue_for(vendor: str, prefix: str = "od") -> str:
@@ -39,15 +58,6 @@ class Keys:
         """String: the GCRA timestamp of a vendor account's rate limit."""
         return f"{self.prefix}:rate:{vendor}:{account}"
 
-    def circuit(self, vendor: str, account: str) -> str:
-        """Hash: a vendor account's circuit breaker (``state``: closed, open, half_open)."""
-        return f"{self.prefix}:circuit:{vendor}:{account}"
-
-    @property
-    def schedule(self) -> str:
-        """Sorted set: task messages waiting for their time (score: due, epoch seconds)."""
-        return f"{self.prefix}:schedule"
-
     @property
     def results(self) -> str:
         """Stream: result events."""
@@ -55,5 +65,31 @@ class Keys:
 
     @property
     def dead_letters(self) -> str:
-        """Hash: job id -> job document of dead-lettered and in-doubt jobs, for replay."""
+        """Hash: job id -> job document of dead-lettered and in-doubt jobs, for replay.
+
+        The in-doubt ones are those whose ledger's ``last_status`` is ``in_doubt``.
+        """
         return f"{self.prefix}:dead"
+
+    @property
+    def schedule(self) -> str:
+        """Sorted set: jobs waiting for a delayed retry, scored by when they are due."""
+        return f"{self.prefix}:schedule"
+
+    @property
+    def schedule_unreadable(self) -> str:
+        """Hash: schedule entries that were not task messages (set aside, with when)."""
+        return f"{self.prefix}:schedule:unreadable"
+
+    def circuit(self, vendor: str, account: str) -> str:
+        """Hash: the circuit breaker of one vendor account; field ``state`` is one of
+        :class:`CircuitState` (no key: closed)."""
+        return f"{self.prefix}:circuit:{vendor}:{account}"
+
+
+class CircuitState(StrEnum):
+    """A circuit breaker's state, as the ``state`` field of :meth:`Keys.circuit` holds it."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"

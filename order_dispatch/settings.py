@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("ORDER_DISPATCH_REDIS_URL", "REDIS_URL"),
     )
+    broker_url: str | None = Field(
+        None,
+        description="Celery broker when it is not the Redis above (amqp://... for RabbitMQ); "
+        "the ledger, receipts and results stay in Redis.",
+    )
     key_prefix: str = Field("od", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     results_maxlen: int = Field(1_000_000, ge=1000, description="Approximate stream length cap.")
     receipt_ttl_s: int = Field(
@@ -177,6 +182,16 @@ class Settings(BaseSettings):
         """How long an attempt in flight holds its job: the vendor call's deadline plus a
         margin, so a live call is never taken for a dead one."""
         return self.http.deadline_s + self.lease_margin_s
+
+    @property
+    def broker(self) -> str:
+        """The Celery broker's URL: ``broker_url``, else the Redis of ``redis_url``."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def broker_is_redis(self) -> bool:
+        """True when the queues live in Redis (then the producer queues atomically there)."""
+        return self.broker.startswith(("redis://", "rediss://", "unix://"))
 
     def account(self, vendor: str, name: str) -> VendorAccount | None:
         """The configured account, or None."""

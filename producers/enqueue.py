@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -16,16 +17,24 @@ from order_dispatch.keys import Keys
 from order_dispatch.settings import get_settings
 from producers.message import dispatch_kwargs, queue_key, task_message
 
-# Atomically: if the job id is known, return its first receipt; else record job, receipt and
-# run 1, and push the task message (which carries ids only). KEYS: job hash, queue list.
-# ARGV: receipt, job, message, ttl seconds, run id.
+if TYPE_CHECKING:
+    from producers.broker import BrokerPublisher
+
+# Atomically: if the job id is known, return its first receipt; else record job, receipt and run
+# 1, and push the task message (ids only). KEYS: job hash, queue list (none when the broker is
+# not this Redis: the job is then marked unpublished until its message is confirmed).
+# ARGV: receipt, job, message, ttl seconds, run id. Returns {created, receipt, published}.
 _ENQUEUE_LUA = """
-local first = redis.call('HGET', KEYS[1], 'receipt')
-if first then return {0, first} end
+local first = redis.call('HMGET', KEYS[1], 'receipt', 'published')
+if first[1] then return {0, first[1], first[2] or '1'} end
 redis.call('HSET', KEYS[1], 'receipt', ARGV[1], 'job', ARGV[2], 'run', 1, 'run_id', ARGV[5])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-redis.call('LPUSH', KEYS[2], ARGV[3])
-return {1, ARGV[1]}
+if #KEYS > 1 then
+  redis.call('LPUSH', KEYS[2], ARGV[3])
+  return {1, ARGV[1], '1'}
+end
+redis.call('HSET', KEYS[1], 'published', '0')
+return {1, ARGV[1], '0'}
 """
 
 
@@ -80,8 +89,22 @@ def validate_job(data: Job | Mapping[str, Any], *, source: str = "") -> Job:
         ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    job: Job
+    doc: dict[str, Any]
+    receipt: Receipt
+
+
 class Producer:
-    """Enqueues jobs into the workers' Redis. Thread-safe; reuse one per process."""
+    """Enqueues jobs into the workers' Redis. Thread-safe; reuse one per process.
+
+    With a broker other than Redis (``broker_url``, default ``ORDER_DISPATCH_BROKER_URL``:
+    RabbitMQ) the jobs and receipts stay in Redis and the task messages (ids only) go to the
+    broker: the job is recorded first, marked unpublished, then its message is published
+    (confirmed) and the mark cleared. A producer that dies in between leaves the mark, and
+    enqueueing the job again publishes it; the workers' ledger runs it once.
+    """
 
     def __init__(
         self,
@@ -89,22 +112,28 @@ class Producer:
         *,
         key_prefix: str | None = None,
         receipt_ttl_s: int | None = None,
+        broker_url: str | None = None,
     ) -> None:
         settings = get_settings()
         self.client = client
         self.keys = Keys(key_prefix or settings.key_prefix)
         self.receipt_ttl_s = receipt_ttl_s or settings.receipt_ttl_s
         self._script = client.register_script(_ENQUEUE_LUA)
+        url = broker_url or settings.broker_url
+        self._publisher: BrokerPublisher | None = None
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            from producers.broker import BrokerPublisher
+
+            self._publisher = BrokerPublisher(url)
 
     @classmethod
     def from_url(cls, url: str | None = None, **kwargs: Any) -> Producer:
         """A producer on ``url`` (default: the configured ``REDIS_URL``)."""
         return cls(redis.Redis.from_url(url or get_settings().redis_url), **kwargs)
 
-    def _prepare(self, job: Job) -> tuple[list[str], list[str | int]]:
+    def _prepare(self, job: Job) -> _Prepared:
         job = job.stamped()
         assert job.enqueued_at is not None
-        queue = self.keys.queue(job.vendor)
         receipt = Receipt(
             job_id=job.job_id,
             task_id=str(uuid.uuid4()),
@@ -112,26 +141,39 @@ class Producer:
             account=job.account,
             operation=job.operation.value,
             order_id=job.ref,
-            queue=queue,
+            queue=self.keys.queue(job.vendor),
             enqueued_at=job.enqueued_at,
         )
-        job_doc = job.model_dump(mode="json", exclude_none=True)
-        message = task_message(
-            receipt.task_id,
-            dispatch_kwargs(job.job_id, run=1, attempt=1),
-            queue=queue,
-            priority=job.priority,
-        )
-        return (
-            [self.keys.job(job.job_id), queue_key(queue, job.priority)],
-            [
-                receipt.model_dump_json(),
-                json.dumps(job_doc),
-                message,
-                self.receipt_ttl_s,
+        return _Prepared(job, job.model_dump(mode="json", exclude_none=True), receipt)
+
+    def _record(self, item: _Prepared, pipe: Any, *, push: bool) -> None:
+        """Queue the script that records ``item`` (and pushes its message when ``push``)."""
+        receipt = item.receipt
+        keys = [self.keys.job(receipt.job_id)]
+        message = ""
+        if push:
+            keys.append(queue_key(receipt.queue, item.job.priority))
+            message = task_message(
                 receipt.task_id,
-            ],
-        )
+                dispatch_kwargs(receipt.job_id, run=1, attempt=1),
+                queue=receipt.queue,
+                priority=item.job.priority,
+                display=_display(receipt),
+            )
+        args: list[str | int] = [
+            receipt.model_dump_json(),
+            json.dumps(item.doc),
+            message,
+            self.receipt_ttl_s,
+            receipt.task_id,
+        ]
+        self._script(keys=keys, args=args, client=pipe)
+
+    def close(self) -> None:
+        """Close the broker connection, if the broker is not Redis (the Redis client is the
+        caller's to close)."""
+        if self._publisher is not None:
+            self._publisher.close()
 
     @staticmethod
     def _receipt(reply: Sequence[Any]) -> Receipt:
@@ -141,8 +183,7 @@ class Producer:
 
     def enqueue(self, job: Job | Mapping[str, Any]) -> Receipt:
         """Validate and queue one job; a job id seen before returns its first receipt."""
-        keys, args = self._prepare(validate_job(job))
-        return self._receipt(self._script(keys=keys, args=args))
+        return self._enqueue([self._prepare(validate_job(job))])[0]
 
     def enqueue_many(self, jobs: Iterable[Job | Mapping[str, Any]]) -> list[Receipt]:
         """Validate every job, then queue them all in one pipelined round trip.
@@ -152,13 +193,49 @@ class Producer:
         the first receipt.
         """
         validated = [validate_job(job, source=f"job {n}") for n, job in enumerate(jobs)]
-        if not validated:
-            return []
+        return self._enqueue([self._prepare(job) for job in validated]) if validated else []
+
+    def _enqueue(self, items: list[_Prepared]) -> list[Receipt]:
         pipe = self.client.pipeline(transaction=False)
-        for job in validated:
-            keys, args = self._prepare(job)
-            self._script(keys=keys, args=args, client=pipe)
-        return [self._receipt(reply) for reply in pipe.execute()]
+        for item in items:
+            self._record(item, pipe, push=self._publisher is None)
+        replies = pipe.execute()
+        if self._publisher is not None:
+            self._publish_unpublished(items, replies, self._publisher)
+        return [self._receipt(reply) for reply in replies]
+
+    def _publish_unpublished(
+        self, items: list[_Prepared], replies: list[Any], publisher: BrokerPublisher
+    ) -> None:
+        """Publish every recorded job whose message is not confirmed yet, then clear its mark."""
+        done: set[str] = set()
+        for item, reply in zip(items, replies, strict=True):
+            receipt = self._receipt(reply)
+            if _text(reply[2]) == "1" or receipt.job_id in done:
+                continue
+            publisher.publish(
+                receipt.task_id,
+                dispatch_kwargs(receipt.job_id, run=1, attempt=1),
+                queue=receipt.queue,
+                priority=item.job.priority,
+                display=_display(receipt),
+            )
+            self.client.hdel(self.keys.job(receipt.job_id), "published")
+            done.add(receipt.job_id)
+
+
+def _display(receipt: Receipt) -> dict[str, str]:
+    """What Flower and ``celery inspect`` show of a job: ids, never the order."""
+    return {
+        "job_id": receipt.job_id,
+        "vendor": receipt.vendor,
+        "operation": receipt.operation,
+        "order_id": receipt.order_id,
+    }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _default: Producer | None = None

@@ -60,6 +60,8 @@ class Step:
     queue: str | None = None
     """The vendor queue to wait in (set with ``retry_in_s``)."""
     priority: int = 0
+    display: dict[str, str] | None = None
+    """What Flower shows of the job in the waiting message: ids only."""
 
 
 DONE = Step()
@@ -125,7 +127,6 @@ class Pipeline:
         previous: LedgerEntry,
     ) -> Step:
         plan = plan_delivery(previous, attempt, self._lease_s)
-        queue = self.keys.queue(job.vendor)
         if plan.action is Action.FINISHED:
             log.info("job already finished; nothing to do")
             return DONE
@@ -134,7 +135,7 @@ class Pipeline:
             return DONE
         if plan.action is Action.WAIT:
             log.info("another delivery is in flight; checking again later", other=previous.attempt)
-            return Step(plan.wait_s, attempt, deferred, queue, job.priority)
+            return self._wait(job, plan.wait_s, attempt, deferred=deferred)
         attempt = plan.attempt
         if job.not_before is not None:
             wait = (job.not_before - datetime.now(UTC)).total_seconds()
@@ -178,7 +179,7 @@ class Pipeline:
             job.job_id, attempt, self.worker_name, take_over=plan.take_over
         ):
             log.info("another delivery of this job just started; checking again later")
-            return Step(self._lease_s, attempt, deferred, queue, job.priority)
+            return self._wait(job, self._lease_s, attempt, deferred=deferred)
         try:
             outcome = self.io.run(self.sender.submit(vendor, job, request))
         except Exception as exc:  # a defect in an adapter must not lose the job
@@ -275,7 +276,7 @@ class Pipeline:
             )
             self.ledger.record(job, event)
             log.info("job deferred", reason=kind.value, wait_s=round(wait, 3))
-        return Step(wait, attempt, True, self.keys.queue(job.vendor), job.priority)
+        return self._wait(job, wait, attempt, deferred=True)
 
     def _observe(
         self, job: Job, admission: Admission, limit: RateLimit | None, outcome: Outcome
@@ -300,6 +301,22 @@ class Pipeline:
         if pause:
             cap = self.settings.retry_policy(job.vendor).retry_after_cap_s
             self.gate.pause(job.vendor, job.account, min(pause, cap), limit)
+
+    def _wait(self, job: Job, delay_s: float, attempt: int, *, deferred: bool) -> Step:
+        """Run ``attempt`` of ``job`` again after ``delay_s`` (``deferred``: not a failure)."""
+        return Step(
+            delay_s,
+            attempt,
+            deferred,
+            self.keys.queue(job.vendor),
+            job.priority,
+            {
+                "job_id": job.job_id,
+                "vendor": job.vendor,
+                "operation": job.operation.value,
+                "order_id": job.ref,
+            },
+        )
 
     def _reconcile(self, vendor: Vendor, job: Job, outcome: Outcome) -> tuple[Outcome, bool]:
         """Ask the vendor whether it has the order after an unknown or "already have it"
@@ -372,13 +389,9 @@ class Pipeline:
             retry_in_s=event.retry_in_s,
         )
         if decision.status is EventStatus.RETRY_SCHEDULED and written:
-            return Step(
-                decision.delay_s, attempt + 1, False, self.keys.queue(job.vendor), job.priority
-            )
+            return self._wait(job, decision.delay_s, attempt + 1, deferred=False)
         if decision.status is EventStatus.DEFERRED and written:
-            return Step(
-                decision.delay_s, attempt, True, self.keys.queue(job.vendor), job.priority
-            )
+            return self._wait(job, decision.delay_s, attempt, deferred=True)
         return DONE
 
     def _defer(
@@ -398,7 +411,7 @@ class Pipeline:
             )
             self.ledger.record(job, event)
             log.info("job deferred until not_before", wait_s=round(wait, 3))
-        return Step(wait, attempt, True, self.keys.queue(job.vendor), job.priority)
+        return self._wait(job, wait, attempt, deferred=True)
 
     def _refuse_document(
         self, job_id: str, raw: str, exc: ValueError, attempt: int, run: Run

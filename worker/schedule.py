@@ -15,6 +15,8 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 import redis
 
@@ -24,15 +26,21 @@ from order_dispatch.logs import get_logger
 
 log = get_logger("worker.schedule")
 
-# KEYS: schedule. ARGV: now (epoch seconds), batch size. Moves due messages; returns how many.
+# KEYS: schedule, unreadable entries. ARGV: now (epoch seconds), batch size. Moves due messages
+# (an entry that is not ours is set aside, never dropped); returns how many it took.
 _MOVE_DUE_LUA = """
 local now = ARGV[1]
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 local moved = 0
 for _, member in ipairs(due) do
   if redis.call('ZREM', KEYS[1], member) == 1 then
-    local entry = cjson.decode(member)
-    redis.call('LPUSH', entry['list'], entry['message'])
+    local ok, entry = pcall(cjson.decode, member)
+    if ok and type(entry) == 'table' and type(entry['list']) == 'string'
+        and type(entry['message']) == 'string' then
+      redis.call('LPUSH', entry['list'], entry['message'])
+    else
+      redis.call('HSET', KEYS[2], member, now)
+    end
     moved = moved + 1
   end
 end
@@ -58,19 +66,24 @@ class DurableSchedule:
         queue: str,
         priority: int,
         due: float,
+        display: Mapping[str, Any] | None = None,
     ) -> None:
-        """Schedule attempt ``attempt`` of ``job_id`` on ``queue`` at epoch time ``due``."""
+        """Schedule attempt ``attempt`` of ``job_id`` on ``queue`` at epoch time ``due``
+        (``display``: the ids Flower shows for it)."""
         kwargs = dispatch_kwargs(job_id, run=run, attempt=attempt)
         if deferred:
             kwargs["deferred"] = True
-        message = task_message(str(uuid.uuid4()), kwargs, queue=queue, priority=priority)
+        message = task_message(
+            str(uuid.uuid4()), kwargs, queue=queue, priority=priority, display=display
+        )
         member = json.dumps({"list": queue_key(queue, priority), "message": message})
         self.client.zadd(self.keys.schedule, {member: due})
 
     def move_due(self, now: float | None = None, batch: int = 500) -> int:
         """Move the messages due by ``now`` (default: this host's clock) to their queues."""
         when = time.time() if now is None else now
-        return int(self._move_due(keys=[self.keys.schedule], args=[repr(when), batch]))
+        keys = [self.keys.schedule, self.keys.schedule_unreadable]
+        return int(self._move_due(keys=keys, args=[repr(when), batch]))
 
     def size(self) -> int:
         """How many messages wait."""

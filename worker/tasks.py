@@ -3,7 +3,9 @@
 Its arguments are ids only (``job_id``, ``run``, ``attempt``): the job itself is loaded from
 the job store, so customer data never sits in broker messages, task events or Flower. A short
 wait is a Celery countdown; a longer one goes to the durable schedule in Redis
-(:mod:`worker.schedule`), never held in a worker's memory past the visibility timeout.
+(:mod:`worker.schedule`), never held in a worker's memory past the visibility timeout. (With
+RabbitMQ as the broker every wait is a countdown: RabbitMQ returns a dead worker's unacked
+messages at once, so there is no visibility timeout to outlive.)
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from celery import Task
 
-from order_dispatch.keys import DISPATCH_TASK
+from order_dispatch.keys import DISPATCH_TASK, task_display_args, task_display_name
 from worker import runtime
 from worker.app import app
 
@@ -28,7 +30,8 @@ def dispatch(
     if step.retry_in_s is None:
         return
     assert step.queue is not None
-    if step.retry_in_s > rt.settings.schedule_threshold_s:
+    durable = rt.settings.broker_is_redis  # the schedule moves messages into Redis queues
+    if durable and step.retry_in_s > rt.settings.schedule_threshold_s:
         rt.schedule.add(
             job_id=job_id,
             run=run,
@@ -37,6 +40,7 @@ def dispatch(
             queue=step.queue,
             priority=step.priority,
             due=time.time() + step.retry_in_s,
+            display=step.display,
         )
         return
     raise self.retry(
@@ -45,4 +49,7 @@ def dispatch(
         max_retries=None,
         queue=step.queue,
         priority=step.priority,
+        # What Flower shows of the retry: the job's ids, not the bare arguments.
+        shadow=task_display_name(step.display or {}),
+        kwargsrepr=task_display_args(step.display or {}),  # type: ignore[call-arg]
     )

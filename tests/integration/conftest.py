@@ -25,6 +25,19 @@ from worker.vendors import known_vendors
 
 pytestmark = pytest.mark.integration
 
+#: Settings that bring a killed worker's jobs back within seconds: a 6 s lease (4 s deadline +
+#: 2 s), countdowns up to 2 s, a 10 s visibility timeout swept every second.
+FAST_RECOVERY = {
+    "ORDER_DISPATCH_VISIBILITY_TIMEOUT_S": "10",
+    "ORDER_DISPATCH_HTTP__CONNECT_TIMEOUT_S": "1",
+    "ORDER_DISPATCH_HTTP__READ_TIMEOUT_S": "3",
+    "ORDER_DISPATCH_HTTP__DEADLINE_S": "4",
+    "ORDER_DISPATCH_LEASE_MARGIN_S": "2",
+    "ORDER_DISPATCH_SCHEDULE_THRESHOLD_S": "2",
+    "ORDER_DISPATCH_RESTORE_INTERVAL_S": "1",
+    "ORDER_DISPATCH_RESTORE_THROTTLE": "1",
+}
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

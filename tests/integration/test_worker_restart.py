@@ -16,7 +16,7 @@ import redis
 from order_dispatch.contract import ResultEvent
 from order_dispatch.keys import Keys
 from producers.enqueue import Producer
-from tests.integration.conftest import Events, WorkerProcess, order_job
+from tests.integration.conftest import FAST_RECOVERY, Events, WorkerProcess, order_job
 
 pytestmark = pytest.mark.integration
 
@@ -94,16 +94,8 @@ def test_killed_worker_jobs_end_once_and_are_never_sent_twice(
     prefix = f"odk-{uuid.uuid4().hex[:6]}"
     env = worker_env_factory(
         prefix,
-        ORDER_DISPATCH_VISIBILITY_TIMEOUT_S="10",
-        ORDER_DISPATCH_TASK_TIME_LIMIT_S="5",
-        ORDER_DISPATCH_HTTP__CONNECT_TIMEOUT_S="1",
-        ORDER_DISPATCH_HTTP__READ_TIMEOUT_S="3",
-        ORDER_DISPATCH_HTTP__DEADLINE_S="4",
-        ORDER_DISPATCH_LEASE_MARGIN_S="2",
-        ORDER_DISPATCH_SCHEDULE_THRESHOLD_S="2",
+        **FAST_RECOVERY,
         ORDER_DISPATCH_RETRY__RETRY_AFTER_CAP_S="2",
-        ORDER_DISPATCH_RESTORE_INTERVAL_S="1",
-        ORDER_DISPATCH_RESTORE_THROTTLE="1",
     )
     events = Events(redis_client, Keys(prefix))
     # Slow vendor: requests are in flight (and the vendor stores them) when the worker dies.

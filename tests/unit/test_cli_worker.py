@@ -10,10 +10,12 @@ from worker.vendors import known_vendors
 
 
 def run_worker(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str]:
-    from worker.app import app
-
     captured: list[list[str]] = []
-    monkeypatch.setattr(app, "worker_main", lambda argv: captured.append(argv))
+    def fake_celery_main(app: object, argv: list[str]) -> int:
+        captured.append(argv)
+        return 0
+
+    monkeypatch.setattr("cli.main.celery_main", fake_celery_main)
     result = CliRunner().invoke(main, ["worker", *args])
     assert result.exit_code == 0, result.output
     return captured[0]
@@ -42,3 +44,12 @@ def test_extra_arguments_go_through_to_celery(monkeypatch: pytest.MonkeyPatch) -
     assert argv[argv.index("--queues") + 1] == "shop1.sourceorders"
     assert argv[argv.index("--concurrency") + 1] == "64"
     assert argv[-4:] == ["--hostname", "so@%h", "-O", "fair"]
+
+
+def test_the_worker_exit_code_reaches_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A supervisor restarts a worker that failed only if its exit code says so."""
+    monkeypatch.setattr("cli.main.celery_main", lambda app, argv: 1)
+
+    result = CliRunner().invoke(main, ["worker"])
+
+    assert result.exit_code == 1

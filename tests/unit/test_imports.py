@@ -56,3 +56,11 @@ def test_the_foundation_imports_nothing_above_it() -> None:
 
     above = {m for m in loaded if m.split(".")[0] in {"worker", "producers", "sandbox", "cli"}}
     assert above == set()
+
+
+def test_ops_reads_redis_without_worker_sandbox_or_command_line_code() -> None:
+    """``ops`` (state, metrics, health, probe) imports the foundation and the producers'
+    message format; the command line hands it the workers' vendors and Celery app."""
+    loaded = modules_after("import ops.state, ops.metrics, ops.health, ops.probe, ops.auth")
+
+    assert {m for m in loaded if m.split(".")[0] in {"worker", "sandbox", "cli", "celery"}} == set()

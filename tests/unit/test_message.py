@@ -11,7 +11,7 @@ from celery import Celery
 from kombu.transport import memory
 
 from order_dispatch.keys import DISPATCH_TASK
-from producers.message import queue_key, task_message
+from producers.message import dispatch_kwargs, queue_key, task_message
 
 
 def celery_message(task_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def celery_message(task_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_our_envelope_has_celerys_shape() -> None:
-    kwargs = {"job": {"job_id": "j-1", "vendor": "x"}}
+    kwargs = dispatch_kwargs("j-1", run=1, attempt=1)
     ours = json.loads(task_message("tid-1", kwargs, queue="od.x"))
     theirs = celery_message("tid-1", kwargs)
 
@@ -57,3 +57,38 @@ def test_our_envelope_has_celerys_shape() -> None:
 )
 def test_priorities_map_to_kombus_lists(priority: int, key: str) -> None:
     assert queue_key("q", priority) == key
+
+
+def test_flower_and_inspect_see_ids_and_a_vendor_name_never_the_order() -> None:
+    job = {
+        "job_id": "sourceorders:default:create:0123",
+        "vendor": "sourceorders",
+        "operation": "create",
+        "order_id": "A-1001",
+        "order": {"order_id": "A-1001", "customer": {"email": "pam@example.com"}},
+    }
+    kwargs = dispatch_kwargs(job["job_id"], run=1, attempt=1)  # type: ignore[arg-type]
+
+    message = json.loads(task_message("tid-1", kwargs, queue="od.sourceorders", display=job))
+    headers = message["headers"]
+
+    assert headers["task"] == DISPATCH_TASK
+    assert headers["shadow"] == "dispatch:sourceorders:create"
+    assert headers["kwargsrepr"] == (
+        "{'job_id': 'sourceorders:default:create:0123', 'vendor': 'sourceorders', "
+        "'order_id': 'A-1001'}"
+    )
+    assert "pam@example.com" not in json.dumps(message)
+
+
+def test_the_job_reads_back_from_a_message_and_anything_else_is_none() -> None:
+    from producers.message import message_job
+
+    job = {"job_id": "j-1", "vendor": "x", "enqueued_at": "2026-11-20T10:00:00+00:00"}
+    ids = dispatch_kwargs("j-1", run=2, attempt=3)
+
+    assert message_job(task_message("tid-0", ids, queue="od.x")) == ids
+    assert message_job(task_message("tid-1", {"job": job}, queue="od.x")) == job
+    assert message_job(json.dumps(celery_message("tid-2", {"job": job}))) == job
+    for junk in (b"", b"not json", b"[]", b'{"body": "!!"}', json.dumps({"body": "W10="})):
+        assert message_job(junk) is None

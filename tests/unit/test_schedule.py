@@ -65,3 +65,20 @@ def test_racing_schedulers_never_enqueue_twice(redis_client: redis.Redis) -> Non
 def _url(client: redis.Redis) -> str:
     kwargs = client.connection_pool.connection_kwargs
     return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
+
+
+def test_an_entry_that_is_not_a_message_is_set_aside_not_dropped(
+    redis_client: redis.Redis,
+) -> None:
+    schedule = schedule_for(redis_client)
+    redis_client.zadd(schedule.keys.schedule, {"not json": T0, '{"list": 3}': T0})
+    schedule.add(job_id="j", run=1, attempt=2, deferred=False, queue="q", priority=0, due=T0)
+
+    moved = schedule.move_due(now=T0)
+
+    assert moved == 3
+    assert redis_client.llen("q") == 1
+    assert set(redis_client.hkeys(schedule.keys.schedule_unreadable)) == {
+        b"not json",
+        b'{"list": 3}',
+    }
