@@ -407,6 +407,8 @@ class EventStatus(StrEnum):
     IN_DOUBT = "in_doubt"
     RETRY_SCHEDULED = "retry_scheduled"
     DEFERRED = "deferred"
+    REPLAYED = "replayed"
+    """An operator started a new run of the job (the run's first event)."""
 
     @property
     def terminal(self) -> bool:
@@ -470,6 +472,12 @@ class ResultEvent(_Model):
         description="True when the outcome was learnt by looking the order up at the vendor "
         "(an interrupted attempt, or the vendor's 'already have it'), not from a submit's answer.",
     )
+    operator: str | None = Field(
+        None,
+        description="Who made this event by hand: set on 'replayed' and on the outcome an "
+        "operator decided for an in_doubt job (then no vendor call was made in this run).",
+    )
+    note: str | None = Field(None, max_length=2000, description="The operator's note.")
 
     @model_validator(mode="after")
     def _terminal_matches_status(self) -> ResultEvent:

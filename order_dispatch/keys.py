@@ -44,3 +44,12 @@ class Keys:
     def dead_letters(self) -> str:
         """Hash: job id -> job document of dead-lettered and in-doubt jobs, for replay."""
         return f"{self.prefix}:dead"
+
+    @property
+    def dead_events(self) -> str:
+        """Hash: job id -> the terminal event that put the job in :attr:`dead_letters`."""
+        return f"{self.prefix}:dead:events"
+
+    def timeline(self, job_id: str) -> str:
+        """List: the job's timeline (attempts and operators' actions, oldest first, capped)."""
+        return f"{self.prefix}:timeline:{job_id}"

@@ -231,7 +231,16 @@ class Pipeline:
         if outcome.already_exists or (outcome.kind is OutcomeKind.UNKNOWN and not repeat_safe):
             outcome, reconciled = self._reconcile(vendor, job, outcome)
         decision = decide(outcome, attempt, self.settings.retry, repeat_safe=repeat_safe)
-        return self._finish(job, attempt, run, decision, outcome, started, reconciled=reconciled)
+        return self._finish(
+            job,
+            attempt,
+            run,
+            decision,
+            outcome,
+            started,
+            reconciled=reconciled,
+            request=request.summary(vendor.account.base_url),
+        )
 
     def _reconcile(self, vendor: Vendor, job: Job, outcome: Outcome) -> tuple[Outcome, bool]:
         """Ask the vendor whether it has the order after an unknown or "already have it"
@@ -272,6 +281,7 @@ class Pipeline:
         started: float,
         *,
         reconciled: bool = False,
+        request: str | None = None,
     ) -> Step:
         status = decision.status
         error = outcome.error
@@ -292,7 +302,9 @@ class Pipeline:
             vendor_response=redact.text(outcome.body) if outcome.body is not None else None,
             reconciled=reconciled or None,
         )
-        written = self.ledger.record(job, event)
+        written = self.ledger.record(
+            job, event, worker=self.worker_name, request=request, http_status=outcome.http_status
+        )
         log.info(
             "job event" if written else "run already ended; event not written",
             status=status.value,
@@ -323,7 +335,7 @@ class Pipeline:
                 vendor_order_id=job.vendor_order_id,
                 retry_in_s=round(wait, 3),
             )
-            self.ledger.record(job, event)
+            self.ledger.record(job, event, worker=self.worker_name)
             log.info("job deferred until not_before", wait_s=round(wait, 3))
         return Step(slice_s, attempt, True, self.keys.queue(job.vendor))
 
@@ -365,7 +377,7 @@ class Pipeline:
             time.monotonic(),
             error=ErrorInfo(kind=ErrorKind.VALIDATION, message="; ".join(errors)),
         )
-        self.ledger.record(placeholder, event)
+        self.ledger.record(placeholder, event, worker=self.worker_name)
         return DONE
 
 
