@@ -79,7 +79,7 @@ def _what(entry: TimelineEntry) -> str:
 
 def timeline_table(timeline: JobTimeline) -> str:
     """``timeline`` for people: one line per entry, the vendor's answer indented below it."""
-    head = f"job {timeline.job_id}: run {timeline.run}, {timeline.state or 'no ledger'}"
+    head = f"job {timeline.job_id}: run {timeline.run}, {timeline.state or 'no attempt yet'}"
     if not timeline.entries:
         return f"{head}\nno entries yet"
     rows: list[list[str]] = []

@@ -11,11 +11,11 @@ import httpx
 import pytest
 import redis
 
-from order_dispatch.contract import EventStatus, ResultEvent
+from order_dispatch.contract import EventStatus, Job, ResultEvent
 from order_dispatch.timeline import TimelineEntry
 from producers.enqueue import InvalidJob
 from producers.operations import JobNotFound, OperationRefused, Operations
-from tests.integration.conftest import Events, order_job, unique
+from tests.integration.conftest import order_job, unique
 from tests.integration.test_pipeline_logic import (  # noqa: F401 (_close_loops: autouse fixture)
     _close_loops,
     accepted,
@@ -61,7 +61,8 @@ def queued_kwargs(client: redis.Redis, pipeline: Pipeline) -> list[dict[str, Any
 
 
 def raw_timeline(client: redis.Redis, pipeline: Pipeline, job_id: str) -> list[str]:
-    return [e.decode() for e in client.lrange(pipeline.keys.timeline(job_id), 0, -1)]
+    raw: list[bytes] = client.lrange(pipeline.keys.timeline(job_id), 0, -1)  # type: ignore[assignment]
+    return [e.decode() for e in raw]
 
 
 def test_the_timeline_has_every_attempt_with_request_answer_and_worker(
@@ -137,7 +138,9 @@ def test_a_replay_starts_the_next_run_atomically_and_the_worker_finishes_it(
     assert not replayed.terminal
     job_hash = redis_client.hgetall(pipeline.keys.job(job_id))
     assert job_hash[b"run"] == b"2" and job_hash[b"run_id"] != run_id_before
-    assert replayed.event_id.startswith(f"{job_id}:2.{job_hash[b'run_id'].decode()[:8]}:")
+    token = job_hash[b"run_id"]
+    assert isinstance(token, bytes)
+    assert replayed.event_id.startswith(f"{job_id}:2.{token.decode()[:8]}:")
     assert not redis_client.exists(pipeline.keys.ledger(job_id))
     assert not redis_client.hexists(pipeline.keys.dead_letters, job_id)
     assert not redis_client.hexists(pipeline.keys.dead_events, job_id)
@@ -170,8 +173,6 @@ def test_an_event_of_a_superseded_run_is_not_written_but_shows_in_the_timeline(
     late = events.of(job_id)[0].model_copy(
         update={"event_id": f"{job_id}:late", "status": EventStatus.RETRY_SCHEDULED}
     )
-    from order_dispatch.contract import Job
-
     job = Job.model_validate_json(redis_client.hget(pipeline.keys.job(job_id), "job") or "")
     written = pipeline.ledger.record(job, late, worker="slow-worker")
 
@@ -186,8 +187,6 @@ def test_a_second_terminal_event_of_a_run_is_marked_unrecorded(redis_client: red
     pipeline, events, _ = make(redis_client, accepted)
     job_id = put(pipeline, order_job(unique("twice")))
     pipeline.run(job_id, 1, 1)
-    from order_dispatch.contract import Job
-
     job = Job.model_validate_json(redis_client.hget(pipeline.keys.job(job_id), "job") or "")
     again = events.of(job_id)[0].model_copy(update={"event_id": f"{job_id}:again"})
 
@@ -200,7 +199,7 @@ def test_a_second_terminal_event_of_a_run_is_marked_unrecorded(redis_client: red
 def test_a_replay_with_a_corrected_order_replaces_the_stored_job(
     redis_client: redis.Redis,
 ) -> None:
-    pipeline, events, seen = make(redis_client, lambda r: httpx.Response(500))
+    pipeline, _, _ = make(redis_client, lambda r: httpx.Response(500))
     job = order_job(unique("fix"))
     job_id = dead_letter(pipeline, job)
     corrected = {**job["order"], "ship_to": {**job["order"]["ship_to"], "line2": "Suite 200"}}
@@ -405,7 +404,7 @@ def test_only_in_doubt_jobs_are_resolved_and_ids_go_with_accepted(
 
 
 def test_replay_many_replays_the_matching_dead_letters_only(redis_client: redis.Redis) -> None:
-    pipeline, events, _ = make(redis_client, lambda r: httpx.Response(500))
+    pipeline, _, _ = make(redis_client, lambda r: httpx.Response(500))
     ops = ops_for(pipeline)
     older = dead_letter(pipeline, order_job(unique("m-old")))
     between = datetime.now(UTC)
