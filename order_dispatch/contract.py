@@ -479,6 +479,37 @@ class ResultEvent(_Model):
     )
     note: str | None = Field(None, max_length=2000, description="The operator's note.")
 
+    @classmethod
+    def for_job(
+        cls,
+        job: Job,
+        *,
+        run: int,
+        run_token: str,
+        attempt: int,
+        status: EventStatus,
+        **fields: Any,
+    ) -> ResultEvent:
+        """The event of ``job``'s attempt ``attempt`` in run ``run`` (``occurred_at`` now unless
+        given). Its id is stable for (job, run, attempt, status) and carries the run's token,
+        so a run started anew (a replay, or a Redis that lost its data) never reuses an earlier
+        run's event ids."""
+        fields.setdefault("occurred_at", datetime.now(UTC))
+        return cls(
+            event_id=f"{job.job_id}:{run}.{run_token[:8]}:{attempt}:{status.value}",
+            job_id=job.job_id,
+            run=run,
+            order_id=job.ref,
+            vendor=job.vendor,
+            account=job.account,
+            operation=job.operation,
+            status=status,
+            terminal=status.terminal,
+            attempt=attempt,
+            enqueued_at=job.enqueued_at,
+            **fields,
+        )
+
     @model_validator(mode="after")
     def _terminal_matches_status(self) -> ResultEvent:
         if self.terminal != self.status.terminal:

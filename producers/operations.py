@@ -442,21 +442,13 @@ class Operations:
     def _event(
         self, job: Job, run: int, run_id: str, status: EventStatus, **fields: Any
     ) -> ResultEvent:
-        # Event ids as the worker makes them (job:run.token:attempt:status); an operator's
-        # event is the first of its run.
-        return ResultEvent(
-            event_id=f"{job.job_id}:{run}.{run_id[:8]}:1:{status.value}",
-            job_id=job.job_id,
+        """An operator's event: the first of its run."""
+        return ResultEvent.for_job(
+            job,
             run=run,
-            order_id=job.ref,
-            vendor=job.vendor,
-            account=job.account,
-            operation=job.operation,
-            status=status,
-            terminal=status.terminal,
+            run_token=run_id,
             attempt=1,
-            occurred_at=datetime.now(UTC),
-            enqueued_at=job.enqueued_at,
+            status=status,
             operator=self.operator,
             **fields,
         )
@@ -518,11 +510,7 @@ def corrected_job(job_id: str, stored_doc: str, data: Any) -> Job:
     the contract: only what it does say is compared)."""
     if not isinstance(data, Mapping):
         raise OperationRefused("the corrected order must be a JSON object")
-    try:
-        base = json.loads(stored_doc)
-    except ValueError:
-        base = {}
-    base = base if isinstance(base, dict) else {}
+    base = _object(stored_doc)
     if "vendor" in data:
         doc = {"job_id": job_id, "enqueued_at": base.get("enqueued_at"), **data}
     else:
@@ -544,6 +532,15 @@ def corrected_job(job_id: str, stored_doc: str, data: Any) -> Job:
                 "another)"
             )
     return job
+
+
+def _object(text: str) -> dict[str, Any]:
+    """``text`` as a JSON object, or an empty one when it is not."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _identity(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -583,18 +580,13 @@ def _dead_letter(job_id: str, doc: str, event: ResultEvent | None) -> DeadLetter
             at=event.occurred_at,
             error=event.error.message if event.error else None,
         )
-    try:
-        data = json.loads(doc)
-    except ValueError:
-        data = {}
-    data = data if isinstance(data, dict) else {}
-    order = data.get("order") if isinstance(data.get("order"), dict) else {}
+    said = _identity(_object(doc))
     return DeadLetter(
         job_id=job_id,
-        vendor=str(data.get("vendor", "?")),
-        account=str(data.get("account", "default")),
-        operation=str(data.get("operation", "create")),
-        order_id=str(data.get("order_id") or (order or {}).get("order_id") or "?"),
+        vendor=str(said["vendor"] or "?"),
+        account=str(said["account"]),
+        operation=str(said["operation"]),
+        order_id=str(said["order_id"] or "?"),
         status="unknown",
         run=1,
         attempt=None,

@@ -399,22 +399,13 @@ class Run:
 def _event(
     job: Job, run: Run, attempt: int, status: EventStatus, started: float, **fields: Any
 ) -> ResultEvent:
-    """The result event of ``job``'s attempt. Its id is stable for (job, run, attempt, status)
-    and carries the run's token, so a run started anew (after a replay, or a Redis that lost
-    its data) never reuses an earlier run's event ids."""
-    return ResultEvent(
-        event_id=f"{job.job_id}:{run.number}.{run.id[:8]}:{attempt}:{status.value}",
-        job_id=job.job_id,
+    """The result event of ``job``'s attempt (see :meth:`ResultEvent.for_job` for its id)."""
+    return ResultEvent.for_job(
+        job,
         run=run.number,
-        order_id=job.ref,
-        vendor=job.vendor,
-        account=job.account,
-        operation=job.operation,
-        status=status,
-        terminal=status.terminal,
+        run_token=run.id,
         attempt=attempt,
-        occurred_at=datetime.now(UTC),
-        enqueued_at=job.enqueued_at,
+        status=status,
         duration_ms=int((time.monotonic() - started) * 1000),
         **fields,
     )

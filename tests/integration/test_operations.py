@@ -420,3 +420,24 @@ def test_replay_many_replays_the_matching_dead_letters_only(redis_client: redis.
     assert {d.job_id for d in ops.dead_letters()} == {older, doubtful}
     assert len(queued_kwargs(redis_client, pipeline)) == 3
     assert ops.replay_many(since=datetime.now(UTC) + timedelta(seconds=1)) == []
+
+
+def test_dead_letters_without_their_event_are_listed_and_replayable(
+    redis_client: redis.Redis,
+) -> None:
+    pipeline, _, _ = make(redis_client, accepted)
+    ops = ops_for(pipeline)
+    job = order_job(unique("legacy"))
+    job_id = put(pipeline, job)  # dead-lettered by a version that kept only the job document
+    redis_client.hset(pipeline.keys.dead_letters, job_id, json.dumps(job))
+    redis_client.hset(pipeline.keys.dead_letters, "raw-1", "not a job")
+
+    listed = {d.job_id: d for d in ops.dead_letters()}
+    ops.replay(job_id)
+
+    legacy = listed[job_id]
+    assert (legacy.status, legacy.vendor, legacy.order_id, legacy.at) == (
+        "unknown", "sourceorders", job["order"]["order_id"], None)
+    assert (listed["raw-1"].vendor, listed["raw-1"].order_id) == ("?", "?")
+    assert ops.dead_letters(since=datetime.now(UTC) - timedelta(days=1)) == []
+    assert queued_kwargs(redis_client, pipeline) == [{"job_id": job_id, "run": 2, "attempt": 1}]
