@@ -306,7 +306,9 @@ def _operations(redis_url: str | None, by: str | None = None) -> Operations:
 
 @contextlib.contextmanager
 def _refusals() -> Iterator[None]:
-    """An action refused or a corrected order that breaks the contract: exit 1, saying why."""
+    """An action refused, or a corrected order or note that breaks the contract: exit 1, saying
+    why."""
+    from order_dispatch.contract import ValidationError, format_validation_errors
     from producers.enqueue import InvalidJob
     from producers.operations import OperationRefused
 
@@ -317,6 +319,10 @@ def _refusals() -> Iterator[None]:
     except InvalidJob as exc:
         for line in exc.errors:
             click.echo(f"invalid: {exc.source}: {line}", err=True)
+        sys.exit(1)
+    except ValidationError as exc:
+        for line in format_validation_errors(exc):
+            click.echo(f"invalid: {line}", err=True)
         sys.exit(1)
 
 

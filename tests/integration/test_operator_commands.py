@@ -150,6 +150,11 @@ def test_an_in_doubt_job_resolved_by_an_operator_ends_with_the_decision(
     listed = cli(redis_url, shared_prefix, "dlq", "list", "--status", "in_doubt")
     assert job_id in listed.stdout
 
+    too_long = cli(redis_url, shared_prefix, "resolve", job_id, "--as", "accepted",
+                   "--note", "x" * 2001)
+    assert too_long.exit_code == 1
+    assert too_long.stderr == "invalid: note: String should have at most 2000 characters\n"
+
     # When: the operator finds the order at the vendor and says so
     resolved = cli(
         redis_url, shared_prefix, "resolve", job_id, "--as", "accepted",
