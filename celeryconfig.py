@@ -24,7 +24,7 @@ broker_url = _settings.redis_url
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None
 broker_transport_options = {
-    "visibility_timeout": _settings.visibility_timeout_s,
+    "visibility_timeout": _settings.effective_visibility_timeout_s,
     # A job whose worker died is put back after the visibility timeout, found by these sweeps.
     "unacked_restore_interval": _settings.restore_interval_s,
     "unacked_restore_throttle": _settings.restore_throttle,

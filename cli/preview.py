@@ -30,7 +30,8 @@ def placeholder_account(cls: type[Vendor]) -> VendorAccount:
     if cls.options_model is not None:
         for name, field in cls.options_model.model_fields.items():
             if field.is_required():
-                options[name] = 0 if field.annotation is int else f"placeholder-{name}"
+                # 1, not 0: vendors' ids (a company, a manufacturer) start at 1.
+                options[name] = 1 if field.annotation is int else f"placeholder-{name}"
     return VendorAccount(
         base_url=f"https://{cls.name}.example",
         credentials={c: SecretStr(f"placeholder-{c}") for c in cls.required_credentials},

@@ -35,6 +35,19 @@ class Keys:
         """String: the event id of a run's terminal event (exactly one per run)."""
         return f"{self.prefix}:terminal:{job_id}:{run}"
 
+    def rate(self, vendor: str, account: str) -> str:
+        """String: the GCRA timestamp of a vendor account's rate limit."""
+        return f"{self.prefix}:rate:{vendor}:{account}"
+
+    def circuit(self, vendor: str, account: str) -> str:
+        """Hash: a vendor account's circuit breaker (``state``: closed, open, half_open)."""
+        return f"{self.prefix}:circuit:{vendor}:{account}"
+
+    @property
+    def schedule(self) -> str:
+        """Sorted set: task messages waiting for their time (score: due, epoch seconds)."""
+        return f"{self.prefix}:schedule"
+
     @property
     def results(self) -> str:
         """Stream: result events."""

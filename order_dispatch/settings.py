@@ -22,6 +22,12 @@ class VendorAccount(BaseModel):
 
     base_url: str
     credentials: dict[str, SecretStr] = Field(default_factory=dict)
+    rate_limit_per_minute: float | None = Field(
+        None,
+        ge=0,
+        description="Requests a minute shared by every worker (None: the vendor's documented "
+        "default; 0: no limit).",
+    )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="Per-account values every order needs (e.g. Shopatron manufacturerID).",
@@ -34,14 +40,35 @@ class VendorAccount(BaseModel):
 
 
 class RetryPolicy(BaseModel):
-    """How retryable failures are retried (see :mod:`worker.retry`)."""
+    """How failed attempts are retried (see :mod:`worker.retry`).
+
+    The defaults keep trying for a day: backoff doubles from ``base_delay_s`` up to
+    ``max_delay_s``, each wait drawn between half and all of that ceiling (jitter), until
+    ``give_up_after_s`` has passed since the job was enqueued or ``max_attempts`` were made.
+    Throttling (429, rate limits, an open circuit) defers a job without counting as an attempt.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_attempts: int = Field(8, ge=1, description="Attempts in all, the first included.")
+    max_attempts: int = Field(100, ge=1, description="Attempts in all, the first included.")
     base_delay_s: float = Field(2.0, ge=0)
-    max_delay_s: float = Field(300.0, ge=0)
-    retry_after_cap_s: float = Field(600.0, ge=0, description="Longest Retry-After honoured.")
+    max_delay_s: float = Field(1800.0, ge=0)
+    give_up_after_s: float = Field(
+        86_400.0, gt=0, description="No new attempt once this long has passed since enqueue."
+    )
+    retry_after_cap_s: float = Field(3600.0, ge=0, description="Longest Retry-After honoured.")
+
+
+class CircuitSettings(BaseModel):
+    """When to stop calling a vendor account that keeps failing (see :mod:`worker.limits`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    failure_threshold: int = Field(
+        10, ge=1, description="Consecutive failures (5xx, timeouts, connection errors) to open."
+    )
+    open_s: float = Field(30.0, gt=0, description="How long it stays open before one probe.")
+    max_open_s: float = Field(600.0, gt=0, description="Longest open period after failed probes.")
 
 
 class HttpSettings(BaseModel):
@@ -80,7 +107,18 @@ class Settings(BaseSettings):
         30 * 86400, ge=60, description="How long a job id stays a duplicate."
     )
     task_time_limit_s: int = Field(300, ge=5)
-    visibility_timeout_s: int = Field(3600, ge=10)
+    visibility_timeout_s: int | None = Field(
+        None,
+        ge=10,
+        description="Redis redelivers a job unacked this long (a dead worker's); default: the "
+        "lease plus the longest countdown plus a minute.",
+    )
+    schedule_threshold_s: float = Field(
+        30.0,
+        ge=0,
+        description="Waits up to this long are Celery countdowns; longer ones wait in the "
+        "durable schedule in Redis.",
+    )
     restore_interval_s: int = Field(
         10, ge=1, description="How often workers look for unacked jobs past the visibility timeout."
     )
@@ -90,22 +128,49 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int = Field(32, ge=1)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    vendor_retry: dict[str, RetryPolicy] = Field(
+        default_factory=dict, description="Per-vendor retry policies replacing ``retry``."
+    )
+    circuit: CircuitSettings = Field(default_factory=CircuitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     accounts: dict[str, dict[str, VendorAccount]] = Field(default_factory=dict)
     log_level: str = "INFO"
 
     @model_validator(mode="after")
-    def _visibility_covers_waits(self) -> Settings:
-        # Celery's Redis transport redelivers anything unacked for longer than the visibility
-        # timeout; a task plus the longest countdown we schedule must fit well inside it.
-        longest = self.task_time_limit_s + max(self.retry.max_delay_s, self.retry.retry_after_cap_s)
-        if self.visibility_timeout_s <= longest:
+    def _lease_covers_timeouts(self) -> Settings:
+        # A call still waiting on its connect and read timeouts must not be taken for dead.
+        timeouts = self.http.connect_timeout_s + self.http.read_timeout_s
+        if self.http.deadline_s < timeouts:
             raise ValueError(
-                f"visibility_timeout_s ({self.visibility_timeout_s}) must exceed the task time "
-                f"limit plus the longest retry wait ({longest:.0f} s), or Redis redelivers "
-                "tasks that are still waiting and they run twice"
+                f"http.deadline_s ({self.http.deadline_s:g}) must be at least the connect plus "
+                f"read timeouts ({timeouts:g} s): the lease (deadline + {self.lease_margin_s:g} "
+                "s) must outlive any call still in flight"
             )
         return self
+
+    @model_validator(mode="after")
+    def _visibility_covers_waits(self) -> Settings:
+        # Celery's Redis transport redelivers anything unacked for longer than the visibility
+        # timeout: a running attempt (its lease) or a countdown must end well inside it.
+        longest = self.lease_s + self.schedule_threshold_s
+        if self.visibility_timeout_s is not None and self.visibility_timeout_s <= longest:
+            raise ValueError(
+                f"visibility_timeout_s ({self.visibility_timeout_s}) must exceed the lease plus "
+                f"the longest countdown ({longest:.0f} s), or Redis redelivers tasks that are "
+                "still running or waiting and they run twice"
+            )
+        return self
+
+    @property
+    def effective_visibility_timeout_s(self) -> int:
+        """The visibility timeout in force: as set, or derived from the lease."""
+        if self.visibility_timeout_s is not None:
+            return self.visibility_timeout_s
+        return int(self.lease_s + self.schedule_threshold_s + 60)
+
+    def retry_policy(self, vendor: str) -> RetryPolicy:
+        """The retry policy of ``vendor``."""
+        return self.vendor_retry.get(vendor, self.retry)
 
     @property
     def lease_s(self) -> float:

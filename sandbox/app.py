@@ -7,7 +7,7 @@ Admin API:
 - ``POST /_sandbox/faults/{vendor}`` body :class:`~sandbox.faults.FaultSpec` -> merged state
 - ``DELETE /_sandbox/faults/{vendor}`` -> clear that vendor's faults
 - ``GET  /_sandbox/orders?vendor=NAME`` -> what the vendor received
-  (``{"vendor", "count", "requests", "orders"}``)
+  (``{"vendor", "count", "requests", "requests_by_path", "orders"}``)
 - ``POST /_sandbox/orders/{vendor}/{order_id}/status`` body ``{"status": ".."}`` -> set a status
 - ``POST /_sandbox/reset`` (optional ``?vendor=NAME``) -> forget orders, tokens and faults
 """
@@ -67,6 +67,7 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     if sim is None:
         return await handler(request)
     sim.requests += 1
+    sim.requests_by_path[request.path.removeprefix(f"/{vendor}")] += 1
     faults: VendorFaults = request.app[FAULTS][vendor]
     delay = faults.latency.draw(faults.rng)
     if delay:
@@ -153,7 +154,13 @@ async def _orders(request: web.Request) -> web.Response:
     sim = _vendor(request)
     orders = sim.orders()
     return json_response(
-        {"vendor": sim.name, "count": len(orders), "requests": sim.requests, "orders": orders}
+        {
+            "vendor": sim.name,
+            "count": len(orders),
+            "requests": sim.requests,
+            "requests_by_path": dict(sim.requests_by_path),
+            "orders": orders,
+        }
     )
 
 

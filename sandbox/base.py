@@ -2,58 +2,92 @@
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import json
 import os
-import threading
+from collections import Counter
 from typing import Any, ClassVar, Self
 
 from aiohttp import web
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SimulatorSettings(BaseSettings):
+    """Base of a simulator's settings: its credentials and the switches for what its vendor's
+    document leaves open.
+
+    Each vendor subclasses it with ``env_prefix="ORDER_DISPATCH_SANDBOX_<VENDOR>_"``, so setting
+    ``rate_limit_per_minute`` of Sophio is ``ORDER_DISPATCH_SANDBOX_SOPHIO_RATE_LIMIT_PER_MINUTE``
+    (what ``order-dispatch sandbox --set sophio.rate_limit_per_minute=0`` sets). Constructing a
+    subclass reads the environment, as pydantic-settings does; :meth:`build` does not.
+    """
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def build(cls, settings: SimulatorSettings | None = None, /, **overrides: Any) -> Self:
+        """``settings`` (default: the demo defaults, whatever the environment says) with
+        ``overrides`` applied and validated: ``SophioSettings.build(rate_limit_per_minute=0)``."""
+        if isinstance(settings, cls) and not overrides:
+            return settings
+        if settings is None:
+            fields = cls.model_fields.items()
+            values = {name: f.get_default(call_default_factory=True) for name, f in fields}
+        else:
+            values = dict(settings)
+        return cls(**{**values, **overrides})
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """The settings from the environment; unset ones keep their demo defaults.
+
+        Raises ValueError naming the variable when one under the prefix is not a setting or its
+        value is not valid.
+        """
+        prefix = str(cls.model_config.get("env_prefix", "")).upper()
+        for key in os.environ:
+            name = key.upper().removeprefix(prefix).lower()
+            if key.upper().startswith(prefix) and name not in cls.model_fields:
+                known = ", ".join(prefix + n.upper() for n in cls.model_fields)
+                raise ValueError(f"{key} is not a sandbox setting (known: {known})")
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise ValueError(
+                "; ".join(f"{prefix}{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors())
+            ) from None
 
 
 class VendorSimulator:
     """Base of the vendor simulators.
 
-    A subclass sets :attr:`name` (the path prefix), implements :meth:`routes`, keeps what it
-    received in :attr:`store`, and may override the hooks that shape injected failures so they
-    look like the vendor's own (:meth:`error_response`, :meth:`rate_limited_response`).
+    A subclass sets :attr:`name` (the path prefix) and :attr:`settings_class`, implements
+    :meth:`routes`, keeps what it received in :attr:`store`, and may override the hooks that shape
+    injected failures so they look like the vendor's own (:meth:`error_response`,
+    :meth:`rate_limited_response`).
+
+    It is built from its settings, from keyword overrides of the demo defaults, or both:
+    ``SophioSimulator(SophioSettings())`` (the environment), ``SophioSimulator(api_key="k")``.
     """
 
     #: The path prefix and the vendor's name in the product (``/sourceorders/...``).
     name: ClassVar[str] = ""
+    #: The vendor's settings model.
+    settings_class: ClassVar[type[SimulatorSettings]] = SimulatorSettings
 
-    def __init__(self) -> None:
+    def __init__(self, settings: SimulatorSettings | None = None, /, **overrides: Any) -> None:
+        self.settings = self.settings_class.build(settings, **overrides)
         self.store: dict[str, dict[str, Any]] = {}
         self.requests = 0
+        #: Requests received per path under the prefix (``/oauthserver/oauth2/token``: tokens).
+        self.requests_by_path: Counter[str] = Counter()
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
 
     @classmethod
     def from_env(cls) -> Self:
-        """An instance whose constructor keywords come from the environment where set.
-
-        Keyword ``api_key`` of vendor ``sourceorders`` is read from
-        ``ORDER_DISPATCH_SANDBOX_SOURCEORDERS_API_KEY``; unset ones keep their demo defaults.
-        """
-        kwargs: dict[str, Any] = {}
-        for param in inspect.signature(cls.__init__).parameters.values():
-            if param.name == "self" or param.kind not in (
-                param.POSITIONAL_OR_KEYWORD,
-                param.KEYWORD_ONLY,
-            ):
-                continue
-            raw = os.environ.get(f"ORDER_DISPATCH_SANDBOX_{cls.name.upper()}_{param.name.upper()}")
-            if raw is None:
-                continue
-            default = param.default
-            if isinstance(default, bool):
-                kwargs[param.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-            elif isinstance(default, int | float):
-                kwargs[param.name] = type(default)(raw)
-            else:
-                kwargs[param.name] = raw
-        return cls(**kwargs)
+        """An instance with the settings the environment holds (see :class:`SimulatorSettings`)."""
+        return cls(cls.settings_class.from_env())
 
     def routes(self) -> list[web.RouteDef]:
         """The vendor's endpoints, with paths relative to the prefix (``/v1/orders``)."""
@@ -63,6 +97,7 @@ class VendorSimulator:
         """Forget every order and token (``POST /_sandbox/reset``)."""
         self.store.clear()
         self.requests = 0
+        self.requests_by_path.clear()
         self._ids = itertools.count(1)
 
     def expire_tokens(self) -> None:
@@ -111,6 +146,20 @@ def retry_after_header(retry_after: float | None) -> dict[str, str]:
         return {}
     seconds = int(retry_after) if retry_after == int(retry_after) else int(retry_after) + 1
     return {"Retry-After": str(seconds)}
+
+
+def json_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the JSON path vendors show: ``items[1].quantity``.
+
+    A bad dictionary key (pydantic's ``[key]`` marker) is named by the key itself.
+    """
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part != "[key]":
+            path += f".{part}" if path else part
+    return path
 
 
 def json_response(

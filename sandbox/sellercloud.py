@@ -60,7 +60,7 @@ Chosen where the document is silent (each a choice, NOTES.md §5.3 "[I]"):
 - an injected malformed answer is cut-off JSON (``{"Items":[{"ID":10000``), never a bare
   integer, which would still parse.
 
-Switchable unknowns (constructor keywords, ``ORDER_DISPATCH_SANDBOX_SELLERCLOUD_<KEYWORD>``):
+Switchable unknowns (:class:`SellerCloudSettings`, ``ORDER_DISPATCH_SANDBOX_SELLERCLOUD_<NAME>``):
 - ``reject_duplicate_source_id`` (default False, NOTES.md §5.3: "Assume POST is NOT idempotent"):
   True refuses a second order with the same OrderSourceOrderID in the same company with 400,
   naming the existing order ID.
@@ -80,8 +80,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from sandbox.base import VendorSimulator, json_response, retry_after_header, status_reason
+from sandbox import aspnet
+from sandbox.base import (
+    SimulatorSettings,
+    VendorSimulator,
+    json_response,
+    retry_after_header,
+    status_reason,
+)
 
 DEFAULT_USERNAME = "sandbox-sellercloud-user"
 DEFAULT_PASSWORD = "sandbox-sellercloud-password"
@@ -202,25 +211,8 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
-def _message(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return json_response({"Message": message}, status=status, headers=headers)
-
-
-def _invalid(errors: dict[str, list[str]]) -> web.Response:
-    return json_response(
-        {"Message": "The request is invalid.", "ModelState": errors}, status=400
-    )
-
-
 def _not_valid_token() -> web.Response:
-    return _message(401, "Not Valid Token", {"WWW-Authenticate": "Bearer"})
-
-
-def _unsupported(request: web.Request) -> web.Response:
-    media = request.content_type or "application/octet-stream"
-    return _message(
-        415, f"The request entity's media type '{media}' is not supported for this resource."
-    )
+    return aspnet.message(401, "Not Valid Token", {"WWW-Authenticate": "Bearer"})
 
 
 class _Errors:
@@ -307,32 +299,43 @@ def _array(spec: Spec, value: Any, path: str, errors: _Errors) -> list[dict[str,
     ]
 
 
+class SellerCloudSettings(SimulatorSettings):
+    """SellerCloud's user, known companies, limits and switches
+    (``ORDER_DISPATCH_SANDBOX_SELLERCLOUD_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SELLERCLOUD_")
+
+    username: str = DEFAULT_USERNAME
+    password: SecretStr = SecretStr(DEFAULT_PASSWORD)
+    token_ttl_s: int = Field(DEFAULT_TOKEN_TTL_S, ge=0)
+    #: Comma-separated CompanyIDs that exist (``1,2``).
+    company_ids: str = Field(DEFAULT_COMPANY_IDS, pattern=r"^[0-9, ]*$")
+    require_addresses: bool = True
+    reject_duplicate_source_id: bool = False
+    rate_limit_per_hour: int = Field(DEFAULT_RATE_LIMIT_PER_HOUR, ge=0)
+
+
 class SellerCloudSimulator(VendorSimulator):
     """SellerCloud's Delta REST order API as documented, in memory."""
 
     name = "sellercloud"
+    settings_class = SellerCloudSettings
+    settings: SellerCloudSettings
 
-    def __init__(
-        self,
-        username: str = DEFAULT_USERNAME,
-        password: str = DEFAULT_PASSWORD,
-        token_ttl_s: int = DEFAULT_TOKEN_TTL_S,
-        company_ids: str = DEFAULT_COMPANY_IDS,
-        require_addresses: bool = True,
-        reject_duplicate_source_id: bool = False,
-        rate_limit_per_hour: int = DEFAULT_RATE_LIMIT_PER_HOUR,
-    ) -> None:
-        super().__init__()
-        self.username = username
-        self.password = password
-        self.token_ttl_s = token_ttl_s
-        self.company_ids = {int(c) for c in company_ids.replace(" ", "").split(",") if c}
-        self.require_addresses = require_addresses
-        self.reject_duplicate_source_id = reject_duplicate_source_id
-        self.rate_limit_per_hour = rate_limit_per_hour
+    def __init__(self, settings: SellerCloudSettings | None = None, /, **overrides: Any) -> None:
+        super().__init__(settings, **overrides)
+        self.username = self.settings.username
+        self.password = self.settings.password.get_secret_value()
+        self.token_ttl_s = self.settings.token_ttl_s
+        self.company_ids = {int(c) for c in self.settings.company_ids.split(",") if c.strip()}
+        self.require_addresses = self.settings.require_addresses
+        self.reject_duplicate_source_id = self.settings.reject_duplicate_source_id
+        self.rate_limit_per_hour = self.settings.rate_limit_per_hour
         self._tokens: dict[str, tuple[str, float]] = {}
         self._windows: dict[str, list[float]] = {}
         self._by_source: dict[str, list[int]] = {}
+        #: Tokens issued since the last reset (tests count token fetches with it).
+        self.tokens_issued = 0
 
     def routes(self) -> list[web.RouteDef]:
         """Token, create, get, list, status code and delete."""
@@ -385,15 +388,15 @@ class SellerCloudSimulator(VendorSimulator):
         if form and request.content_type == _FORM:
             return dict(await request.post()), None
         if request.content_type not in _JSON_TYPES:
-            return None, _unsupported(request)
+            return None, aspnet.unsupported(request)
         raw = await request.read()
         if not raw.strip():
-            return None, _invalid({param: [f"The {param} field is required."]})
+            return None, aspnet.invalid({param: [f"The {param} field is required."]})
         try:
             return json.loads(raw), None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             reason = f"Unexpected character encountered while parsing: {exc}"
-            return None, _invalid({param: [reason]})
+            return None, aspnet.invalid({param: [reason]})
 
     async def token(self, request: web.Request) -> web.Response:
         """``POST /rest/api/token``."""
@@ -401,24 +404,25 @@ class SellerCloudSimulator(VendorSimulator):
         if problem is not None:
             return problem
         if not isinstance(body, dict):
-            return _invalid({"model": ["The model field is required."]})
+            return aspnet.invalid({"model": ["The model field is required."]})
         errors = _Errors("model")
         for field in ("Username", "Password"):
             value = body.get(field)
             if not isinstance(value, str) or not value:
                 errors.add(field, f"The {field} field is required.")
         if errors.state:
-            return _invalid(errors.state)
+            return aspnet.invalid(errors.state)
         if not (
             secrets.compare_digest(body["Username"].encode(), self.username.encode())
             and secrets.compare_digest(body["Password"].encode(), self.password.encode())
         ):
-            return _message(400, "Username or password is invalid.")
+            return aspnet.message(400, "Username or password is invalid.")
         if (limited := self._count(self.username)) is not None:
             return limited
         now = time.time()
         token = secrets.token_urlsafe(48)
         self._tokens[token] = (self.username, now + self.token_ttl_s)
+        self.tokens_issued += 1
         return json_response({
             "access_token": token,
             "token_type": "Bearer",
@@ -433,10 +437,11 @@ class SellerCloudSimulator(VendorSimulator):
         self._tokens.clear()
 
     def reset(self) -> None:
-        """Forget orders, rate-limit windows and the OrderSourceOrderID index."""
+        """Forget orders, rate-limit windows, the OrderSourceOrderID index and the token count."""
         super().reset()
         self._windows.clear()
         self._by_source.clear()
+        self.tokens_issued = 0
 
     # --- orders ------------------------------------------------------------------------------
 
@@ -497,7 +502,7 @@ class SellerCloudSimulator(VendorSimulator):
             return problem
         order, errors = self._validate(body)
         if order is None:
-            return _invalid(errors)
+            return aspnet.invalid(errors)
         order_id = 1000000 + self.next_number()
         now = _iso(time.time())
         details = order["OrderDetails"]
@@ -533,10 +538,10 @@ class SellerCloudSimulator(VendorSimulator):
         try:
             order_id = int(raw_id)
         except ValueError:
-            return None, _invalid({"id": [f"The value '{raw_id}' is not valid for id."]})
+            return None, aspnet.invalid({"id": [f"The value '{raw_id}' is not valid for id."]})
         order = self.store.get(str(order_id))
         if order is None:
-            return None, _message(404, f"Order {order_id} was not found.")
+            return None, aspnet.message(404, f"Order {order_id} was not found.")
         return order, None
 
     async def get(self, request: web.Request) -> web.Response:
@@ -545,7 +550,7 @@ class SellerCloudSimulator(VendorSimulator):
             return denied
         order, problem = self._find(request.match_info["id"])
         if order is None:
-            return problem or _message(404, "Not found")
+            return problem or aspnet.message(404, "Not found")
         return json_response(order)
 
     async def delete(self, request: web.Request) -> web.Response:
@@ -554,7 +559,7 @@ class SellerCloudSimulator(VendorSimulator):
             return denied
         order, problem = self._find(request.match_info["id"])
         if order is None:
-            return problem or _message(404, "Not found")
+            return problem or aspnet.message(404, "Not found")
         del self.store[str(order["ID"])]
         ids = self._by_source.get(order["OrderDetails"]["OrderSourceOrderId"] or "", [])
         if order["ID"] in ids:
@@ -592,7 +597,7 @@ class SellerCloudSimulator(VendorSimulator):
         if not errors.state and page[-1] < 1:
             errors.add("pageNumber", "The field pageNumber must be at least 1.")
         if errors.state:
-            return _invalid(errors.state)
+            return aspnet.invalid(errors.state)
         if "ordersourceorderidlist" in query:
             wanted = {
                 oid for s in query["ordersourceorderidlist"] for oid in self._by_source.get(s, ())
@@ -621,7 +626,7 @@ class SellerCloudSimulator(VendorSimulator):
             return problem
         errors = _Errors("request")
         if not isinstance(body, dict):
-            return _invalid({"request": ["The request field is required."]})
+            return aspnet.invalid({"request": ["The request field is required."]})
         raw_ids = body.get("Orders")
         ids: list[int] = []
         if not isinstance(raw_ids, list) or not raw_ids:
@@ -637,7 +642,7 @@ class SellerCloudSimulator(VendorSimulator):
         else:
             status = _scalar(ORDER_STATUS, body["Status"], "Status", errors)
         if errors.state or status is None:
-            return _invalid(errors.state)
+            return aspnet.invalid(errors.state)
         updated = []
         for order_id in ids:
             order = self.store.get(str(order_id))
@@ -682,7 +687,7 @@ class SellerCloudSimulator(VendorSimulator):
         if status == 401:
             return _not_valid_token()
         message = "An error has occurred." if status >= 500 else status_reason(status)
-        return _message(status, message, retry_after_header(retry_after))
+        return aspnet.message(status, message, retry_after_header(retry_after))
 
     def rate_limited_response(self, retry_after: float | None) -> web.Response:
         """The documented rate-limit body; ``RateLimitResetTime`` = now + ``retry_after``."""

@@ -67,11 +67,11 @@ Chosen where the document is silent (all choices):
   matching generic code); an injected 429 carries ``Retry-After`` (60 unless set) and
   ``x-vol-correlation`` as Kibo's newer platform does, with code 5001.
 
-Credentials and token lifetime are constructor keywords ``api_key``, ``client_secret`` and
-``token_ttl_s`` (demo defaults :data:`DEFAULT_API_KEY`, :data:`DEFAULT_CLIENT_SECRET`, 3600 s);
+Credentials and token lifetime are settings ``api_key``, ``client_secret`` and ``token_ttl_s``
+(demo defaults :data:`DEFAULT_API_KEY`, :data:`DEFAULT_CLIENT_SECRET`, 3600 s);
 :meth:`ShopatronSimulator.expire_tokens` (admin fault ``expire_tokens``) ends every token now.
 
-Switchable unknowns (constructor keywords, so also ``ORDER_DISPATCH_SANDBOX_SHOPATRON_<KW>``):
+Switchable unknowns (:class:`ShopatronSettings`, env ``ORDER_DISPATCH_SANDBOX_SHOPATRON_<NAME>``):
 
 - ``reject_duplicate_external_id`` (default True): a second order with an externalOrderID already
   held for the same manufacturerID is refused with 400/5015 naming the existing ``orderID``;
@@ -86,17 +86,33 @@ import base64
 import binascii
 import ipaddress
 import math
-import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
+from pydantic_settings import SettingsConfigDict
 
-from sandbox.base import VendorSimulator, json_response, read_json, retry_after_header
+from sandbox.base import (
+    SimulatorSettings,
+    VendorSimulator,
+    json_path,
+    json_response,
+    read_json,
+    retry_after_header,
+)
 
 DEFAULT_API_KEY = "sandbox-shopatron-api-key"
 DEFAULT_CLIENT_SECRET = "sandbox-shopatron-client-secret"
@@ -122,9 +138,6 @@ OMS_CODES = {
 }
 _CODE_OF_STATUS = {400: 5003, 401: 5004, 403: 5004, 404: 5002, 405: 5005, 500: 5006, 503: 5001}
 
-#: "orderStatus enum The status that the order is in at the time of import (SHIPPED, READY, or
-#: CANCELLED)."
-IMPORT_STATUSES = ("SHIPPED", "READY", "CANCELLED")
 CREATED_STATUS = "READY"
 FIRST_ORDER_ID = 100001
 
@@ -146,15 +159,10 @@ CURRENCIES = frozenset(
     )
 )
 
-_LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-_SEARCH_PARAMS = frozenset(
-    ("manufacturerID", "orderStatus", "orderID", "externalOrderID", "perPage", "page")
-)
+_LOCALE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 
 #: A validation problem: (OMS code, field path, message).
 Problem = tuple[int, str, str]
-Check = Callable[[Any, str], Problem | None]
 
 
 def _now() -> str:
@@ -177,275 +185,227 @@ def _oauth_error(status: int, error: str, description: str) -> web.Response:
     return json_response({"error": error, "error_description": description}, status, headers)
 
 
-# Validation: small checkers built once, each returning the first problem or None.
+# The order bodies as pydantic models. JSON types are taken as they are (strict: no "1010" for an
+# integer); a required member that is missing or null is 5011, any other problem 5015.
 
 
-def _invalid(path: str, message: str) -> Problem:
-    return (5015, path, f"{path} {message}")
+def _currency(value: str) -> str:
+    if value not in CURRENCIES:
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code")
+    return value
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _date_time(value: str) -> str:
+    if "T" not in value:
+        raise ValueError("must be a date-time (RFC 3339)")
+    datetime.fromisoformat(value)
+    return value
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _ipv4(value: str) -> str:
+    ipaddress.IPv4Address(value)
+    return value
 
 
-def _string(
-    min_len: int = 0, max_len: int | None = None, pattern: re.Pattern[str] | None = None
-) -> Check:
-    def check(value: Any, path: str) -> Problem | None:
-        if not isinstance(value, str):
-            return _invalid(path, "must be a string")
-        if len(value) < min_len:
-            return _invalid(path, f"must be at least {min_len} characters long")
-        if max_len is not None and len(value) > max_len:
-            return _invalid(path, f"must be at most {max_len} characters long")
-        if pattern is not None and not pattern.search(value):
-            return _invalid(path, f"{value!r} does not match {pattern.pattern}")
+_Text = Annotated[str, Field(min_length=1)]
+# "a valid billing address (which supports up to 250 characters per addressLine1, addressLine2,
+# and addressLine3)"
+_AddressLine = Annotated[str, Field(max_length=250)]
+_Locale = Annotated[str, Field(min_length=2, max_length=35, pattern=_LOCALE)]
+_Amount = Annotated[float, Field(ge=0)]
+_CustomDataName = Annotated[str, Field(min_length=1, max_length=100)]
+_CustomDataValue = Annotated[str, Field(min_length=1, max_length=1000)]
+_DateTime = Annotated[str, AfterValidator(_date_time)]
+
+
+class _Strict(BaseModel):
+    """JSON values as they are sent; members a model does not list are not checked."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class _Address(_Strict):
+    addressLine1: Annotated[_AddressLine, Field(min_length=1)]
+    city: _Text
+    postalCode: _Text
+    countryCode: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    addressLine2: _AddressLine | None = None
+    addressLine3: _AddressLine | None = None
+    state: str | None = None
+
+
+class _Customer(_Strict):
+    firstName: _Text
+    lastName: _Text
+    email: Annotated[str, Field(min_length=3, max_length=255, pattern="@")]
+
+
+class _Product(_Strict):
+    # "Part Number, Price and Quantity, Name"
+    partNumber: _Text
+    name: _Text
+
+
+class _ItemSpecifics(_Strict):
+    quantity: Annotated[int, Field(ge=1)]
+    actualPrice: _Amount
+    itemTaxOverride: _Amount | None = None
+    shipping: _Amount | None = None
+    shippingTax: _Amount | None = None
+
+
+class _OrderItem(_Strict):
+    product: _Product
+    itemSpecifics: _ItemSpecifics
+
+
+class _ShippingMethod(_Strict):
+    shippingType: _Text
+    shippingClass: str | None = None
+
+
+class _PaymentMethod(_Strict):
+    billingAddress: _Address
+    paymentType: _Text
+
+
+class _Payment(_Strict):
+    paymentMethod: _PaymentMethod
+
+
+class _Gift(_Strict):
+    recipient: str | None = None
+    message: str | None = None
+
+
+class CreateOrder(_Strict):
+    """A createOrder body: importOrder's table without orderStatus, assignedLocation and
+    useInventory; sendEmail optional. Optional members may be null; others are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # importOrder's "Required Parameters" table, in the document's order.
+    externalOrderID: Annotated[str, Field(min_length=1, max_length=100)]
+    manufacturerID: Annotated[int, Field(ge=1)]
+    catalogID: Annotated[int, Field(ge=0)]
+    locale: _Locale
+    currency: Annotated[str, AfterValidator(_currency)]
+    customer: _Customer
+    orderItems: Annotated[list[_OrderItem], Field(min_length=1)]
+    shippingMethod: _ShippingMethod
+    shippingAddress: _Address
+    orderPayments: Annotated[list[_Payment], Field(min_length=1)]
+    customerIP: Annotated[str, AfterValidator(_ipv4)]
+    sendEmail: bool | None = None
+    # The optional parameters, with the document's bounds.
+    orderID: Annotated[int, Field(ge=1)] | None = None
+    cartID: Annotated[str, Field(max_length=512)] | None = None
+    currencyLocale: _Locale | None = None
+    orderGift: _Gift | None = None
+    shippingTax: _Amount | None = None
+    shippingTaxRate: _Amount | None = None
+    forceItemTaxOverride: bool | None = None
+    orderComment: Annotated[str, Field(max_length=1000)] | None = None
+    optInRetailer: bool | None = None
+    landingCode: Annotated[str, Field(min_length=10, max_length=200)] | None = None
+    # The bounds of the custom-order-data endpoint.
+    customOrderData: dict[_CustomDataName, _CustomDataValue] | None = None
+    fraudData: list[dict[str, Any]] | None = None
+    allowSplit: bool | None = None
+    isTestOrder: bool | None = None
+    expectedDeliveryDate: _DateTime | None = None
+    promotions: list[dict[str, Any]] | None = None
+    discounts: list[dict[str, Any]] | None = None
+    channel: str | None = None
+
+    def problem(self) -> Problem | None:
+        """What the model cannot say: a missing itemTaxOverride under forceItemTaxOverride."""
+        if self.forceItemTaxOverride:
+            # "forceItemTaxOverride ... force the orderItem -> itemSpecifics -> itemTaxOverride to
+            # be required"
+            for n, item in enumerate(self.orderItems):
+                if item.itemSpecifics.itemTaxOverride is None:
+                    path = f"orderItems[{n}].itemSpecifics.itemTaxOverride"
+                    return (5011, path, f"{path} is required when forceItemTaxOverride is true")
         return None
 
-    return check
 
+class ImportOrder(CreateOrder):
+    """An importOrder body (Historic Order Import)."""
 
-def _integer(minimum: int) -> Check:
-    def check(value: Any, path: str) -> Problem | None:
-        if not _is_int(value):
-            return _invalid(path, "must be an integer")
-        if value < minimum:
-            return _invalid(path, f"must be at least {minimum}")
-        return None
-
-    return check
-
-
-def _number(minimum: float) -> Check:
-    def check(value: Any, path: str) -> Problem | None:
-        if not _is_number(value):
-            return _invalid(path, "must be a number")
-        if value < minimum:
-            return _invalid(path, f"must be at least {minimum:g}")
-        return None
-
-    return check
-
-
-def _boolean(value: Any, path: str) -> Problem | None:
-    return None if isinstance(value, bool) else _invalid(path, "must be a boolean")
-
-
-def _enum(values: Iterable[str], shown: str = "") -> Check:
-    allowed = frozenset(values)
-    shown = shown or "one of " + ", ".join(sorted(allowed))
-
-    def check(value: Any, path: str) -> Problem | None:
-        if value not in allowed:
-            return _invalid(path, f"{value!r} is not {shown}")
-        return None
-
-    return check
-
-
-def _date_time(value: Any, path: str) -> Problem | None:
-    if isinstance(value, str) and "T" in value:
-        try:
-            datetime.fromisoformat(value)
-            return None
-        except ValueError:
-            pass
-    return _invalid(path, "must be a date-time (RFC 3339)")
-
-
-def _ipv4(value: Any, path: str) -> Problem | None:
-    if isinstance(value, str):
-        try:
-            ipaddress.IPv4Address(value)
-            return None
-        except ValueError:
-            pass
-    return _invalid(path, "must be an IPv4 address")
-
-
-def _any_object(value: Any, path: str) -> Problem | None:
-    return None if isinstance(value, dict) else _invalid(path, "must be an object")
-
-
-def _any_array(value: Any, path: str) -> Problem | None:
-    return None if isinstance(value, list) else _invalid(path, "must be an array")
-
-
-def _object(required: dict[str, Check], optional: dict[str, Check] | None = None) -> Check:
-    """An object with required and optional (nullable) members; other members are not checked."""
-    optional = optional or {}
-
-    def check(value: Any, path: str) -> Problem | None:
-        if not isinstance(value, dict):
-            return _invalid(path, "must be an object")
-        for key, member in required.items():
-            sub = f"{path}.{key}"
-            if value.get(key) is None:
-                return (5011, sub, f"{sub} is required")
-            if (problem := member(value[key], sub)) is not None:
-                return problem
-        for key, member in optional.items():
-            if value.get(key) is not None and (problem := member(value[key], f"{path}.{key}")):
-                return problem
-        return None
-
-    return check
-
-
-def _array(item: Check, min_items: int = 0) -> Check:
-    def check(value: Any, path: str) -> Problem | None:
-        if not isinstance(value, list):
-            return _invalid(path, "must be an array")
-        if len(value) < min_items:
-            return _invalid(path, f"must have at least {min_items} item(s)")
-        for n, element in enumerate(value):
-            if (problem := item(element, f"{path}[{n}]")) is not None:
-                return problem
-        return None
-
-    return check
-
-
-def _custom_data(value: Any, path: str) -> Problem | None:
-    if not isinstance(value, dict):
-        return _invalid(path, "must be an object")
-    for key, member in value.items():
-        if not 1 <= len(key) <= 100:
-            return _invalid(f"{path}.{key}", "name must be 1 to 100 characters long")
-        if not isinstance(member, str) or not 1 <= len(member) <= 1000:
-            return _invalid(f"{path}.{key}", "must be a string of 1 to 1000 characters")
-    return None
-
-
-_ADDRESS = _object(
-    {
-        # "a valid billing address (which supports up to 250 characters per addressLine1,
-        # addressLine2, and addressLine3)"
-        "addressLine1": _string(1, 250),
-        "city": _string(1),
-        "postalCode": _string(1),
-        "countryCode": _string(2, 2, _COUNTRY),
-    },
-    {"addressLine2": _string(0, 250), "addressLine3": _string(0, 250), "state": _string()},
-)
-_CUSTOMER = _object(
-    {"firstName": _string(1), "lastName": _string(1), "email": _string(3, 255, re.compile("@"))},
-)
-_ORDER_ITEM = _object(
-    {
-        "product": _object({"partNumber": _string(1), "name": _string(1)}),
-        "itemSpecifics": _object(
-            {"quantity": _integer(1), "actualPrice": _number(0)},
-            {"itemTaxOverride": _number(0), "shipping": _number(0), "shippingTax": _number(0)},
-        ),
-    }
-)
-_PAYMENT = _object(
-    {"paymentMethod": _object({"billingAddress": _ADDRESS, "paymentType": _string(1)})}
-)
-
-#: importOrder's "Required Parameters" table, in the document's order.
-_IMPORT_REQUIRED: dict[str, Check] = {
-    "externalOrderID": _string(1, 100),
-    "manufacturerID": _integer(1),
-    "catalogID": _integer(0),
-    "locale": _string(2, 35, _LOCALE),
-    "currency": _enum(CURRENCIES, "an ISO 4217 currency code"),
-    "customer": _CUSTOMER,
-    "orderItems": _array(_ORDER_ITEM, 1),
-    "shippingMethod": _object({"shippingType": _string(1)}, {"shippingClass": _string()}),
-    "shippingAddress": _ADDRESS,
-    "orderPayments": _array(_PAYMENT, 1),
-    "customerIP": _ipv4,
-    "sendEmail": _boolean,
-    "orderStatus": _enum(IMPORT_STATUSES),
-}
-#: Optional parameters shared by importOrder and createOrder (nullable).
-_COMMON_OPTIONAL: dict[str, Check] = {
-    "orderID": _integer(1),
-    "cartID": _string(0, 512),
-    "currencyLocale": _string(2, 35, _LOCALE),
-    "orderGift": _object({}, {"recipient": _string(), "message": _string()}),
-    "shippingTax": _number(0),
-    "shippingTaxRate": _number(0),
-    "forceItemTaxOverride": _boolean,
-    "orderComment": _string(0, 1000),
-    "optInRetailer": _boolean,
-    "landingCode": _string(10, 200),
-    "customOrderData": _custom_data,
-    "fraudData": _array(_any_object),
-    "allowSplit": _boolean,
-    "isTestOrder": _boolean,
-    "expectedDeliveryDate": _date_time,
-    "promotions": _array(_any_object),
-    "discounts": _array(_any_object),
-    "channel": _string(),
-}
-_IMPORT_OPTIONAL: dict[str, Check] = {
-    **_COMMON_OPTIONAL,
-    "importedCreationDate": _date_time,
+    sendEmail: bool
+    # "orderStatus enum The status that the order is in at the time of import (SHIPPED, READY, or
+    # CANCELLED)."
+    orderStatus: Literal["SHIPPED", "READY", "CANCELLED"]
+    importedCreationDate: _DateTime | None = None
     # The prose says "If the order is imported without a specified orderCreationDate".
-    "orderCreationDate": _date_time,
-    "assignedLocation": _string(),
-    "useInventory": _boolean,
-}
-_CREATE_REQUIRED = {
-    k: v for k, v in _IMPORT_REQUIRED.items() if k not in ("sendEmail", "orderStatus")
-}
-_CREATE_OPTIONAL: dict[str, Check] = {**_COMMON_OPTIONAL, "sendEmail": _boolean}
+    orderCreationDate: _DateTime | None = None
+    assignedLocation: str | None = None
+    useInventory: bool | None = None
 
 
-def order_problem(body: dict[str, Any], *, importing: bool) -> Problem | None:
-    """The first problem of an importOrder (``importing``) or createOrder body, or None."""
-    required = _IMPORT_REQUIRED if importing else _CREATE_REQUIRED
-    optional = _IMPORT_OPTIONAL if importing else _CREATE_OPTIONAL
-    for key, check in required.items():
-        if body.get(key) is None:
-            return (5011, key, f"{key} is required")
-        if (problem := check(body[key], key)) is not None:
-            return problem
-    for key, value in body.items():
-        if key in required:
-            continue
-        member = optional.get(key)
-        if member is None:
-            return _invalid(key, "is not a property of this request")
-        if value is not None and (problem := member(value, key)) is not None:
-            return problem
-    if body.get("forceItemTaxOverride") is True:
-        # "forceItemTaxOverride ... force the orderItem -> itemSpecifics -> itemTaxOverride to be
-        # required"
-        for n, item in enumerate(body["orderItems"]):
-            if item["itemSpecifics"].get("itemTaxOverride") is None:
-                path = f"orderItems[{n}].itemSpecifics.itemTaxOverride"
-                return (5011, path, f"{path} is required when forceItemTaxOverride is true")
-    return None
+_SHOWN = {
+    "model_type": "must be an object",
+    "dict_type": "must be an object",
+    "extra_forbidden": "is not a property of this request",
+}
+
+
+def order_problem(exc: ValidationError) -> Problem:
+    """Shopatron's answer to an invalid order body: the first problem pydantic found, 5011 for
+    a required member missing or null, 5015 for any other, with the path of the field."""
+    error = exc.errors()[0]
+    path = json_path(error["loc"])
+    if error["type"] == "missing" or (error["input"] is None and isinstance(error["loc"][-1], str)):
+        return (5011, path, f"{path} is required")
+    shown = _SHOWN.get(error["type"])
+    return (5015, path, f"{path} {shown}" if shown else f"{path}: {error['msg']}")
+
+
+def _comma_list(value: str) -> list[str]:
+    return [v for v in value.split(",") if v]
+
+
+class _Search(BaseModel):
+    """Order search's query: comma lists, numbers as query strings."""
+
+    manufacturerID: Annotated[int, Field(ge=1)] | None = None
+    orderStatus: Annotated[list[str], BeforeValidator(_comma_list)] = []
+    orderID: Annotated[list[Annotated[int, Field(ge=1)]], BeforeValidator(_comma_list)] = []
+    externalOrderID: Annotated[list[str], BeforeValidator(_comma_list)] = []
+    perPage: Annotated[int, Field(ge=1, le=100)] = 10
+    page: Annotated[int, Field(ge=1)] = 1
+
+
+class ShopatronSettings(SimulatorSettings):
+    """Shopatron's credentials, token lifetime and switches
+    (``ORDER_DISPATCH_SANDBOX_SHOPATRON_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SHOPATRON_")
+
+    api_key: str = DEFAULT_API_KEY
+    client_secret: SecretStr = SecretStr(DEFAULT_CLIENT_SECRET)
+    token_ttl_s: float = Field(DEFAULT_TOKEN_TTL_S, ge=0)
+    reject_duplicate_external_id: bool = True
+    search_by_external_id: bool = True
 
 
 class ShopatronSimulator(VendorSimulator):
     """Kibo OMS (Shopatron) integration API v2 as documented, in memory."""
 
     name = "shopatron"
+    settings_class = ShopatronSettings
+    settings: ShopatronSettings
 
-    def __init__(
-        self,
-        api_key: str = DEFAULT_API_KEY,
-        client_secret: str = DEFAULT_CLIENT_SECRET,
-        token_ttl_s: float = DEFAULT_TOKEN_TTL_S,
-        reject_duplicate_external_id: bool = True,
-        search_by_external_id: bool = True,
-    ) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.client_secret = client_secret
-        self.token_ttl_s = token_ttl_s
-        self.reject_duplicate_external_id = reject_duplicate_external_id
-        self.search_by_external_id = search_by_external_id
-        self._basic = "Basic " + base64.b64encode(f"{api_key}:{client_secret}".encode()).decode()
+    def __init__(self, settings: ShopatronSettings | None = None, /, **overrides: Any) -> None:
+        super().__init__(settings, **overrides)
+        self.api_key = self.settings.api_key
+        self.client_secret = self.settings.client_secret.get_secret_value()
+        self.token_ttl_s = self.settings.token_ttl_s
+        self.reject_duplicate_external_id = self.settings.reject_duplicate_external_id
+        self.search_by_external_id = self.settings.search_by_external_id
+        credentials = f"{self.api_key}:{self.client_secret}".encode()
+        self._basic = "Basic " + base64.b64encode(credentials).decode()
         #: token -> monotonic expiry
         self._tokens: dict[str, float] = {}
         #: externalOrderID -> orderIDs holding it (any manufacturer)
@@ -545,7 +505,12 @@ class ShopatronSimulator(VendorSimulator):
             return oms_error(400, 5003, reason)
         if not isinstance(body, dict):
             return oms_error(400, 5003, "body must be a JSON object")
-        problem = order_problem(body, importing=importing)
+        try:
+            valid = (ImportOrder if importing else CreateOrder).model_validate(body)
+        except ValidationError as exc:
+            problem: Problem | None = order_problem(exc)
+        else:
+            problem = valid.problem()
         if problem is not None:
             code, path, message = problem
             return oms_error(400, code, message, field=path)
@@ -590,19 +555,17 @@ class ShopatronSimulator(VendorSimulator):
             return denied
         query = request.query
         for key in query:
-            if key not in _SEARCH_PARAMS or (
+            if key not in _Search.model_fields or (
                 key == "externalOrderID" and not self.search_by_external_id
             ):
                 return oms_error(400, 5016, f"query parameter {key!r} is not supported")
         try:
-            per_page = _int_param(query, "perPage", 10, 1, 100)
-            page = _int_param(query, "page", 1, 1, None)
-            manufacturer = _int_param(query, "manufacturerID", 0, 1, None)
-            ids = [_to_int("orderID", v, 1) for v in _list_param(query, "orderID")]
-        except ValueError as exc:
-            return oms_error(400, 5014, str(exc))
-        statuses = _list_param(query, "orderStatus")
-        externals = _list_param(query, "externalOrderID")
+            search = _Search.model_validate({key: query[key] for key in query})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            return oms_error(400, 5014, f"{json_path(error['loc'])}: {error['msg']}")
+        manufacturer, ids = search.manufacturerID, search.orderID
+        statuses, externals = search.orderStatus, search.externalOrderID
         if not (manufacturer or ids or statuses or externals):
             return oms_error(
                 400, 5017,
@@ -624,9 +587,9 @@ class ShopatronSimulator(VendorSimulator):
             and (not statuses or o["orderStatus"] in statuses)
             and (not externals or o["externalOrderID"] in externals)
         ]
-        start = (page - 1) * per_page
+        start = (search.page - 1) * search.perPage
         return json_response(
-            {"totalCount": len(matches), "collection": matches[start : start + per_page]}
+            {"totalCount": len(matches), "collection": matches[start : start + search.perPage]}
         )
 
     # Failure shapes
@@ -665,26 +628,3 @@ def _basic_problem(auth: str) -> str:
         return "client credentials are not valid base64"
     return "client authentication failed"
 
-
-def _list_param(query: Any, key: str) -> list[str]:
-    return [v for v in query.get(key, "").split(",") if v]
-
-
-def _to_int(key: str, raw: str, minimum: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{key} {raw!r} is not an integer") from None
-    if value < minimum:
-        raise ValueError(f"{key} must be at least {minimum}")
-    return value
-
-
-def _int_param(query: Any, key: str, default: int, minimum: int, maximum: int | None) -> int:
-    raw = query.get(key)
-    if raw is None:
-        return default
-    value = _to_int(key, raw, minimum)
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{key} must be at most {maximum}")
-    return value

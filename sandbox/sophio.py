@@ -6,8 +6,11 @@ Documented (docs/sophio.txt):
   V1 Order JSON;
 - auth is the query parameter ``authentication``, the Base64 of ``APIKEY:APISECRET``
   ("if the API KEY given is 'sophio' and the API Secret is 'orders' then the querystring variable
-  to send would be: authentication=c29waGlvOm9yZGVycw=="). Those are the demo defaults here
-  (:data:`DEFAULT_API_KEY`, :data:`DEFAULT_API_SECRET`), so the document's own string works;
+  to send would be: authentication=c29waGlvOm9yZGVycw=="). The demo defaults here
+  (:data:`DEFAULT_API_KEY`, :data:`DEFAULT_API_SECRET`) are distinctive strings instead, as every
+  simulator's are: the product masks credential values wherever they appear, and masking the
+  words "sophio" and "orders" would garble logs and events. ``--set sophio.api_key=sophio
+  --set sophio.api_secret=orders`` makes the document's own string work;
 - success: "the data sent would be echo'd back for confirmation", with server fields as the
   sample response shows: ``orderId`` (int), ``createDate``, ``modifyDate``,
   ``items[].orderItemId``, ``shipTo.addressVerified``, ``orderTotal``, ``externallyFulfilled``,
@@ -56,14 +59,15 @@ Choices where the document is silent (marked [choice]):
 - [choice] the rate-limit window is a fixed minute per API key starting at its first request;
   a refused request is not stored. ``POST /_sandbox/reset`` restarts the windows.
 
-Switchable unknowns (constructor keywords, or env ``ORDER_DISPATCH_SANDBOX_SOPHIO_<KWARG>``):
+Switchable unknowns (:class:`SophioSettings`, from env ``ORDER_DISPATCH_SANDBOX_SOPHIO_<NAME>``):
 - ``upsert_by_order_key`` (default True = ShipStation: an ``orderKey`` already held updates that
   order and answers its ``orderId``; updating a shipped or cancelled order is refused with 400).
   False: every POST creates a new order, duplicates included.
 - ``rate_limit_per_minute`` (default 40, ShipStation's V1 limit; 0 = unlimited, no headers). The
   sandbox used for more traffic raises it with
   ``ORDER_DISPATCH_SANDBOX_SOPHIO_RATE_LIMIT_PER_MINUTE``.
-- ``api_key`` / ``api_secret`` (defaults ``sophio`` / ``orders``, the document's example).
+- ``api_key`` / ``api_secret`` (defaults ``sandbox-sophio-api-key`` /
+  ``sandbox-sophio-api-secret``; the document's example is ``sophio`` / ``orders``).
 """
 
 from __future__ import annotations
@@ -74,14 +78,27 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Any
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_settings import SettingsConfigDict
 
+from sandbox import aspnet
+from sandbox.aspnet import Required, RequiredObject, conversion, problem
 from sandbox.base import (
+    SimulatorSettings,
     VendorSimulator,
     json_response,
     read_json,
@@ -89,8 +106,8 @@ from sandbox.base import (
     status_reason,
 )
 
-DEFAULT_API_KEY = "sophio"
-DEFAULT_API_SECRET = "orders"
+DEFAULT_API_KEY = "sandbox-sophio-api-key"
+DEFAULT_API_SECRET = "sandbox-sophio-api-secret"
 DEFAULT_RATE_LIMIT_PER_MINUTE = 40
 
 ORDER_STATUSES = ("awaiting_payment", "awaiting_shipment", "on_hold", "shipped", "cancelled")
@@ -102,8 +119,6 @@ BILL_TO_PARTIES = ("my_account", "my_other_account", "recipient", "third_party")
 CONTENTS = ("merchandise", "documents", "gift", "returned_goods", "sample")
 NON_DELIVERY = ("return_to_sender", "treat_as_abandoned")
 
-DENIED = "Authorization has been denied for this request."
-INVALID = "The request is invalid."
 
 try:
     _PACIFIC: tzinfo = ZoneInfo("America/Los_Angeles")
@@ -113,24 +128,11 @@ _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _US_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 _WINDOW_S = 60.0
 
-Converter = Callable[[Any, str], Any]
-
-
-class _Invalid(Exception):
-    """The first problem found in the body: a Json.NET path and the reason."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(reason)
-        self.path = path
-        self.reason = reason
+_T = TypeVar("_T")
 
 
 def _now() -> str:
     return datetime.now(_PACIFIC).replace(tzinfo=None).isoformat(timespec="milliseconds")
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
 
 
 def _kind(value: Any) -> str:
@@ -145,28 +147,27 @@ def _kind(value: Any) -> str:
     return "String"
 
 
-def _string(value: Any, path: str) -> str | None:
+def _show(value: Any) -> str:
+    if value is None:
+        return "value {null}"
+    if isinstance(value, str):
+        return f"string '{value}'"
+    return f"{_kind(value)} {value!r}"
+
+
+# The order body as pydantic models that bind like Json.NET (names case-insensitive, unknown names
+# ignored, its lenient conversions) and fail with ASP.NET's texts.
+
+
+def _string(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    raise _Invalid(path, f"Unexpected token {_kind(value)} when reading a string. Path '{path}'.")
+    raise conversion(f"Unexpected token {_kind(value)} when reading a string.")
 
 
-def _limited(max_length: int) -> Converter:
-    def convert(value: Any, path: str) -> str | None:
-        text = _string(value, path)
-        if text is not None and len(text) > max_length:
-            name = path.rsplit(".", 1)[-1]
-            raise _Invalid(
-                path, f"The field {name} must be a string with a maximum length of {max_length}."
-            )
-        return text
-
-    return convert
-
-
-def _integer(value: Any, path: str) -> int | None:
+def _integer(value: Any) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -178,10 +179,10 @@ def _integer(value: Any, path: str) -> int | None:
             return int(value.strip())
         except ValueError:
             pass
-    raise _Invalid(path, f"Could not convert {_show(value)} to integer. Path '{path}'.")
+    raise conversion(f"Could not convert {_show(value)} to integer.")
 
 
-def _decimal(value: Any, path: str) -> float | int | None:
+def _decimal(value: Any) -> float | int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -194,18 +195,18 @@ def _decimal(value: Any, path: str) -> float | int | None:
         else:
             if math.isfinite(number):
                 return number
-    raise _Invalid(path, f"Could not convert {_show(value)} to decimal. Path '{path}'.")
+    raise conversion(f"Could not convert {_show(value)} to decimal.")
 
 
-def _boolean(value: Any, path: str) -> bool | None:
+def _boolean(value: Any) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise _Invalid(path, f"Could not convert {_show(value)} to boolean. Path '{path}'.")
+    raise conversion(f"Could not convert {_show(value)} to boolean.")
 
 
-def _date(value: Any, path: str) -> str | None:
+def _date(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, str):
@@ -215,184 +216,246 @@ def _date(value: Any, path: str) -> str | None:
             pass
         else:
             return value
-    raise _Invalid(path, f"Could not convert {_show(value)} to DateTime. Path '{path}'.")
+    raise conversion(f"Could not convert {_show(value)} to DateTime.")
 
 
-def _enum(values: tuple[str, ...]) -> Converter:
-    def convert(value: Any, path: str) -> str | None:
-        text = _string(value, path)
-        if not text:
-            return None
-        if text not in values:
-            name = path.rsplit(".", 1)[-1]
-            raise _Invalid(
-                path, f"'{text}' is not a valid {name}. Valid values: {', '.join(values)}."
-            )
-        return text
-
-    return convert
+def _array(value: Any) -> list[Any] | None:
+    if value is None or isinstance(value, list):
+        return value
+    raise conversion(f"Cannot deserialize {_show(value)} into an array.")
 
 
-def _country(value: Any, path: str) -> str | None:
-    text = _string(value, path)
-    if text and not _COUNTRY.match(text):
-        name = path.rsplit(".", 1)[-1]
-        raise _Invalid(path, f"The field {name} must be a two-letter ISO country code.")
-    return text or None
+def _max_length(limit: int) -> AfterValidator:
+    def check(value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and len(value) > limit:
+            name = info.field_name
+            raise problem(f"The field {name} must be a string with a maximum length of {limit}.")
+        return value
+
+    return AfterValidator(check)
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f"string '{value}'"
-    return f"{_kind(value)} {value!r}"
+def _one_of(values: tuple[str, ...]) -> AfterValidator:
+    def check(value: str | None, info: ValidationInfo) -> str | None:
+        if value and value not in values:
+            name = info.field_name
+            raise problem(f"'{value}' is not a valid {name}. Valid values: {', '.join(values)}.")
+        return value or None
+
+    return AfterValidator(check)
 
 
-def _list_of(item: Converter) -> Converter:
-    def convert(value: Any, path: str) -> list[Any] | None:
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            raise _Invalid(path, f"Cannot deserialize {_show(value)} into an array. Path '{path}'.")
-        return [item(v, f"{path}[{n}]") for n, v in enumerate(value)]
-
-    return convert
+def _country(value: str | None, info: ValidationInfo) -> str | None:
+    if value and not _COUNTRY.match(value):
+        raise problem(f"The field {info.field_name} must be a two-letter ISO country code.")
+    return value or None
 
 
-class _Model:
-    """A Json.NET-like object binding: case-insensitive names, unknown names ignored."""
+def _quantity(value: int | None, info: ValidationInfo) -> int | None:
+    if value is not None and not 1 <= value <= 2_147_483_647:
+        raise problem(f"The field {info.field_name} must be between 1 and 2147483647.")
+    return value
 
-    def __init__(
-        self,
-        type_name: str,
-        fields: dict[str, Converter],
-        defaults: dict[str, Callable[[], Any]] | None = None,
-        required: tuple[str, ...] = (),
-    ) -> None:
-        self.type_name = type_name
-        self.fields = fields
-        self.lower = {name.lower(): name for name in fields}
-        self.defaults = defaults or {}
-        self.required = required
 
-    def __call__(self, value: Any, path: str) -> dict[str, Any] | None:
-        if value is None:
-            return None
+_Str = Annotated[str | None, BeforeValidator(_string)]
+_Int = Annotated[int | None, BeforeValidator(_integer)]
+_Decimal = Annotated[int | float | None, BeforeValidator(_decimal)]
+_Bool = Annotated[bool | None, BeforeValidator(_boolean)]
+_Date = Annotated[str | None, BeforeValidator(_date)]
+_Country = Annotated[_Str, AfterValidator(_country)]
+_List = Annotated[list[_T] | None, BeforeValidator(_array)]
+
+
+class _NetModel(BaseModel):
+    """A Json.NET-like binding of one .NET type; a member left null takes its default."""
+
+    #: The .NET type's name, as conversion errors show it.
+    net_type: ClassVar[str]
+    #: Member names by their lower case; the members whose default is not null.
+    lower_names: ClassVar[dict[str, str]]
+    defaulted: ClassVar[list[str]]
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        fields = cls.model_fields
+        cls.lower_names = {name.lower(): name for name in fields}
+        cls.defaulted = [
+            n for n, f in fields.items() if f.get_default(call_default_factory=True) is not None
+        ]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bind(cls, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise _Invalid(
-                path, f"Error converting {_show(value)} to type '{self.type_name}'. Path '{path}'."
-            )
-        out: dict[str, Any] = dict.fromkeys(self.fields)
-        for key, raw in value.items():
-            name = self.lower.get(key.lower())
-            if name is not None:
-                out[name] = self.fields[name](raw, _join(path, name))
-        for name in self.required:
-            if out[name] is None or out[name] == "":
-                raise _Invalid(_join(path, name), f"The {name} field is required.")
-        for name, default in self.defaults.items():
-            if out[name] is None:
-                out[name] = default()
-        return out
+            raise conversion(f"Error converting {_show(value)} to type '{cls.net_type}'.")
+        names = cls.lower_names
+        return {names[key.lower()]: v for key, v in value.items() if key.lower() in names}
+
+    @model_validator(mode="after")
+    def _null_is_default(self) -> Self:
+        for name in self.defaulted:
+            if getattr(self, name) is None:
+                default = type(self).model_fields[name].get_default(call_default_factory=True)
+                setattr(self, name, default)
+        return self
 
 
-def _quantity(value: Any, path: str) -> int | None:
-    number = _integer(value, path)
-    if number is not None and not 1 <= number <= 2_147_483_647:
-        raise _Invalid(path, "The field quantity must be between 1 and 2147483647.")
-    return number
+class _Address(_NetModel):
+    """billTo: only the name is required."""
+
+    net_type = "Address"
+    name: Required[_Str] = None
+    company: _Str = None
+    street1: _Str = None
+    street2: _Str = None
+    street3: _Str = None
+    city: _Str = None
+    state: _Str = None
+    postalCode: _Str = None
+    country: _Country = None
+    phone: _Str = None
+    residential: _Bool = None
 
 
-_ADDRESS_FIELDS: dict[str, Converter] = {
-    "name": _string, "company": _string, "street1": _string, "street2": _string,
-    "street3": _string, "city": _string, "state": _string, "postalCode": _string,
-    "country": _country, "phone": _string, "residential": _boolean,
-}
-_SHIP_TO = _Model(
-    "Address", _ADDRESS_FIELDS, required=("name", "street1", "city", "postalCode", "country")
-)
-_BILL_TO = _Model("Address", _ADDRESS_FIELDS, required=("name",))
-_WEIGHT = _Model(
-    "Weight",
-    {"value": _decimal, "units": _enum(tuple(WEIGHT_UNITS))},
-    required=("value", "units"),
-)
-_DIMENSIONS = _Model(
-    "Dimensions",
-    {"units": _enum(DIMENSION_UNITS), "length": _decimal, "width": _decimal, "height": _decimal},
-    required=("units",),
-)
-_OPTION = _Model("ItemOption", {"name": _string, "value": _string})
-_ITEM = _Model(
-    "OrderItem",
-    {
-        "lineItemKey": _string, "sku": _string, "name": _string, "imageUrl": _string,
-        "weight": _WEIGHT, "quantity": _quantity, "unitPrice": _decimal, "taxAmount": _decimal,
-        "shippingAmount": _decimal, "warehouseLocation": _string,
-        "options": _list_of(_OPTION), "productId": _integer, "fulfillmentSku": _string,
-        "adjustment": _boolean, "upc": _string,
-    },
-    defaults={"options": list, "adjustment": lambda: False},
-    required=("sku", "quantity"),
-)
-_INSURANCE = _Model(
-    "InsuranceOptions",
-    {"provider": _string, "insureShipment": _boolean, "insuredValue": _decimal},
-    defaults={"insureShipment": lambda: False, "insuredValue": lambda: 0.0},
-)
-_CUSTOMS_ITEM = _Model(
-    "CustomsItem",
-    {
-        "customsItemId": _integer, "description": _string, "quantity": _integer,
-        "value": _decimal, "harmonizedTariffCode": _string, "countryOfOrigin": _country,
-    },
-)
-_INTERNATIONAL = _Model(
-    "InternationalOptions",
-    {
-        "contents": _enum(CONTENTS), "customsItems": _list_of(_CUSTOMS_ITEM),
-        "nonDelivery": _enum(NON_DELIVERY),
-    },
-)
-_ADVANCED = _Model(
-    "AdvancedOptions",
-    {
-        "warehouseId": _integer, "nonMachinable": _boolean, "saturdayDelivery": _boolean,
-        "containsAlcohol": _boolean, "mergedOrSplit": _boolean,
-        "mergedIds": _list_of(_integer), "parentId": _integer, "storeId": _integer,
-        "customField1": _string, "customField2": _string, "customField3": _string,
-        "source": _string, "billToParty": _enum(BILL_TO_PARTIES), "billToAccount": _string,
-        "billToPostalCode": _string, "billToCountryCode": _country,
-        "billToMyOtherAccount": _integer,
-    },
-    defaults={
-        "nonMachinable": lambda: False, "saturdayDelivery": lambda: False,
-        "containsAlcohol": lambda: False, "mergedOrSplit": lambda: False, "mergedIds": list,
-    },
-)
-_ORDER = _Model(
-    "Order",
-    {
-        "orderNumber": _limited(50), "orderKey": _string, "orderDate": _date,
-        "paymentDate": _date, "shipByDate": _date, "orderStatus": _enum(ORDER_STATUSES),
-        "customerId": _integer, "customerUsername": _string, "customerEmail": _string,
-        "billTo": _BILL_TO, "shipTo": _SHIP_TO, "items": _list_of(_ITEM),
-        "amountPaid": _decimal, "taxAmount": _decimal, "shippingAmount": _decimal,
-        "customerNotes": _string, "internalNotes": _string, "gift": _boolean,
-        "giftMessage": _string, "paymentMethod": _string, "requestedShippingService": _string,
-        "carrierCode": _string, "serviceCode": _string, "packageCode": _string,
-        "confirmation": _enum(CONFIRMATIONS), "shipDate": _date, "holdUntilDate": _date,
-        "weight": _WEIGHT, "dimensions": _DIMENSIONS, "insuranceOptions": _INSURANCE,
-        "internationalOptions": _INTERNATIONAL, "advancedOptions": _ADVANCED,
-        "tagIds": _list_of(_integer),
-    },
-    defaults={
-        "items": list, "gift": lambda: False, "confirmation": lambda: "none",
-        "insuranceOptions": lambda: _INSURANCE({}, "insuranceOptions"),
-        "internationalOptions": lambda: _INTERNATIONAL({}, "internationalOptions"),
-        "advancedOptions": lambda: _ADVANCED({}, "advancedOptions"),
-    },
-    required=("orderNumber", "orderDate", "orderStatus", "billTo", "shipTo"),
-)
+class _ShipTo(_Address):
+    street1: Required[_Str] = None
+    city: Required[_Str] = None
+    postalCode: Required[_Str] = None
+    country: Required[_Country] = None
+
+
+class _Weight(_NetModel):
+    net_type = "Weight"
+    value: Required[_Decimal] = None
+    units: Required[Annotated[_Str, _one_of(tuple(WEIGHT_UNITS))]] = None
+
+
+class _Dimensions(_NetModel):
+    net_type = "Dimensions"
+    units: Required[Annotated[_Str, _one_of(DIMENSION_UNITS)]] = None
+    length: _Decimal = None
+    width: _Decimal = None
+    height: _Decimal = None
+
+
+class _ItemOption(_NetModel):
+    net_type = "ItemOption"
+    name: _Str = None
+    value: _Str = None
+
+
+class _OrderItem(_NetModel):
+    net_type = "OrderItem"
+    lineItemKey: _Str = None
+    sku: Required[_Str] = None
+    name: _Str = None
+    imageUrl: _Str = None
+    weight: _Weight | None = None
+    quantity: Required[Annotated[_Int, AfterValidator(_quantity)]] = None
+    unitPrice: _Decimal = None
+    taxAmount: _Decimal = None
+    shippingAmount: _Decimal = None
+    warehouseLocation: _Str = None
+    options: _List[_ItemOption] = Field(default_factory=list)
+    productId: _Int = None
+    fulfillmentSku: _Str = None
+    adjustment: _Bool = False
+    upc: _Str = None
+
+
+class _InsuranceOptions(_NetModel):
+    net_type = "InsuranceOptions"
+    provider: _Str = None
+    insureShipment: _Bool = False
+    insuredValue: _Decimal = 0.0
+
+
+class _CustomsItem(_NetModel):
+    net_type = "CustomsItem"
+    customsItemId: _Int = None
+    description: _Str = None
+    quantity: _Int = None
+    value: _Decimal = None
+    harmonizedTariffCode: _Str = None
+    countryOfOrigin: _Country = None
+
+
+class _InternationalOptions(_NetModel):
+    net_type = "InternationalOptions"
+    contents: Annotated[_Str, _one_of(CONTENTS)] = None
+    customsItems: _List[_CustomsItem] = None
+    nonDelivery: Annotated[_Str, _one_of(NON_DELIVERY)] = None
+
+
+class _AdvancedOptions(_NetModel):
+    net_type = "AdvancedOptions"
+    warehouseId: _Int = None
+    nonMachinable: _Bool = False
+    saturdayDelivery: _Bool = False
+    containsAlcohol: _Bool = False
+    mergedOrSplit: _Bool = False
+    mergedIds: _List[_Int] = Field(default_factory=list)
+    parentId: _Int = None
+    storeId: _Int = None
+    customField1: _Str = None
+    customField2: _Str = None
+    customField3: _Str = None
+    source: _Str = None
+    billToParty: Annotated[_Str, _one_of(BILL_TO_PARTIES)] = None
+    billToAccount: _Str = None
+    billToPostalCode: _Str = None
+    billToCountryCode: _Country = None
+    billToMyOtherAccount: _Int = None
+
+
+class _Order(_NetModel):
+    """ShipStation's V1 Order as the request binds it."""
+
+    net_type = "Order"
+    orderNumber: Required[Annotated[_Str, _max_length(50)]] = None
+    orderKey: _Str = None
+    orderDate: Required[_Date] = None
+    paymentDate: _Date = None
+    shipByDate: _Date = None
+    orderStatus: Required[Annotated[_Str, _one_of(ORDER_STATUSES)]] = None
+    customerId: _Int = None
+    customerUsername: _Str = None
+    customerEmail: _Str = None
+    billTo: RequiredObject[_Address | None] = None
+    shipTo: RequiredObject[_ShipTo | None] = None
+    items: _List[_OrderItem] = Field(default_factory=list)
+    amountPaid: _Decimal = None
+    taxAmount: _Decimal = None
+    shippingAmount: _Decimal = None
+    customerNotes: _Str = None
+    internalNotes: _Str = None
+    gift: _Bool = False
+    giftMessage: _Str = None
+    paymentMethod: _Str = None
+    requestedShippingService: _Str = None
+    carrierCode: _Str = None
+    serviceCode: _Str = None
+    packageCode: _Str = None
+    confirmation: Annotated[_Str, _one_of(CONFIRMATIONS)] = "none"
+    shipDate: _Date = None
+    holdUntilDate: _Date = None
+    weight: _Weight | None = None
+    dimensions: _Dimensions | None = None
+    insuranceOptions: _InsuranceOptions | None = Field(default_factory=_InsuranceOptions)
+    internationalOptions: _InternationalOptions | None = Field(
+        default_factory=_InternationalOptions
+    )
+    advancedOptions: _AdvancedOptions | None = Field(default_factory=_AdvancedOptions)
+    tagIds: _List[_Int] = None
+
+
+def model_state(exc: ValidationError) -> dict[str, list[str]]:
+    """Sophio's ModelState for an order that did not bind: its first problem only
+    (``{"apiOrder.items[1].quantity": [reason]}``)."""
+    key, reasons = next(iter(aspnet.model_state(exc, "apiOrder").items()))
+    return {key: reasons[:1]}
+
 
 #: The answer's keys, in the order of the document's sample response.
 _ORDER_KEYS = (
@@ -425,28 +488,32 @@ def _order_total(order: dict[str, Any]) -> float:
     return round(total, 2)
 
 
-def _message(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return json_response({"Message": message}, status=status, headers=headers)
+class SophioSettings(SimulatorSettings):
+    """Sophio's credentials and switches (``ORDER_DISPATCH_SANDBOX_SOPHIO_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SOPHIO_")
+
+    api_key: str = DEFAULT_API_KEY
+    api_secret: SecretStr = SecretStr(DEFAULT_API_SECRET)
+    upsert_by_order_key: bool = True
+    rate_limit_per_minute: int = Field(DEFAULT_RATE_LIMIT_PER_MINUTE, ge=0)
 
 
 class SophioSimulator(VendorSimulator):
     """Sophio's ``createorder.wws`` as documented, with ShipStation V1 order semantics."""
 
     name = "sophio"
+    settings_class = SophioSettings
+    settings: SophioSettings
 
-    def __init__(
-        self,
-        api_key: str = DEFAULT_API_KEY,
-        api_secret: str = DEFAULT_API_SECRET,
-        upsert_by_order_key: bool = True,
-        rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE,
-    ) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.api_secret = api_secret
-        self.upsert_by_order_key = upsert_by_order_key
-        self.rate_limit_per_minute = rate_limit_per_minute
-        self._token = base64.b64encode(f"{api_key}:{api_secret}".encode()).decode().rstrip("=")
+    def __init__(self, settings: SophioSettings | None = None, /, **overrides: Any) -> None:
+        super().__init__(settings, **overrides)
+        self.api_key = self.settings.api_key
+        self.api_secret = self.settings.api_secret.get_secret_value()
+        self.upsert_by_order_key = self.settings.upsert_by_order_key
+        self.rate_limit_per_minute = self.settings.rate_limit_per_minute
+        credentials = f"{self.api_key}:{self.api_secret}".encode()
+        self._token = base64.b64encode(credentials).decode().rstrip("=")
         self._by_order_key: dict[str, str] = {}
         self._windows: dict[str, list[float]] = {}
         self._item_ids = itertools.count(328_070_751)
@@ -496,14 +563,14 @@ class SophioSimulator(VendorSimulator):
     async def createorder(self, request: web.Request) -> web.Response:
         """``POST /createorder.wws?action=CREATE&authentication=b64(key:secret)``."""
         if request.method != "POST":
-            return _message(
+            return aspnet.message(
                 405,
                 f"The requested resource does not support http method '{request.method}'.",
                 {"Allow": "POST"},
             )
         api_key = self._authenticate(request)
         if api_key is None:
-            return _message(401, DENIED)
+            return aspnet.message(401, aspnet.DENIED)
         allowed, headers = self._count(api_key)
         if not allowed:
             return json_response(
@@ -513,28 +580,24 @@ class SophioSimulator(VendorSimulator):
             )
         action = request.query.get("action")
         if not action:
-            return _message(400, "The action parameter is required; use action=CREATE.", headers)
+            text = "The action parameter is required; use action=CREATE."
+            return aspnet.message(400, text, headers)
         if action.upper() != "CREATE":
-            return _message(
+            return aspnet.message(
                 400, f"The action '{action}' is not supported; use action=CREATE.", headers
             )
         if not (await request.read()).strip():
-            return self._invalid("apiOrder", "A non-empty request body is required.", headers)
+            reason = "A non-empty request body is required."
+            return aspnet.invalid({"apiOrder": [reason]}, headers)
         body, problem = await read_json(request)
         if problem is not None or not isinstance(body, dict):
             reason = problem or f"Cannot deserialize {_kind(body)} into type 'Order'."
-            return self._invalid("apiOrder", reason, headers)
+            return aspnet.invalid({"apiOrder": [reason]}, headers)
         try:
-            order = _ORDER(body, "")
-        except _Invalid as exc:
-            return self._invalid(_join("apiOrder", exc.path), exc.reason, headers)
-        assert order is not None
-        return self._save(order, headers)
-
-    def _invalid(self, key: str, reason: str, headers: dict[str, str]) -> web.Response:
-        return json_response(
-            {"Message": INVALID, "ModelState": {key: [reason]}}, status=400, headers=headers
-        )
+            order = _Order.model_validate(body)
+        except ValidationError as exc:
+            return aspnet.invalid(model_state(exc), headers)
+        return self._save(order.model_dump(), headers)
 
     def _save(self, fields: dict[str, Any], headers: dict[str, str]) -> web.Response:
         now = _now()
@@ -544,7 +607,7 @@ class SophioSimulator(VendorSimulator):
             stored_id = self._by_order_key.get(order_key)
             existing = self.store.get(stored_id) if stored_id is not None else None
         if existing is not None and existing["orderStatus"] in LOCKED_STATUSES:
-            return _message(
+            return aspnet.message(
                 400,
                 f"Order {existing['orderId']} (orderKey '{order_key}') is "
                 f"{existing['orderStatus']}; shipped and cancelled orders are locked from "
@@ -600,12 +663,12 @@ class SophioSimulator(VendorSimulator):
     def error_response(self, status: int, retry_after: float | None) -> web.Response:
         """Injected failures as ASP.NET Web API answers: ``{"Message": ...}``."""
         messages = {
-            401: DENIED,
+            401: aspnet.DENIED,
             404: "No HTTP resource was found that matches the request URI.",
             500: "An error has occurred.",
             503: "The service is unavailable.",
         }
-        return _message(
+        return aspnet.message(
             status, messages.get(status, status_reason(status)), retry_after_header(retry_after)
         )
 

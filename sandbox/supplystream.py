@@ -71,7 +71,7 @@ Chosen where the sources are silent:
 - (choice) other paths under the prefix, and known paths with another method, get IIS's 404
   page; v1 websubmit is not simulated.
 
-Switchable unknowns (constructor keywords, or ``ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_<KWARG>``):
+Switchable unknowns (:class:`SupplyStreamSettings`, ``ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_<NAME>``):
 - ``reject_duplicate_order_number`` (default True): a second order with a SalesOrderNumber already
   held is refused (200, Code 100); False accepts it as another order with its own GUID. The sources
   are silent; cancel reason "003 - Duplicate" hints duplicates may get through.
@@ -85,8 +85,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import uuid4
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import escape
@@ -95,8 +96,27 @@ from aiohttp import web
 
 # defusedxml ships no type stubs; never parse requests with the bare stdlib parser.
 from defusedxml.ElementTree import fromstring as _parse_xml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from pydantic_settings import SettingsConfigDict
 
-from sandbox.base import VendorSimulator, json_response, retry_after_header, status_reason
+from sandbox import aspnet
+from sandbox.base import (
+    SimulatorSettings,
+    VendorSimulator,
+    json_path,
+    json_response,
+    retry_after_header,
+    status_reason,
+)
 
 DEFAULT_API_KEY = "sandbox-supplystream-key"
 DEFAULT_DC_CODES = "DC1"
@@ -114,79 +134,10 @@ REASON_CODES = {
 }
 _NOT_CANCELLABLE = ("To Dispatch", "Dispatched")
 
-DENIED = "Authorization has been denied for this request."
 INVALID_DC = "Error. Invalid Mapping - DC"
 NOT_FOUND = "Error. Sales Order does not exist."
 
 Fmt = Literal["json", "xml"]
-Kind = Literal["str", "int", "num", "bool", "date"]
-Fields = dict[str, tuple[Kind, int | None]]
-
-
-def _s(limit: int | None = None) -> tuple[Kind, int | None]:
-    return ("str", limit)
-
-
-_NUM: tuple[Kind, int | None] = ("num", None)
-_BOOL: tuple[Kind, int | None] = ("bool", None)
-_DATE: tuple[Kind, int | None] = ("date", None)
-
-# NOTES.md §4.2 (limits as a public v4 client encodes them from the vendor's pages); fields of the
-# vendor doc with no known limit are strings without one.
-_WEB_SALES_ORDER: Fields = {
-    "SalesOrderNumber": _s(50), "SalesOrderReference": _s(50), "CourierName": _s(100),
-    "CourierService": _s(100), "CourierShopID": _s(50), "CurrencyCode": _s(3), "GUID": _s(100),
-    "Notes": _s(4000), "SpecialInstructions": _s(400), "GiftMessage": _s(500),
-    "GiftMessageFrom": _s(100), "GiftMessageTo": _s(100), "NotificationMethod": _s(50),
-    "OrderType": _s(100), "ShippingTerm": _s(50), "ShippingTermLocation": _s(50),
-    "DocumentIdentifier": _s(100), "NIFNumber": _s(100), "SalesInvoiceNumber": _s(100),
-    "LocationType": _s(100), "DeliveryAddressLocationType": _s(100), "ShipmentTerms": _s(100),
-    "UltimateDestination": _s(100), "CarrierCustomerAccountNo": _s(100),
-    "PurchaseOrderNumber": _s(), "GroupReference": _s(),
-    "ShippingVAT": _NUM, "ShippingExVAT": _NUM, "CustomsValueTotal": _NUM,
-    "DiscountPriceTotal": _NUM, "ShippingTotal": _NUM, "TaxTotal": _NUM, "SubTotal": _NUM,
-    "GiftWrap": _BOOL, "DoNotPushToDC": _BOOL, "OnHold": _BOOL,
-    "SalesOrderDate": _DATE, "ScheduledShipDate": _DATE,
-}
-_HEADER: Fields = {"DCCode": _s(100)}
-_ADDRESS: Fields = {
-    "City": _s(50), "County": _s(50), "CountryCode": _s(20), "EmailAddress": _s(150),
-    "FirstName": _s(50), "LastName": _s(50), "Line1": _s(100), "Line2": _s(100),
-    "Line3": _s(100), "Line4": _s(100), "PhoneNumber": _s(20), "PostcodeZip": _s(20),
-    "Title": _s(20), "ContactCode": _s(100),
-}
-_DELIVERY: Fields = {**_ADDRESS, "DeliveryContactIDNumber": _s()}
-_RETAIL: Fields = {
-    **{
-        k: _s()
-        for k in (
-            "Gs1Prefix", "MarkForDcCode", "MarkForDcName", "MarkForDcDept", "MarkForDcLine1",
-            "MarkForDcLine2", "MarkForDcLine3", "MarkForDcLine4", "MarkForDcCity",
-            "MarkForDcCountyState", "MarkForDcPostCodeZip", "MarkForDcCountryCode", "SiteId",
-            "StoreId", "StoreName", "ShipToDcCode", "ShipToDcDeptNo",
-        )
-    },
-    **dict.fromkeys(
-        ("PoDate", "ShipByDate", "ShipAfterDate", "ArriveByDate", "CancelByDate"), _DATE
-    ),
-}
-_LINE: Fields = {
-    "LineNumber": ("int", None), "Quantity": ("int", None), "ProductCode": _s(100),
-    "EAN": _s(100), "CurrencyCode": _s(3), "GUID": _s(100), "ExternalDocumentNo": _s(100),
-    "LotNo": _s(100), "Channel": _s(100), "CountryCode": _s(100), "OrderLineMessage": _s(100),
-    "SecondaryCurrencyCode": _s(), "StyleCode": _s(), "ASNNumber": _s(),
-    "UnitPrice": _NUM, "UnitDiscountPrice": _NUM, "VAT": _NUM, "CustomsValue": _NUM,
-    "SecondaryUnitPrice": _NUM, "SecondaryVAT": _NUM,
-}
-_TAX: Fields = {"Type": _s(), "Value": _s()}
-_SECTIONS: tuple[tuple[str, Fields], ...] = (
-    ("WebSalesOrder", _WEB_SALES_ORDER),
-    ("SalesOrderHeader", _HEADER),
-    ("DeliveryDetails", _DELIVERY),
-    ("BillingDetails", _ADDRESS),
-    ("RetailCompliance", _RETAIL),
-)
-
 _XML_INT = re.compile(r"^\s*[+-]?\d+\s*$")
 _XML_BOOL = {"true": True, "false": False, "1": True, "0": False}
 
@@ -253,11 +204,11 @@ def _iis_page(status: int, headers: dict[str, str] | None = None) -> web.Respons
 def _denied(fmt: Fmt) -> web.Response:
     if fmt == "xml":
         return web.Response(
-            text=f"<Error><Message>{DENIED}</Message></Error>",
+            text=f"<Error><Message>{aspnet.DENIED}</Message></Error>",
             status=401,
             content_type="application/xml",
         )
-    return json_response({"Message": DENIED}, status=401)
+    return aspnet.message(401, aspnet.DENIED)
 
 
 def _xml_fields(element: Element) -> dict[str, Any]:
@@ -289,89 +240,270 @@ def _xml_request(root: Element) -> dict[str, Any]:
     return out
 
 
-def _value_problem(path: str, value: Any, kind: Kind, limit: int | None, xml: bool) -> str | None:
-    """What is wrong with one field's value, or None (the value is never None here)."""
-    if kind == "str":
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            return f"{path} must be a string"
-        if limit is not None and len(str(value)) > limit:
-            return f"{path} is longer than {limit} characters"
-        return None
-    if kind == "int":
-        if xml:
-            return None if isinstance(value, str) and _XML_INT.match(value) else (
-                f"{path} must be an integer"
-            )
-        return None if isinstance(value, int) and not isinstance(value, bool) else (
-            f"{path} must be an integer"
-        )
-    if kind == "num":
-        if xml:
-            try:
-                float(value)
-            except ValueError:
-                return f"{path} must be a number"
-            return None
-        return None if isinstance(value, int | float) and not isinstance(value, bool) else (
-            f"{path} must be a number"
-        )
-    if kind == "bool":
-        ok = value.strip().lower() in _XML_BOOL if xml else isinstance(value, bool)
-        return None if ok else f"{path} must be true or false"
-    # date
-    if not isinstance(value, str):
-        return f"{path} must be an ISO 8601 date"
-    try:
-        datetime.fromisoformat(value.strip())
-    except ValueError:
-        return f"{path} must be an ISO 8601 date"
-    return None
+# The websubmit body as pydantic models, validated with the context {"xml": ...}: in JSON a value
+# has its JSON type (a string may also be a number), in XML every value is text. Null is absent;
+# members not listed are ignored. NOTES.md §4.2 gives the limits (as a public v4 client encodes
+# them from the vendor's pages); fields of the vendor doc with no known limit are strings
+# without one.
+
+#: A value's check: what is wrong with it (``"must be a number"``), or None.
+Check = Callable[[Any, bool], str | None]
 
 
-def _fields_problem(path: str, section: Any, fields: Fields, xml: bool) -> str | None:
-    if not isinstance(section, dict):
-        return f"{path} must be an object"
-    for key, value in section.items():
-        spec = fields.get(key)
-        if spec is None or value is None:
-            continue
-        problem = _value_problem(f"{path}.{key}", value, spec[0], spec[1], xml)
+def _leaf(check: Check, *, required: bool = False) -> BeforeValidator:
+    def validate(value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            problem = "is required" if required else None
+        else:
+            problem = check(value, bool(info.context and info.context.get("xml")))
         if problem is not None:
-            return problem
-    return None
+            raise PydanticCustomError("supplystream", "{problem}", {"problem": problem})
+        return value
+
+    return BeforeValidator(validate)
 
 
-def _order_problem(body: dict[str, Any], xml: bool) -> str | None:
-    """The first thing wrong with a websubmit body (before the DC mapping), or None."""
-    web_order = body.get("WebSalesOrder")
-    number = web_order.get("SalesOrderNumber") if isinstance(web_order, dict) else None
-    if number is None or (isinstance(number, str) and not number.strip()):
-        return "WebSalesOrder.SalesOrderNumber is required"
-    for name, fields in _SECTIONS:
-        section = body.get(name)
-        if section is not None and (problem := _fields_problem(name, section, fields, xml)):
-            return problem
-    lines = body.get("List")
-    items = lines.get("SalesOrderLineItem") if isinstance(lines, dict) else None
-    if not isinstance(items, list) or not items:
-        return "List.SalesOrderLineItem must contain at least one line item"
-    for n, item in enumerate(items):
-        path = f"List.SalesOrderLineItem[{n}]"
-        if (problem := _fields_problem(path, item, _LINE, xml)) is not None:
-            return problem
-        for key in ("LineNumber", "Quantity"):
-            if item.get(key) is None:
-                return f"{path}.{key} is required"
-            if int(item[key]) < 1:
-                return f"{path}.{key} must be at least 1"
-    taxes = body.get("TaxItems")
-    if taxes is not None:
-        if not isinstance(taxes, list):
-            return "TaxItems must be an array"
-        for n, tax in enumerate(taxes):
-            if (problem := _fields_problem(f"TaxItems[{n}]", tax, _TAX, xml)) is not None:
-                return problem
-    return None
+def _text(limit: int | None = None) -> Check:
+    def check(value: Any, xml: bool) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return "must be a string"
+        if limit is not None and len(str(value)) > limit:
+            return f"is longer than {limit} characters"
+        return None
+
+    return check
+
+
+def _order_number(value: Any, xml: bool) -> str | None:
+    blank = isinstance(value, str) and not value.strip()
+    return "is required" if blank else _text(50)(value, xml)
+
+
+def _integer(value: Any, xml: bool) -> str | None:
+    if xml:
+        ok = bool(_XML_INT.match(value))
+    else:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    return None if ok else "must be an integer"
+
+
+def _count(value: Any, xml: bool) -> str | None:
+    return _integer(value, xml) or (None if int(value) >= 1 else "must be at least 1")
+
+
+def _number(value: Any, xml: bool) -> str | None:
+    if xml:
+        try:
+            float(value)
+        except ValueError:
+            return "must be a number"
+        return None
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return None if ok else "must be a number"
+
+
+def _boolean(value: Any, xml: bool) -> str | None:
+    ok = value.strip().lower() in _XML_BOOL if xml else isinstance(value, bool)
+    return None if ok else "must be true or false"
+
+
+def _date(value: Any, xml: bool) -> str | None:
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value.strip())
+            return None
+        except ValueError:
+            pass
+    return "must be an ISO 8601 date"
+
+
+_Text = Annotated[Any, _leaf(_text())]
+_Text20 = Annotated[Any, _leaf(_text(20))]
+_Text50 = Annotated[Any, _leaf(_text(50))]
+_Text100 = Annotated[Any, _leaf(_text(100))]
+_Number = Annotated[Any, _leaf(_number)]
+_Boolean = Annotated[Any, _leaf(_boolean)]
+_Date = Annotated[Any, _leaf(_date)]
+_Count = Annotated[Any, _leaf(_count, required=True)]
+
+
+class _WebSalesOrder(BaseModel):
+    SalesOrderNumber: Annotated[Any, _leaf(_order_number, required=True)]
+    SalesOrderReference: _Text50 = None
+    CourierName: _Text100 = None
+    CourierService: _Text100 = None
+    CourierShopID: _Text50 = None
+    CurrencyCode: Annotated[Any, _leaf(_text(3))] = None
+    GUID: _Text100 = None
+    Notes: Annotated[Any, _leaf(_text(4000))] = None
+    SpecialInstructions: Annotated[Any, _leaf(_text(400))] = None
+    GiftMessage: Annotated[Any, _leaf(_text(500))] = None
+    GiftMessageFrom: _Text100 = None
+    GiftMessageTo: _Text100 = None
+    NotificationMethod: _Text50 = None
+    OrderType: _Text100 = None
+    ShippingTerm: _Text50 = None
+    ShippingTermLocation: _Text50 = None
+    DocumentIdentifier: _Text100 = None
+    NIFNumber: _Text100 = None
+    SalesInvoiceNumber: _Text100 = None
+    LocationType: _Text100 = None
+    DeliveryAddressLocationType: _Text100 = None
+    ShipmentTerms: _Text100 = None
+    UltimateDestination: _Text100 = None
+    CarrierCustomerAccountNo: _Text100 = None
+    PurchaseOrderNumber: _Text = None
+    GroupReference: _Text = None
+    ShippingVAT: _Number = None
+    ShippingExVAT: _Number = None
+    CustomsValueTotal: _Number = None
+    DiscountPriceTotal: _Number = None
+    ShippingTotal: _Number = None
+    TaxTotal: _Number = None
+    SubTotal: _Number = None
+    GiftWrap: _Boolean = None
+    DoNotPushToDC: _Boolean = None
+    OnHold: _Boolean = None
+    SalesOrderDate: _Date = None
+    ScheduledShipDate: _Date = None
+
+
+class _Header(BaseModel):
+    DCCode: _Text100 = None
+
+
+class _Address(BaseModel):
+    City: _Text50 = None
+    County: _Text50 = None
+    CountryCode: _Text20 = None
+    EmailAddress: Annotated[Any, _leaf(_text(150))] = None
+    FirstName: _Text50 = None
+    LastName: _Text50 = None
+    Line1: _Text100 = None
+    Line2: _Text100 = None
+    Line3: _Text100 = None
+    Line4: _Text100 = None
+    PhoneNumber: _Text20 = None
+    PostcodeZip: _Text20 = None
+    Title: _Text20 = None
+    ContactCode: _Text100 = None
+
+
+class _Delivery(_Address):
+    DeliveryContactIDNumber: _Text = None
+
+
+class _RetailCompliance(BaseModel):
+    Gs1Prefix: _Text = None
+    MarkForDcCode: _Text = None
+    MarkForDcName: _Text = None
+    MarkForDcDept: _Text = None
+    MarkForDcLine1: _Text = None
+    MarkForDcLine2: _Text = None
+    MarkForDcLine3: _Text = None
+    MarkForDcLine4: _Text = None
+    MarkForDcCity: _Text = None
+    MarkForDcCountyState: _Text = None
+    MarkForDcPostCodeZip: _Text = None
+    MarkForDcCountryCode: _Text = None
+    SiteId: _Text = None
+    StoreId: _Text = None
+    StoreName: _Text = None
+    ShipToDcCode: _Text = None
+    ShipToDcDeptNo: _Text = None
+    PoDate: _Date = None
+    ShipByDate: _Date = None
+    ShipAfterDate: _Date = None
+    ArriveByDate: _Date = None
+    CancelByDate: _Date = None
+
+
+class _Line(BaseModel):
+    LineNumber: _Count
+    Quantity: _Count
+    ProductCode: _Text100 = None
+    EAN: _Text100 = None
+    CurrencyCode: Annotated[Any, _leaf(_text(3))] = None
+    GUID: _Text100 = None
+    ExternalDocumentNo: _Text100 = None
+    LotNo: _Text100 = None
+    Channel: _Text100 = None
+    CountryCode: _Text100 = None
+    OrderLineMessage: _Text100 = None
+    SecondaryCurrencyCode: _Text = None
+    StyleCode: _Text = None
+    ASNNumber: _Text = None
+    UnitPrice: _Number = None
+    UnitDiscountPrice: _Number = None
+    VAT: _Number = None
+    CustomsValue: _Number = None
+    SecondaryUnitPrice: _Number = None
+    SecondaryVAT: _Number = None
+
+
+def _lines(value: Any) -> Any:
+    if not isinstance(value, list) or not value:
+        raise PydanticCustomError(
+            "supplystream", "{problem}", {"problem": "must contain at least one line item"}
+        )
+    return value
+
+
+class _Lines(BaseModel):
+    SalesOrderLineItem: Annotated[list[_Line], BeforeValidator(_lines)] = Field(
+        None, validate_default=True
+    )
+
+
+class _Tax(BaseModel):
+    Type: _Text = None
+    Value: _Text = None
+
+
+class WebSubmit(BaseModel):
+    """A v4 websubmit body (the XML ``<Request>`` as the JSON it stands for)."""
+
+    WebSalesOrder: _WebSalesOrder
+    SalesOrderHeader: _Header | None = None
+    DeliveryDetails: _Delivery | None = None
+    BillingDetails: _Address | None = None
+    RetailCompliance: _RetailCompliance | None = None
+    List: _Lines
+    TaxItems: list[_Tax] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _objects_to_check(cls, body: dict[str, Any]) -> dict[str, Any]:
+        # Without a WebSalesOrder object there is no SalesOrderNumber, without a List no line.
+        missing = [k for k in ("WebSalesOrder", "List") if not isinstance(body.get(k), dict)]
+        return {**body, **{key: {} for key in missing}}
+
+
+_SHOWN = {
+    "missing": "is required",
+    "model_type": "must be an object",
+    "list_type": "must be an array",
+}
+
+
+def websubmit_problem(exc: ValidationError) -> str:
+    """SupplyStream's failure message for an invalid websubmit body: the first problem, with its
+    path (``"Error. WebSalesOrder.Notes is longer than 4000 characters."``)."""
+    error = exc.errors()[0]
+    return f"Error. {json_path(error['loc'])} {_SHOWN.get(error['type'], error['msg'])}."
+
+
+class SupplyStreamSettings(SimulatorSettings):
+    """SupplyStream's key, known DCs and switches
+    (``ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_")
+
+    api_key: SecretStr = SecretStr(DEFAULT_API_KEY)
+    #: Comma-separated DC codes that map (``DC1,DC2``).
+    dc_codes: str = DEFAULT_DC_CODES
+    reject_duplicate_order_number: bool = True
+    wrap_json_failures: bool = False
 
 
 class SupplyStreamSimulator(VendorSimulator):
@@ -381,32 +513,29 @@ class SupplyStreamSimulator(VendorSimulator):
     """
 
     name = "supplystream"
+    settings_class = SupplyStreamSettings
+    settings: SupplyStreamSettings
 
-    def __init__(
-        self,
-        api_key: str = DEFAULT_API_KEY,
-        dc_codes: str = DEFAULT_DC_CODES,
-        reject_duplicate_order_number: bool = True,
-        wrap_json_failures: bool = False,
-    ) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.dc_codes = frozenset(c.strip() for c in dc_codes.split(",") if c.strip())
-        self.reject_duplicate_order_number = reject_duplicate_order_number
-        self.wrap_json_failures = wrap_json_failures
+    def __init__(self, settings: SupplyStreamSettings | None = None, /, **overrides: Any) -> None:
+        super().__init__(settings, **overrides)
+        self.api_key = self.settings.api_key.get_secret_value()
+        codes = self.settings.dc_codes.split(",")
+        self.dc_codes = frozenset(c.strip() for c in codes if c.strip())
+        self.reject_duplicate_order_number = self.settings.reject_duplicate_order_number
+        self.wrap_json_failures = self.settings.wrap_json_failures
         self._by_number: dict[str, list[str]] = {}
 
     def routes(self) -> list[web.RouteDef]:
         """v4 websubmit and status, v3 cancel, v1 status/tracking/cancel, IIS 404 elsewhere."""
         routes = [
             web.post("/api/salesorders/v4/websubmit", self.websubmit),
-            web.get("/api/salesorders/v4/{guid}/status", self.status_v4),
+            web.get("/api/salesorders/v4/{guid}/status", self.status),
             web.post("/api/salesorders/v3/{number}/cancel", self.cancel_v3),
         ]
         for base in ("/api", "/hub/api"):
             v1 = f"{base}/salesorders/v1/{{guid}}"
             routes += [
-                web.get(f"{v1}/status.{{fmt:json|xml}}", self.status_v1),
+                web.get(f"{v1}/status.{{fmt:json|xml}}", self.status),
                 web.get(f"{v1}/tracking.{{fmt:json|xml}}", self.tracking_v1),
                 web.post(f"{v1}/cancel/reasoncode/{{code}}.{{fmt:json|xml}}", self.cancel_v1),
             ]
@@ -473,22 +602,15 @@ class SupplyStreamSimulator(VendorSimulator):
         if not self._key_ok(request):
             return _denied(out)
         if in_fmt is None:
-            message = (
-                f"The request entity's media type '{request.content_type}' is not supported for "
-                "this resource."
-                if content_type
-                else "The request contains an entity body but no Content-Type header. The "
-                "inferred media type 'application/octet-stream' is not supported for this resource."
-            )
-            return json_response({"Message": message}, status=415)
+            return aspnet.unsupported(request)
         raw = await request.read()
         body, problem = _parse(raw, in_fmt)
         if body is None:
             return self._failure(out, problem or "", documented_wrapped=True)
-        xml = in_fmt == "xml"
-        problem = _order_problem(body, xml)
-        if problem is not None:
-            return self._failure(out, f"Error. {problem}.")
+        try:
+            WebSubmit.model_validate(body, context={"xml": in_fmt == "xml"})
+        except ValidationError as exc:
+            return self._failure(out, websubmit_problem(exc))
         header = body.get("SalesOrderHeader") or {}
         dc = str(header.get("DCCode") or "").strip()
         if dc not in self.dc_codes:
@@ -520,34 +642,42 @@ class SupplyStreamSimulator(VendorSimulator):
         self._by_number.setdefault(number, []).append(guid)
         return self._answer(out, extra={"GUID": guid})
 
-    async def status_v4(self, request: web.Request) -> web.Response:
-        """``GET /api/salesorders/v4/{guid}/status`` (path chosen; the v4 one is unknown)."""
-        out = _out_format(request, "json")
-        if not self._key_ok(request):
-            return _denied(out)
-        order = self.store.get(request.match_info["guid"])
-        if order is None:
-            return self._failure(out, NOT_FOUND)
-        return self._answer(out, extra={"Status": order["Status"], "GUID": order["GUID"]})
+    def _opening(self, request: web.Request) -> tuple[Fmt, web.Response | None]:
+        """The answer's format, and the 401 to give when the key is wrong.
 
-    async def status_v1(self, request: web.Request) -> web.Response:
-        """``GET …/salesorders/v1/{guid}/status.json`` (or ``.xml``)."""
-        out: Fmt = "xml" if request.match_info["fmt"] == "xml" else "json"
-        if not self._key_ok(request):
-            return _denied(out)
+        A v1 path names the format (``status.xml``); the other services answer as Accept asks,
+        in JSON by default.
+        """
+        fmt = request.match_info.get("fmt")
+        out: Fmt = _out_format(request, "json") if fmt is None else _media(fmt) or "json"
+        return out, None if self._key_ok(request) else _denied(out)
+
+    def _order_asked(self, request: web.Request) -> tuple[Fmt, dict[str, Any] | web.Response]:
+        """The answer's format, and the order the path's GUID names or the answer refusing it."""
+        out, denied = self._opening(request)
+        if denied is not None:
+            return out, denied
         order = self.store.get(request.match_info["guid"])
-        if order is None:
-            return self._answer(out, NOT_FOUND, success=False, v1=True)
-        return self._answer(out, extra={"Status": order["Status"], "GUID": order["GUID"]}, v1=True)
+        if order is not None:
+            return out, order
+        if "fmt" in request.match_info:
+            return out, self._answer(out, NOT_FOUND, success=False, v1=True)
+        return out, self._failure(out, NOT_FOUND)
+
+    async def status(self, request: web.Request) -> web.Response:
+        """``GET /api/salesorders/v4/{guid}/status`` (path chosen; the v4 one is unknown), and
+        ``GET …/salesorders/v1/{guid}/status.json`` (or ``.xml``)."""
+        out, order = self._order_asked(request)
+        if isinstance(order, web.Response):
+            return order
+        extra = {"Status": order["Status"], "GUID": order["GUID"]}
+        return self._answer(out, extra=extra, v1="fmt" in request.match_info)
 
     async def tracking_v1(self, request: web.Request) -> web.Response:
         """``GET …/salesorders/v1/{guid}/tracking.json`` (or ``.xml``)."""
-        out: Fmt = "xml" if request.match_info["fmt"] == "xml" else "json"
-        if not self._key_ok(request):
-            return _denied(out)
-        order = self.store.get(request.match_info["guid"])
-        if order is None:
-            return self._answer(out, NOT_FOUND, success=False, v1=True)
+        out, order = self._order_asked(request)
+        if isinstance(order, web.Response):
+            return order
         if order["TrackingNumber"] is None:
             return self._answer(
                 out, "Error. Sales Order has not been dispatched.", success=False, v1=True
@@ -578,9 +708,9 @@ class SupplyStreamSimulator(VendorSimulator):
 
     async def cancel_v3(self, request: web.Request) -> web.Response:
         """``POST /api/salesorders/v3/{SalesOrderNumber}/cancel?reasonCode=001``."""
-        out = _out_format(request, "json")
-        if not self._key_ok(request):
-            return _denied(out)
+        out, denied = self._opening(request)
+        if denied is not None:
+            return denied
         number = request.match_info["number"]
         problem = self._cancel(
             list(self._by_number.get(number, ())), number, request.query.get("reasonCode")
@@ -591,9 +721,9 @@ class SupplyStreamSimulator(VendorSimulator):
 
     async def cancel_v1(self, request: web.Request) -> web.Response:
         """``POST …/salesorders/v1/{guid}/cancel/reasoncode/{code}.json`` (or ``.xml``)."""
-        out: Fmt = "xml" if request.match_info["fmt"] == "xml" else "json"
-        if not self._key_ok(request):
-            return _denied(out)
+        out, denied = self._opening(request)
+        if denied is not None:
+            return denied
         guid = request.match_info["guid"]
         guids = [guid] if guid in self.store else []
         problem = self._cancel(guids, guid, request.match_info["code"])
@@ -623,7 +753,7 @@ class SupplyStreamSimulator(VendorSimulator):
         """Injected failures: the documented 401 JSON, else IIS-style HTML pages."""
         headers = retry_after_header(retry_after)
         if status == 401:
-            return json_response({"Message": DENIED}, status=401, headers=headers)
+            return aspnet.message(401, aspnet.DENIED, headers)
         return _iis_page(status, headers)
 
     def malformed_body(self, content_type: str) -> bytes:

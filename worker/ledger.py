@@ -3,9 +3,9 @@
 Before a request goes out the attempt is marked ``in_flight``; the outcome is written together
 with its result event and the job's timeline entry in one atomic step (a Lua script), which
 also guarantees exactly one terminal event per run: the terminal event is written only if no
-terminal event exists yet. A
-job that finds its own attempt still ``in_flight`` when it starts was interrupted mid-request
-(worker killed, time limit, redelivery): the pipeline then knows the vendor may have it.
+terminal event exists yet. A job that finds its own attempt still ``in_flight`` when it starts
+was interrupted mid-request (worker killed, time limit, redelivery): the pipeline then knows the
+vendor may have it.
 """
 
 from __future__ import annotations
@@ -83,12 +83,22 @@ class LedgerState(StrEnum):
     """An attempt began and its request may be out."""
     WAITING = "waiting"
     """An attempt ended without a terminal outcome; the next one is scheduled."""
+    DEFERRED = "deferred"
+    """The job waits without spending an attempt (throttled, circuit open, not_before)."""
     DONE = "done"
     """The run ended with its terminal event."""
 
 
 #: Terminal statuses whose job document is kept for replay or a decision.
 _KEPT_FOR_REPLAY = frozenset({EventStatus.DEAD_LETTERED, EventStatus.IN_DOUBT})
+
+
+def _state_after(event: ResultEvent) -> LedgerState:
+    if event.terminal:
+        return LedgerState.DONE
+    if event.status is EventStatus.DEFERRED:
+        return LedgerState.DEFERRED
+    return LedgerState.WAITING
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +205,7 @@ class JobLedger:
                 event.model_dump_json(exclude_none=True),
                 self.results_maxlen,
                 "1" if terminal else "0",
-                LedgerState.DONE if terminal else LedgerState.WAITING,
+                _state_after(event),
                 self.ttl_s,
                 job.job_id,
                 event.status.value,

@@ -37,6 +37,8 @@ class Outcome:
     retry_after_s: float | None = None
     already_exists: bool = False
     """The vendor refused because it already has this order (a reconciliation signal)."""
+    throttle_s: float | None = None
+    """The vendor said its limit is used up for this long (e.g. ``X-Rate-Limit-Remaining: 0``)."""
 
     @classmethod
     def success(

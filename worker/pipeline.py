@@ -33,9 +33,12 @@ from order_dispatch.contract import (
 from order_dispatch.keys import Keys
 from order_dispatch.logs import get_logger
 from order_dispatch.settings import Settings
-from worker.ledger import JobLedger, LedgerEntry, LedgerState
+from worker.inflight import Action, plan_delivery
+from worker.ledger import JobLedger, LedgerEntry
+from worker.limits import Admission, RateLimit, VendorGate
+from worker.limits import Verdict as GateVerdict
 from worker.outcomes import Outcome, OutcomeKind
-from worker.retry import Decision, decide
+from worker.retry import Decision, decide, jittered
 from worker.runtime import EventLoopThread
 from worker.vendors import UnknownVendor
 from worker.vendors.base import ConfigurationError, Lookup, LookupKind, TranslationError, Vendor
@@ -56,6 +59,7 @@ class Step:
     deferred: bool = False
     queue: str | None = None
     """The vendor queue to wait in (set with ``retry_in_s``)."""
+    priority: int = 0
 
 
 DONE = Step()
@@ -82,6 +86,7 @@ class Pipeline:
             results_maxlen=settings.results_maxlen,
             ttl_s=settings.receipt_ttl_s,
         )
+        self.gate = VendorGate(redis_client, self.keys, settings.circuit, settings.lease_s)
         self.worker_name = worker_name or f"{socket.gethostname()}-{os.getpid()}"
         # How long an attempt in flight holds its job: its vendor call ends by the deadline.
         self._lease_s = settings.lease_s
@@ -119,9 +124,18 @@ class Pipeline:
         deferred: bool,
         previous: LedgerEntry,
     ) -> Step:
-        if previous.terminal_event_id is not None:
+        plan = plan_delivery(previous, attempt, self._lease_s)
+        queue = self.keys.queue(job.vendor)
+        if plan.action is Action.FINISHED:
             log.info("job already finished; nothing to do")
             return DONE
+        if plan.action is Action.STALE:
+            log.info("stale delivery: a later attempt already ran", latest=previous.attempt)
+            return DONE
+        if plan.action is Action.WAIT:
+            log.info("another delivery is in flight; checking again later", other=previous.attempt)
+            return Step(plan.wait_s, attempt, deferred, queue, job.priority)
+        attempt = plan.attempt
         if job.not_before is not None:
             wait = (job.not_before - datetime.now(UTC)).total_seconds()
             if wait > 0:
@@ -138,66 +152,10 @@ class Pipeline:
                 Outcome(OutcomeKind.PERMANENT, error=error),
                 started,
             )
-        take_over: str | None = None
-        if previous.state == LedgerState.IN_FLIGHT:
-            # An attempt holds the job. Past its lease the worker that began it is dead, and its
-            # request may have been sent.
-            lease = self._lease_s
-            if previous.age_s < lease:
-                log.info(
-                    "another delivery of this job is in flight; checking again later",
-                    in_flight_attempt=previous.attempt,
-                )
-                return Step(
-                    lease - previous.age_s, attempt, deferred, self.keys.queue(job.vendor)
-                )
-            if not vendor.repeat_safe(job.operation):
-                lookup = self.io.run(self.sender.lookup(vendor, job))
-                if lookup.kind is LookupKind.FOUND:
-                    log.warning("interrupted attempt found; the vendor has the order")
-                    return self._finish(
-                        job,
-                        max(attempt, previous.attempt),
-                        run,
-                        Decision(EventStatus.ACCEPTED, reason="reconciled by lookup"),
-                        _found(lookup),
-                        started,
-                        reconciled=True,
-                    )
-                if not (lookup.kind is LookupKind.NOT_FOUND and vendor.lookup_authoritative):
-                    message = (
-                        f"attempt {previous.attempt} was interrupted {previous.age_s:.0f} s ago "
-                        "after its request may have reached the vendor, and the vendor cannot "
-                        f"tell whether it has the order ({lookup.detail or lookup.kind.value}); "
-                        "decide by hand whether the vendor has it"
-                    )
-                    error = ErrorInfo(kind=ErrorKind.TRANSPORT, message=message, retryable=False)
-                    return self._finish(
-                        job,
-                        max(attempt, previous.attempt),
-                        run,
-                        Decision(EventStatus.IN_DOUBT, reason="interrupted attempt"),
-                        Outcome(OutcomeKind.UNKNOWN, error=error),
-                        started,
-                    )
-                log.warning("interrupted attempt; the vendor has no such order, sending again")
-            else:
-                log.warning(
-                    "interrupted attempt found; repeating it is safe",
-                    previous_attempt=previous.attempt,
-                )
-            take_over = previous.started_at
-            attempt = max(attempt, previous.attempt)
-        elif previous.attempt > attempt:
-            log.info(
-                "stale delivery: a later attempt already ran; dropping it",
-                latest_attempt=previous.attempt,
-            )
-            return DONE
-        elif previous.attempt == attempt and previous.state == LedgerState.WAITING:
-            # This attempt already failed and scheduled its retry, but its message came back
-            # (the ack was lost): run it as that retry.
-            attempt += 1
+        if plan.action is Action.INTERRUPTED:
+            settled = self._interrupted(vendor, job, attempt, run, previous, started)
+            if settled is not None:
+                return settled
         try:
             request = vendor.translate(job)
         except TranslationError as exc:
@@ -212,11 +170,15 @@ class Pipeline:
                 outcome,
                 started,
             )
+        limit = _rate_limit(vendor)
+        admission = self.gate.admit(job.vendor, job.account, limit)
+        if not admission.allowed:
+            return self._hold(job, attempt, run, admission, started, announce=not deferred)
         if not self.ledger.begin_attempt(
-            job.job_id, attempt, self.worker_name, take_over=take_over
+            job.job_id, attempt, self.worker_name, take_over=plan.take_over
         ):
             log.info("another delivery of this job just started; checking again later")
-            return Step(self._lease_s, attempt, deferred, self.keys.queue(job.vendor))
+            return Step(self._lease_s, attempt, deferred, queue, job.priority)
         try:
             outcome = self.io.run(self.sender.submit(vendor, job, request))
         except Exception as exc:  # a defect in an adapter must not lose the job
@@ -226,11 +188,18 @@ class Pipeline:
                 ErrorKind.INTERNAL,
                 f"internal error while submitting: {type(exc).__name__}: {exc}",
             )
+        self._observe(job, admission, limit, outcome)
         repeat_safe = vendor.repeat_safe(job.operation)
         reconciled = False
         if outcome.already_exists or (outcome.kind is OutcomeKind.UNKNOWN and not repeat_safe):
             outcome, reconciled = self._reconcile(vendor, job, outcome)
-        decision = decide(outcome, attempt, self.settings.retry, repeat_safe=repeat_safe)
+        decision = decide(
+            outcome,
+            attempt,
+            self.settings.retry_policy(job.vendor),
+            repeat_safe=repeat_safe,
+            age_s=_age_s(job),
+        )
         return self._finish(
             job,
             attempt,
@@ -241,6 +210,105 @@ class Pipeline:
             reconciled=reconciled,
             request=request.summary(vendor.account.base_url),
         )
+
+    def _interrupted(
+        self,
+        vendor: Vendor,
+        job: Job,
+        attempt: int,
+        run: Run,
+        previous: LedgerEntry,
+        started: float,
+    ) -> Step | None:
+        """An attempt whose worker died mid-request: settle it, or None to send it again."""
+        if vendor.repeat_safe(job.operation):
+            log.warning("interrupted attempt found; repeating it is safe", previous=attempt)
+            return None
+        lookup = self.io.run(self.sender.lookup(vendor, job))
+        if lookup.kind is LookupKind.FOUND:
+            log.warning("interrupted attempt found; the vendor has the order")
+            return self._finish(
+                job,
+                attempt,
+                run,
+                Decision(EventStatus.ACCEPTED, reason="reconciled by lookup"),
+                _found(lookup),
+                started,
+                reconciled=True,
+            )
+        if lookup.kind is LookupKind.NOT_FOUND and vendor.lookup_authoritative:
+            log.warning("interrupted attempt; the vendor has no such order, sending again")
+            return None
+        message = (
+            f"attempt {previous.attempt} was interrupted {previous.age_s:.0f} s ago "
+            "after its request may have reached the vendor, and the vendor cannot "
+            f"tell whether it has the order ({lookup.detail or lookup.kind.value}); "
+            "decide by hand whether the vendor has it"
+        )
+        error = ErrorInfo(kind=ErrorKind.TRANSPORT, message=message, retryable=False)
+        return self._finish(
+            job,
+            attempt,
+            run,
+            Decision(EventStatus.IN_DOUBT, reason="interrupted attempt"),
+            Outcome(OutcomeKind.UNKNOWN, error=error),
+            started,
+        )
+
+    def _hold(
+        self,
+        job: Job,
+        attempt: int,
+        run: Run,
+        admission: Admission,
+        started: float,
+        *,
+        announce: bool,
+    ) -> Step:
+        """Defer a job the gate did not admit (rate limit or open circuit): not an attempt."""
+        circuit = admission.verdict is GateVerdict.CIRCUIT
+        kind = ErrorKind.CIRCUIT_OPEN if circuit else ErrorKind.RATE_LIMITED
+        wait = jittered(admission.wait_s)
+        if announce:
+            what = "the circuit is open" if circuit else "the account's rate limit is reached"
+            error = ErrorInfo(kind=kind, message=f"{what}; waiting {wait:.1f} s", retryable=True)
+            event = _event(
+                job,
+                run,
+                attempt,
+                EventStatus.DEFERRED,
+                started,
+                vendor_order_id=job.vendor_order_id,
+                retry_in_s=round(wait, 3),
+                error=error,
+            )
+            self.ledger.record(job, event, worker=self.worker_name)
+            log.info("job deferred", reason=kind.value, wait_s=round(wait, 3))
+        return Step(wait, attempt, True, self.keys.queue(job.vendor), job.priority)
+
+    def _observe(
+        self, job: Job, admission: Admission, limit: RateLimit | None, outcome: Outcome
+    ) -> None:
+        """Feed the circuit breaker and the shared rate limit with what the call showed."""
+        error_kind = outcome.error.kind if outcome.error else None
+        if error_kind in _CIRCUIT_FAILURES:
+            transition = self.gate.report(job.vendor, job.account, success=False)
+        elif admission.circuit_state != "closed" or admission.failures:
+            transition = self.gate.report(job.vendor, job.account, success=True)
+        else:
+            transition = ""
+        if transition:
+            log.warning(
+                f"circuit {transition}",
+                circuit=transition,
+                error=outcome.error.message if outcome.error else None,
+            )
+        pause = outcome.throttle_s
+        if error_kind is ErrorKind.RATE_LIMITED:
+            pause = max(pause or 0.0, outcome.retry_after_s or 1.0)
+        if pause:
+            cap = self.settings.retry_policy(job.vendor).retry_after_cap_s
+            self.gate.pause(job.vendor, job.account, min(pause, cap), limit)
 
     def _reconcile(self, vendor: Vendor, job: Job, outcome: Outcome) -> tuple[Outcome, bool]:
         """Ask the vendor whether it has the order after an unknown or "already have it"
@@ -316,15 +384,20 @@ class Pipeline:
             retry_in_s=event.retry_in_s,
         )
         if decision.status is EventStatus.RETRY_SCHEDULED and written:
-            return Step(decision.delay_s, attempt + 1, False, self.keys.queue(job.vendor))
+            return Step(
+                decision.delay_s, attempt + 1, False, self.keys.queue(job.vendor), job.priority
+            )
+        if decision.status is EventStatus.DEFERRED and written:
+            return Step(
+                decision.delay_s, attempt, True, self.keys.queue(job.vendor), job.priority
+            )
         return DONE
 
     def _defer(
         self, job: Job, attempt: int, run: Run, wait: float, started: float, *, announce: bool
     ) -> Step:
-        """Wait for ``not_before`` in slices short enough for the broker's visibility timeout;
-        waiting is not an attempt. The first slice emits a ``deferred`` event."""
-        slice_s = min(wait, self.settings.retry.retry_after_cap_s)
+        """Wait for ``not_before`` (in the durable schedule when long); waiting is not an
+        attempt. The first wait emits a ``deferred`` event."""
         if announce:
             event = _event(
                 job,
@@ -337,7 +410,7 @@ class Pipeline:
             )
             self.ledger.record(job, event, worker=self.worker_name)
             log.info("job deferred until not_before", wait_s=round(wait, 3))
-        return Step(slice_s, attempt, True, self.keys.queue(job.vendor))
+        return Step(wait, attempt, True, self.keys.queue(job.vendor), job.priority)
 
     def _refuse_document(
         self, job_id: str, raw: str, exc: ValueError, attempt: int, run: Run
@@ -379,6 +452,24 @@ class Pipeline:
         )
         self.ledger.record(placeholder, event, worker=self.worker_name)
         return DONE
+
+
+#: Failures that count toward opening a vendor account's circuit.
+_CIRCUIT_FAILURES = frozenset(
+    {ErrorKind.VENDOR_UNAVAILABLE, ErrorKind.TIMEOUT, ErrorKind.TRANSPORT}
+)
+
+
+def _rate_limit(vendor: Vendor) -> RateLimit | None:
+    per_minute = vendor.rate_limit_per_minute
+    return RateLimit(per_minute) if per_minute else None
+
+
+def _age_s(job: Job) -> float:
+    """How long ago the job was enqueued."""
+    if job.enqueued_at is None:
+        return 0.0
+    return max(0.0, (datetime.now(UTC) - job.enqueued_at).total_seconds())
 
 
 def _found(lookup: Lookup) -> Outcome:

@@ -60,10 +60,13 @@ class EventLoopThread:
 
 
 class Runtime:
-    """What one worker process holds for its life: loop, HTTP client, Redis client, pipeline."""
+    """What one worker process holds for its life: loop, HTTP client, Redis client, pipeline,
+    and the scheduler thread that moves due retries from the durable schedule to their queues."""
 
     def __init__(self, settings: Settings, *, worker_name: str | None = None) -> None:
+        from order_dispatch.keys import Keys
         from worker.pipeline import Pipeline
+        from worker.schedule import DurableSchedule, Scheduler
         from worker.vendors.sender import Sender
 
         self.settings = settings
@@ -73,9 +76,12 @@ class Runtime:
         self.redis: redis.Redis = redis.Redis.from_url(settings.redis_url)
         self.sender = Sender(self.http, settings)
         self.pipeline = Pipeline(settings, self.redis, self.sender, self.io, worker_name)
+        self.schedule = DurableSchedule(self.redis, Keys(settings.key_prefix))
+        self.scheduler = Scheduler(self.schedule).start()
 
     def close(self) -> None:
-        """Close the HTTP client on its loop, then the loop and Redis."""
+        """Stop the scheduler, close the HTTP client on its loop, then the loop and Redis."""
+        self.scheduler.stop()
         try:
             self.io.run(self.http.aclose(), timeout=5)
         finally:

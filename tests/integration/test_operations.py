@@ -4,6 +4,7 @@ dead letters, in-doubt jobs and timelines they act on."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,20 +13,28 @@ import pytest
 import redis
 
 from order_dispatch.contract import EventStatus, Job, ResultEvent
+from order_dispatch.settings import CircuitSettings
 from order_dispatch.timeline import TimelineEntry
 from producers.enqueue import InvalidJob
 from producers.operations import JobNotFound, OperationRefused, Operations
-from tests.integration.conftest import order_job, unique
+from tests.integration.conftest import Events, order_job, unique
 from tests.integration.test_pipeline_logic import (  # noqa: F401 (_close_loops: autouse fixture)
     _close_loops,
     accepted,
     began_long_ago,
-    make,
     put,
 )
+from tests.integration.test_pipeline_logic import make as make_pipeline
 from worker.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
+
+
+def make(
+    redis_client: redis.Redis, handler: Callable[[httpx.Request], httpx.Response]
+) -> tuple[Pipeline, Events, list[httpx.Request]]:
+    """A pipeline whose circuit breaker stays closed: these tests fail the vendor on purpose."""
+    return make_pipeline(redis_client, handler, circuit=CircuitSettings(failure_threshold=1000))
 
 
 def ops_for(pipeline: Pipeline, **kwargs: Any) -> Operations:
@@ -49,6 +58,7 @@ def dead_letter(pipeline: Pipeline, job: dict[str, Any]) -> str:
     job_id = put(pipeline, job)
     attempt = 1
     while (step := pipeline.run(job_id, 1, attempt)).retry_in_s is not None:
+        assert not step.deferred, "deferred, not failed: the test would spin"
         attempt = step.attempt
     return job_id
 

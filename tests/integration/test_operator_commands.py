@@ -6,21 +6,51 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from click.testing import CliRunner, Result
 
 from cli.main import main
 from order_dispatch.contract import ResultEvent
+from order_dispatch.keys import Keys
 from order_dispatch.settings import get_settings
 from producers.enqueue import Producer
 from tests.integration.conftest import Events, WorkerProcess, order_job, unique
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def operator_prefix() -> str:
+    return f"odo-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="module")
+def operator_worker(
+    operator_prefix: str, worker_env_factory: Callable[..., dict[str, str]]
+) -> Iterator[WorkerProcess]:
+    """A worker of this module's own: these tests fail the vendor on purpose, so its circuit
+    breaker must neither open on them nor be left open by other tests."""
+    env = worker_env_factory(operator_prefix, ORDER_DISPATCH_CIRCUIT__FAILURE_THRESHOLD="1000")
+    proc = WorkerProcess(env)
+    yield proc
+    proc.close()
+
+
+@pytest.fixture
+def producer(redis_client: redis.Redis, operator_prefix: str) -> Producer:
+    return Producer(redis_client, key_prefix=operator_prefix)
+
+
+@pytest.fixture
+def events(redis_client: redis.Redis, operator_prefix: str) -> Events:
+    return Events(redis_client, Keys(operator_prefix))
 
 
 def cli(redis_url: str, prefix: str, *args: str) -> Result:
@@ -62,12 +92,12 @@ def one_terminal_per_run(events: list[ResultEvent]) -> dict[int, str]:
 
 
 def test_a_dead_lettered_job_replayed_with_a_corrected_order_is_accepted_in_run_2(
-    worker: WorkerProcess,
+    operator_worker: WorkerProcess,
     producer: Producer,
     events: Events,
     sandbox_admin: httpx.Client,
     redis_url: str,
-    shared_prefix: str,
+    operator_prefix: str,
     tmp_path: Path,
 ) -> None:
     # Given: a job that used up its 5 attempts on a failing vendor
@@ -75,7 +105,7 @@ def test_a_dead_lettered_job_replayed_with_a_corrected_order_is_accepted_in_run_
     job = order_job(unique("replay"))
     job_id = producer.enqueue(job).job_id
     assert wait_run_ends(events, job_id, 1).status == "dead_lettered"
-    listed = cli(redis_url, shared_prefix, "dlq", "list", "--vendor", "sourceorders", "--json")
+    listed = cli(redis_url, operator_prefix, "dlq", "list", "--vendor", "sourceorders", "--json")
     mine = [json.loads(line) for line in listed.stdout.splitlines()]
     mine = [d for d in mine if d["job_id"] == job_id]
     assert listed.exit_code == 0 and len(mine) == 1
@@ -85,12 +115,12 @@ def test_a_dead_lettered_job_replayed_with_a_corrected_order_is_accepted_in_run_
     # When: an operator replays it with a corrected address (after a try with a broken one)
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({**job["order"], "currency": "dollars"}))
-    refused = cli(redis_url, shared_prefix, "replay", job_id, "--order", str(broken))
+    refused = cli(redis_url, operator_prefix, "replay", job_id, "--order", str(broken))
     fixed = tmp_path / "fixed.json"
     ship_to = {**job["order"]["ship_to"], "line2": "Suite 200"}
     fixed.write_text(json.dumps({**job["order"], "ship_to": ship_to}))
     replayed = cli(
-        redis_url, shared_prefix, "replay", job_id, "--order", str(fixed),
+        redis_url, operator_prefix, "replay", job_id, "--order", str(fixed),
         "--note", "added the suite", "--by", "pam",
     )
 
@@ -109,11 +139,11 @@ def test_a_dead_lettered_job_replayed_with_a_corrected_order_is_accepted_in_run_
     (order,) = vendor_orders(sandbox_admin)
     assert order["orderId"] == accepted.vendor_order_id
     assert order["shippingAddress"]["street2"] == "Suite 200"
-    after = cli(redis_url, shared_prefix, "dlq", "list", "--json")
+    after = cli(redis_url, operator_prefix, "dlq", "list", "--json")
     assert job_id not in after.stdout
 
     # And: the timeline shows every attempt, who ran it, and the operator's action
-    shown = cli(redis_url, shared_prefix, "timeline", job_id, "--json")
+    shown = cli(redis_url, operator_prefix, "timeline", job_id, "--json")
     assert shown.exit_code == 0, shown.output
     timeline = json.loads(shown.stdout)
     assert (timeline["run"], timeline["state"]) == (2, "done")
@@ -129,35 +159,35 @@ def test_a_dead_lettered_job_replayed_with_a_corrected_order_is_accepted_in_run_
     assert all(e["worker"] and e["http_status"] in (500, 200) for e in attempts)
     assert attempts[0]["response"] and "sandbox-sourceorders-key" not in shown.stdout
     assert entries[5]["operator"] == "pam"
-    table = cli(redis_url, shared_prefix, "timeline", job_id)
+    table = cli(redis_url, operator_prefix, "timeline", job_id)
     assert table.stdout.startswith(f"job {job_id}: run 2, done\n")
     assert "operator pam" in table.stdout and "vendor order soo_" in table.stdout
 
 
 def test_an_in_doubt_job_resolved_by_an_operator_ends_with_the_decision(
-    worker: WorkerProcess,
+    operator_worker: WorkerProcess,
     producer: Producer,
     events: Events,
     sandbox_admin: httpx.Client,
     redis_url: str,
-    shared_prefix: str,
+    operator_prefix: str,
 ) -> None:
     # Given: a create whose answer was lost after the vendor stored it (SourceOrders: no lookup)
     sandbox_admin.post("/_sandbox/faults/sourceorders", json={"drop_after_commit_next": 1})
     job_id = producer.enqueue(order_job(unique("doubt"))).job_id
     assert wait_run_ends(events, job_id, 1).status == "in_doubt"
     (order,) = vendor_orders(sandbox_admin)
-    listed = cli(redis_url, shared_prefix, "dlq", "list", "--status", "in_doubt")
+    listed = cli(redis_url, operator_prefix, "dlq", "list", "--status", "in_doubt")
     assert job_id in listed.stdout
 
-    too_long = cli(redis_url, shared_prefix, "resolve", job_id, "--as", "accepted",
+    too_long = cli(redis_url, operator_prefix, "resolve", job_id, "--as", "accepted",
                    "--note", "x" * 2001)
     assert too_long.exit_code == 1
     assert too_long.stderr == "invalid: note: String should have at most 2000 characters\n"
 
     # When: the operator finds the order at the vendor and says so
     resolved = cli(
-        redis_url, shared_prefix, "resolve", job_id, "--as", "accepted",
+        redis_url, operator_prefix, "resolve", job_id, "--as", "accepted",
         "--vendor-order-id", order["orderId"], "--note", "found in the portal", "--by", "pam",
     )
 
@@ -170,8 +200,8 @@ def test_an_in_doubt_job_resolved_by_an_operator_ends_with_the_decision(
     assert (decision.vendor_order_id, decision.operator, decision.note) == (
         order["orderId"], "pam", "found in the portal")
     assert len(vendor_orders(sandbox_admin)) == 1
-    assert job_id not in cli(redis_url, shared_prefix, "dlq", "list").stdout
-    entries = json.loads(cli(redis_url, shared_prefix, "timeline", job_id, "--json").stdout)[
+    assert job_id not in cli(redis_url, operator_prefix, "dlq", "list").stdout
+    entries = json.loads(cli(redis_url, operator_prefix, "timeline", job_id, "--json").stdout)[
         "entries"
     ]
     assert [(e["status"], e.get("action")) for e in entries] == [
@@ -179,7 +209,7 @@ def test_an_in_doubt_job_resolved_by_an_operator_ends_with_the_decision(
     assert entries[0]["error"]["kind"] == "transport" and entries[0]["worker"]
 
     # And: a second decision is refused
-    again = cli(redis_url, shared_prefix, "resolve", job_id, "--as", "rejected")
+    again = cli(redis_url, operator_prefix, "resolve", job_id, "--as", "rejected")
     assert again.exit_code == 1
     assert again.stderr == (
         f"Error: job {job_id!r} is not in doubt: run 2 ended accepted; "
@@ -188,12 +218,12 @@ def test_an_in_doubt_job_resolved_by_an_operator_ends_with_the_decision(
 
 
 def test_replay_since_replays_the_dead_letters_of_that_window(
-    worker: WorkerProcess,
+    operator_worker: WorkerProcess,
     producer: Producer,
     events: Events,
     sandbox_admin: httpx.Client,
     redis_url: str,
-    shared_prefix: str,
+    operator_prefix: str,
 ) -> None:
     sandbox_admin.post("/_sandbox/faults/sourceorders", json={"fail_next": 10, "status": 503})
     since = datetime.now(UTC).isoformat()
@@ -202,7 +232,7 @@ def test_replay_since_replays_the_dead_letters_of_that_window(
         assert wait_run_ends(events, job_id, 1).status == "dead_lettered"
 
     result = cli(
-        redis_url, shared_prefix, "replay", "--vendor", "sourceorders", "--since", since
+        redis_url, operator_prefix, "replay", "--vendor", "sourceorders", "--since", since
     )
 
     assert result.exit_code == 0, result.output

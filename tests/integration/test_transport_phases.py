@@ -27,8 +27,8 @@ from worker.vendors.sourceorders import SourceOrders
 pytestmark = pytest.mark.integration
 
 
-def send(base_url: str, **http: Any) -> Outcome:
-    settings = Settings(http=HttpSettings(**http))
+def send(base_url: str, settings: Settings | None = None, **http: Any) -> Outcome:
+    settings = settings or Settings(http=HttpSettings(**http))
     account = VendorAccount(base_url=base_url, credentials={"api_key": DEFAULT_API_KEY})
     vendor = SourceOrders(account)
     job = Job.model_validate(order_job(unique("phase")))
@@ -63,7 +63,7 @@ def test_a_request_that_reached_the_vendor_is_never_called_unsent(
 ) -> None:
     sandbox_admin.post("/_sandbox/faults/sourceorders", json=fault).raise_for_status()
 
-    outcome = send(sandbox.vendor_url("sourceorders"), read_timeout_s=1)
+    outcome = send(sandbox.vendor_url("sourceorders"), read_timeout_s=1, deadline_s=10)
 
     assert outcome.kind is OutcomeKind.UNKNOWN, outcome.error
     assert outcome.error is not None and outcome.error.kind is error_kind
@@ -103,7 +103,9 @@ def test_a_connect_timeout_was_not_sent_and_retries() -> None:
             s.connect_ex(("127.0.0.1", port))
             fillers.append(s)
         try:
-            outcome = send(f"http://127.0.0.1:{port}/sourceorders", connect_timeout_s=0.5)
+            outcome = send(
+                f"http://127.0.0.1:{port}/sourceorders", connect_timeout_s=0.5, deadline_s=40
+            )
         finally:
             for s in fillers:
                 s.close()
@@ -117,7 +119,10 @@ def test_the_product_deadline_ends_a_slow_call_as_unknown(
 ) -> None:
     sandbox_admin.post("/_sandbox/faults/sourceorders", json={"latency": {"ms": 3000}})
 
-    outcome = send(sandbox.vendor_url("sourceorders"), read_timeout_s=30, deadline_s=0.5)
+    # Settings refuse a deadline below the timeouts; built unchecked here to see it fire alone.
+    settings = Settings.model_construct(http=HttpSettings(read_timeout_s=30, deadline_s=0.5))
+
+    outcome = send(sandbox.vendor_url("sourceorders"), settings)
 
     assert outcome.kind is OutcomeKind.UNKNOWN
     assert outcome.error is not None and "deadline" in outcome.error.message

@@ -1,13 +1,61 @@
-"""A sandbox server for the simulator tests: one per session, state reset around each test."""
+"""A sandbox server for the simulator tests: one per session, state reset around each test; a
+server of its own for a simulator with other settings; helpers every vendor's tests share."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
 
 import httpx
 import pytest
 
+from sandbox.base import VendorSimulator
 from sandbox.runner import BackgroundSandbox
+
+#: Starts a sandbox serving only the given simulator; answers a client on it.
+Serve = Callable[[VendorSimulator], httpx.Client]
+
+class _Delete:
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+#: The value that makes :func:`changed` delete the member.
+DELETE: Any = _Delete()
+
+
+def changed(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of ``body`` with the member at the dotted ``path`` (``items.1.quantity``,
+    numbers index lists) set to ``value``, or deleted when ``value`` is :data:`DELETE`."""
+    body = copy.deepcopy(body)
+    *parents, last = path.split(".")
+    node: Any = body
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    key: Any = int(last) if isinstance(node, list) else last
+    if value is DELETE:
+        del node[key]
+    else:
+        node[key] = value
+    return body
+
+
+def vendor_orders(client: httpx.Client, vendor: str) -> dict[str, Any]:
+    """What the simulated ``vendor`` holds and was asked, from the admin API."""
+    answer = client.get("/_sandbox/orders", params={"vendor": vendor})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    assert body["count"] == len(body["orders"])
+    return body
+
+
+def set_faults(client: httpx.Client, vendor: str, **spec: Any) -> httpx.Response:
+    """Set ``vendor``'s faults through the admin API."""
+    answer = client.post(f"/_sandbox/faults/{vendor}", json=spec)
+    answer.raise_for_status()
+    return answer
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +85,17 @@ def sandbox(
 def client(sandbox: BackgroundSandbox, session_client: httpx.Client) -> httpx.Client:
     """A plain HTTP client on the sandbox's base URL."""
     return session_client
+
+
+@pytest.fixture
+def local() -> Iterator[Serve]:
+    """Start a sandbox of its own serving one simulator, built with settings of the test's
+    choosing (``local(SophioSimulator(rate_limit_per_minute=2))``); a client on it. Servers and
+    clients stop after the test."""
+    with ExitStack() as started:
+
+        def serve(simulator: VendorSimulator) -> httpx.Client:
+            server = started.enter_context(BackgroundSandbox(simulators=[simulator]))
+            return started.enter_context(httpx.Client(base_url=server.url, timeout=10))
+
+        yield serve

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.runner import BackgroundSandbox
 from sandbox.sellercloud import DEFAULT_PASSWORD, DEFAULT_USERNAME, SellerCloudSimulator
+from tests.sandbox.conftest import DELETE, Serve, changed, set_faults, vendor_orders
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sellercloud"
 API = "/sellercloud/rest/api"
@@ -82,27 +80,16 @@ def create(client: httpx.Client, auth: dict[str, str], body: dict[str, Any]) -> 
 
 
 def admin_orders(client: httpx.Client) -> dict[str, Any]:
-    body: dict[str, Any] = client.get("/_sandbox/orders", params={"vendor": "sellercloud"}).json()
-    return body
+    return vendor_orders(client, "sellercloud")
 
 
 def faults(client: httpx.Client, **spec: Any) -> None:
-    client.post("/_sandbox/faults/sellercloud", json=spec).raise_for_status()
+    set_faults(client, "sellercloud", **spec)
 
 
 def parse_time(value: str) -> float:
     assert value.endswith("Z") and len(value.split(".")[1]) == 8, value  # 7 digits + Z
     return datetime.fromisoformat(value).timestamp()
-
-
-@contextmanager
-def local(**kwargs: Any) -> Iterator[httpx.Client]:
-    """A client on a sandbox of its own serving a SellerCloud simulator built with ``kwargs``."""
-    with (
-        BackgroundSandbox(simulators=[SellerCloudSimulator(**kwargs)]) as server,
-        httpx.Client(base_url=server.url, timeout=5) as c,
-    ):
-        yield c
 
 
 # --- the documented sample and the documented success shapes -----------------------------------
@@ -197,88 +184,68 @@ def test_post_is_not_idempotent_by_default(client: httpx.Client, auth: dict[str,
 # --- validation ---------------------------------------------------------------------------------
 
 
-def _drop(*path: str | int) -> Callable[[dict[str, Any]], None]:
-    def mutate(body: dict[str, Any]) -> None:
-        target: Any = body
-        for key in path[:-1]:
-            target = target[key]
-        del target[path[-1]]
-
-    return mutate
-
-
-def _set(value: Any, *path: str | int) -> Callable[[dict[str, Any]], None]:
-    def mutate(body: dict[str, Any]) -> None:
-        target: Any = body
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
-
-    return mutate
-
-
 REQUIRED = "The {} field is required."
 
 
 @pytest.mark.parametrize(
-    ("mutate", "key", "message"),
+    ("path", "value", "key", "message"),
     [
-        (_drop("CustomerDetails"), "model.CustomerDetails", REQUIRED.format("CustomerDetails")),
-        (_drop("CustomerDetails", "Email"), "model.CustomerDetails.Email",
+        ("CustomerDetails", DELETE, "model.CustomerDetails", REQUIRED.format("CustomerDetails")),
+        ("CustomerDetails.Email", DELETE, "model.CustomerDetails.Email",
          REQUIRED.format("Email")),
-        (_set("", "CustomerDetails", "FirstName"), "model.CustomerDetails.FirstName",
+        ("CustomerDetails.FirstName", "", "model.CustomerDetails.FirstName",
          REQUIRED.format("FirstName")),
-        (_set(None, "CustomerDetails", "LastName"), "model.CustomerDetails.LastName",
+        ("CustomerDetails.LastName", None, "model.CustomerDetails.LastName",
          REQUIRED.format("LastName")),
-        (_set("yes", "CustomerDetails", "IsWholesale"), "model.CustomerDetails.IsWholesale",
+        ("CustomerDetails.IsWholesale", "yes", "model.CustomerDetails.IsWholesale",
          "Error converting value \"yes\" to type 'System.Boolean'. "
          "Path 'CustomerDetails.IsWholesale'."),
-        (_drop("OrderDetails"), "model.OrderDetails", REQUIRED.format("OrderDetails")),
-        (_drop("OrderDetails", "CompanyID"), "model.OrderDetails.CompanyID",
+        ("OrderDetails", DELETE, "model.OrderDetails", REQUIRED.format("OrderDetails")),
+        ("OrderDetails.CompanyID", DELETE, "model.OrderDetails.CompanyID",
          REQUIRED.format("CompanyID")),
-        (_set("1", "OrderDetails", "CompanyID"), "model.OrderDetails.CompanyID",
+        ("OrderDetails.CompanyID", "1", "model.OrderDetails.CompanyID",
          "Error converting value \"1\" to type 'System.Int32'. Path 'OrderDetails.CompanyID'."),
-        (_set(99, "OrderDetails", "CompanyID"), "model.OrderDetails.CompanyID",
+        ("OrderDetails.CompanyID", 99, "model.OrderDetails.CompanyID",
          "Company 99 was not found."),
-        (_drop("OrderDetails", "Channel"), "model.OrderDetails.Channel",
+        ("OrderDetails.Channel", DELETE, "model.OrderDetails.Channel",
          REQUIRED.format("Channel")),
-        (_set(8, "OrderDetails", "Channel"), "model.OrderDetails.Channel",
+        ("OrderDetails.Channel", 8, "model.OrderDetails.Channel",
          "Error converting value \"8\" to type 'OrderChannelType'. Path 'OrderDetails.Channel'."),
-        (_set("Nowhere", "OrderDetails", "Channel"), "model.OrderDetails.Channel",
+        ("OrderDetails.Channel", "Nowhere", "model.OrderDetails.Channel",
          "Error converting value \"Nowhere\" to type 'OrderChannelType'. "
          "Path 'OrderDetails.Channel'."),
-        (_set("yesterday", "OrderDetails", "OrderDate"), "model.OrderDetails.OrderDate",
+        ("OrderDetails.OrderDate", "yesterday", "model.OrderDetails.OrderDate",
          "Error converting value \"yesterday\" to type 'System.DateTime'. "
          "Path 'OrderDetails.OrderDate'."),
-        (_drop("ShippingAddress"), "model.ShippingAddress", REQUIRED.format("ShippingAddress")),
-        (_drop("BillingAddress"), "model.BillingAddress", REQUIRED.format("BillingAddress")),
-        (_set(11201, "ShippingAddress", "ZipCode"), "model.ShippingAddress.ZipCode",
+        ("ShippingAddress", DELETE, "model.ShippingAddress", REQUIRED.format("ShippingAddress")),
+        ("BillingAddress", DELETE, "model.BillingAddress", REQUIRED.format("BillingAddress")),
+        ("ShippingAddress.ZipCode", 11201, "model.ShippingAddress.ZipCode",
          "Error converting value \"11201\" to type 'System.String'. "
          "Path 'ShippingAddress.ZipCode'."),
-        (_set({"ProductID": "SKU-1", "Qty": 1}, "Products"), "model.Products",
+        ("Products", {"ProductID": "SKU-1", "Qty": 1}, "model.Products",
          "Cannot deserialize the current JSON value into 'Products' (an array)."),
-        (_drop("Products", 0, "ProductID"), "model.Products[0].ProductID",
+        ("Products.0.ProductID", DELETE, "model.Products[0].ProductID",
          REQUIRED.format("ProductID")),
-        (_set(0, "Products", 0, "Qty"), "model.Products[0].Qty",
+        ("Products.0.Qty", 0, "model.Products[0].Qty",
          "The field Qty must be between 1 and 2147483647."),
-        (_set(None, "Products", 0, "Qty"), "model.Products[0].Qty", REQUIRED.format("Qty")),
-        (_set(2.5, "Products", 0, "Qty"), "model.Products[0].Qty",
+        ("Products.0.Qty", None, "model.Products[0].Qty", REQUIRED.format("Qty")),
+        ("Products.0.Qty", 2.5, "model.Products[0].Qty",
          "Error converting value \"2.5\" to type 'System.Int32'. Path 'Products[0].Qty'."),
-        (_set(5, "Products", 0, "DiscountType"), "model.Products[0].DiscountType",
+        ("Products.0.DiscountType", 5, "model.Products[0].DiscountType",
          "Error converting value \"5\" to type 'DiscountType'. Path 'Products[0].DiscountType'."),
-        (_set([{"Category": 7, "Note": "x"}], "Notes"), "model.Notes[0].Category",
+        ("Notes", [{"Category": 7, "Note": "x"}], "model.Notes[0].Category",
          "Error converting value \"7\" to type 'OrderNoteCategory'. Path 'Notes[0].Category'."),
     ],
 )
 def test_invalid_orders_are_refused_with_a_model_state(
     client: httpx.Client,
     auth: dict[str, str],
-    mutate: Callable[[dict[str, Any]], None],
+    path: str,
+    value: Any,
     key: str,
     message: str,
 ) -> None:
-    body = order()
-    mutate(body)
+    body = changed(order(), path, value)
     response = client.post(f"{API}/Orders", json=body, headers=auth)
     assert response.status_code == 400
     assert response.json() == {"Message": INVALID, "ModelState": {key: [message]}}
@@ -411,21 +378,21 @@ def test_expired_tokens_are_not_valid_and_a_new_one_works(
     assert client.post(f"{API}/Orders", json=order(), headers=fresh).status_code == 200
 
 
-def test_a_token_past_its_lifetime_is_not_valid() -> None:
-    with local(token_ttl_s=0) as c:
-        answer = c.post(f"{API}/token", json=CREDENTIALS).json()
-        assert answer["expires_in"] == 0
-        response = c.get(f"{API}/Orders", headers=bearer(answer["access_token"]))
-        assert response.status_code == 401
-        assert response.json() == NOT_VALID_TOKEN
+def test_a_token_past_its_lifetime_is_not_valid(local: Serve) -> None:
+    c = local(SellerCloudSimulator(token_ttl_s=0))
+    answer = c.post(f"{API}/token", json=CREDENTIALS).json()
+    assert answer["expires_in"] == 0
+    response = c.get(f"{API}/Orders", headers=bearer(answer["access_token"]))
+    assert response.status_code == 401
+    assert response.json() == NOT_VALID_TOKEN
 
 
-def test_credentials_come_from_the_constructor() -> None:
-    with local(username="ops@example.com", password="s3cret") as c:
-        assert c.post(f"{API}/token", json=CREDENTIALS).status_code == 400
-        answer = c.post(f"{API}/token", json={"Username": "ops@example.com", "Password": "s3cret"})
-        assert answer.status_code == 200
-        assert answer.json()["username"] == "ops@example.com"
+def test_credentials_come_from_the_constructor(local: Serve) -> None:
+    c = local(SellerCloudSimulator(username="ops@example.com", password="s3cret"))
+    assert c.post(f"{API}/token", json=CREDENTIALS).status_code == 400
+    answer = c.post(f"{API}/token", json={"Username": "ops@example.com", "Password": "s3cret"})
+    assert answer.status_code == 200
+    assert answer.json()["username"] == "ops@example.com"
 
 
 def test_from_env_reads_every_keyword(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -606,79 +573,81 @@ def test_admin_counts_what_the_vendor_received(client: httpx.Client, auth: dict[
 # --- switchable unknowns ------------------------------------------------------------------------
 
 
-def test_duplicate_source_ids_refused_when_switched_on() -> None:
-    with local(reject_duplicate_source_id=True, company_ids="1,2") as c:
-        auth = bearer(token(c))
-        first = create(c, auth, order("SO-ONCE"))
-        again = c.post(f"{API}/Orders", json=order("SO-ONCE"), headers=auth)
-        assert again.status_code == 400
-        assert again.json() == {
-            "Message": INVALID,
-            "ModelState": {"model.OrderDetails.OrderSourceOrderID": [
-                f"Order with OrderSourceOrderID 'SO-ONCE' already exists: order {first}."
-            ]},
-        }
-        # another company may use the same reference; orders without one never collide
-        create(c, auth, order("SO-ONCE", company_id=2))
-        create(c, auth, order(""))
-        create(c, auth, order(""))
-        held = c.get("/_sandbox/orders", params={"vendor": "sellercloud"}).json()
-        assert held["count"] == 4
+def test_duplicate_source_ids_refused_when_switched_on(local: Serve) -> None:
+    c = local(SellerCloudSimulator(reject_duplicate_source_id=True, company_ids="1,2"))
+    auth = bearer(token(c))
+    first = create(c, auth, order("SO-ONCE"))
+    again = c.post(f"{API}/Orders", json=order("SO-ONCE"), headers=auth)
+    assert again.status_code == 400
+    assert again.json() == {
+        "Message": INVALID,
+        "ModelState": {"model.OrderDetails.OrderSourceOrderID": [
+            f"Order with OrderSourceOrderID 'SO-ONCE' already exists: order {first}."
+        ]},
+    }
+    # another company may use the same reference; orders without one never collide
+    create(c, auth, order("SO-ONCE", company_id=2))
+    create(c, auth, order(""))
+    create(c, auth, order(""))
+    held = c.get("/_sandbox/orders", params={"vendor": "sellercloud"}).json()
+    assert held["count"] == 4
 
 
-def test_addresses_optional_when_switched_off(client: httpx.Client, auth: dict[str, str]) -> None:
+def test_addresses_optional_when_switched_off(
+    client: httpx.Client, auth: dict[str, str], local: Serve
+) -> None:
     body = order()
     del body["ShippingAddress"], body["BillingAddress"]
     assert client.post(f"{API}/Orders", json=body, headers=auth).status_code == 400
-    with local(require_addresses=False) as c:
-        headers = bearer(token(c))
-        order_id = create(c, headers, body)
-        got = c.get(f"{API}/Orders/{order_id}", headers=headers).json()
-        assert got["ShippingAddress"] is None and got["BillingAddress"] is None
+    c = local(SellerCloudSimulator(require_addresses=False))
+    headers = bearer(token(c))
+    order_id = create(c, headers, body)
+    got = c.get(f"{API}/Orders/{order_id}", headers=headers).json()
+    assert got["ShippingAddress"] is None and got["BillingAddress"] is None
 
 
-def test_known_companies_come_from_the_constructor() -> None:
-    with local(company_ids="7,8") as c:
-        auth = bearer(token(c))
-        refused = c.post(f"{API}/Orders", json=order(company_id=1), headers=auth)
-        assert refused.json()["ModelState"] == {
-            "model.OrderDetails.CompanyID": ["Company 1 was not found."]
-        }
-        seven = create(c, auth, order(company_id=7))
-        eight = create(c, auth, order(company_id=8))
-        listed = c.get(f"{API}/Orders", params={"model.companyID": "8"}, headers=auth).json()
-        assert [item["ID"] for item in listed["Items"]] == [eight]
-        both = c.get(
-            f"{API}/Orders", params=[("model.companyID", "7"), ("model.companyID", "8")],
-            headers=auth,
-        ).json()
-        assert [item["ID"] for item in both["Items"]] == [seven, eight]
+def test_known_companies_come_from_the_constructor(local: Serve) -> None:
+    c = local(SellerCloudSimulator(company_ids="7,8"))
+    auth = bearer(token(c))
+    refused = c.post(f"{API}/Orders", json=order(company_id=1), headers=auth)
+    assert refused.json()["ModelState"] == {
+        "model.OrderDetails.CompanyID": ["Company 1 was not found."]
+    }
+    seven = create(c, auth, order(company_id=7))
+    eight = create(c, auth, order(company_id=8))
+    listed = c.get(f"{API}/Orders", params={"model.companyID": "8"}, headers=auth).json()
+    assert [item["ID"] for item in listed["Items"]] == [eight]
+    both = c.get(
+        f"{API}/Orders", params=[("model.companyID", "7"), ("model.companyID", "8")],
+        headers=auth,
+    ).json()
+    assert [item["ID"] for item in both["Items"]] == [seven, eight]
 
 
-def test_rate_limit_answers_the_documented_body() -> None:
-    with local(rate_limit_per_hour=3) as c:
-        auth = bearer(token(c))  # 1
-        create(c, auth, order())  # 2
-        assert c.get(f"{API}/Orders", headers=auth).status_code == 200  # 3
-        before = time.time()
-        response = c.get(f"{API}/Orders", headers=auth)
-        assert response.status_code == 429
-        body = response.json()
-        assert set(body) == {"Error", "RateLimitResetTime"}
-        assert body["Error"] == "Too many requests."
-        assert parse_time(body["RateLimitResetTime"]) == pytest.approx(before + 3600, abs=5)
-        assert "Retry-After" not in response.headers
-        # the token endpoint counts too, and a refused request stores nothing
-        assert c.post(f"{API}/token", json=CREDENTIALS).status_code == 429
-        assert c.post(f"{API}/Orders", json=order(), headers=auth).status_code == 429
-        assert c.get("/_sandbox/orders", params={"vendor": "sellercloud"}).json()["count"] == 1
+def test_rate_limit_answers_the_documented_body(local: Serve) -> None:
+    c = local(SellerCloudSimulator(rate_limit_per_hour=3))
+    auth = bearer(token(c))  # 1
+    create(c, auth, order())  # 2
+    assert c.get(f"{API}/Orders", headers=auth).status_code == 200  # 3
+    before = time.time()
+    response = c.get(f"{API}/Orders", headers=auth)
+    assert response.status_code == 429
+    body = response.json()
+    assert set(body) == {"Error", "RateLimitResetTime"}
+    assert body["Error"] == "Too many requests."
+    assert parse_time(body["RateLimitResetTime"]) == pytest.approx(before + 3600, abs=5)
+    assert "Retry-After" not in response.headers
+    # the token endpoint counts too, and a refused request stores nothing
+    assert c.post(f"{API}/token", json=CREDENTIALS).status_code == 429
+    assert c.post(f"{API}/Orders", json=order(), headers=auth).status_code == 429
+    assert c.get("/_sandbox/orders", params={"vendor": "sellercloud"}).json()["count"] == 1
 
 
-def test_rate_limit_zero_is_unlimited() -> None:
-    with local(rate_limit_per_hour=0) as c:
-        auth = bearer(token(c))
-        statuses = {c.get(f"{API}/Orders", headers=auth).status_code for _ in range(25)}
-        assert statuses == {200}
+def test_rate_limit_zero_is_unlimited(local: Serve) -> None:
+    c = local(SellerCloudSimulator(rate_limit_per_hour=0))
+    auth = bearer(token(c))
+    statuses = {c.get(f"{API}/Orders", headers=auth).status_code for _ in range(25)}
+    assert statuses == {200}
 
 
 # --- faults as they look for SellerCloud --------------------------------------------------------

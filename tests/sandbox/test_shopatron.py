@@ -6,15 +6,14 @@ import base64
 import copy
 import json
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from sandbox.runner import BackgroundSandbox
 from sandbox.shopatron import DEFAULT_API_KEY, DEFAULT_CLIENT_SECRET, ShopatronSimulator
+from tests.sandbox.conftest import DELETE, Serve, changed, set_faults, vendor_orders
 
 FIXTURES = Path(__file__).parent / "fixtures" / "shopatron"
 #: The document's full request, byte for byte ("manufacturerID":01010 is not JSON).
@@ -63,14 +62,11 @@ def create_sample(**changes: Any) -> dict[str, Any]:
 
 
 def held(client: httpx.Client) -> dict[str, Any]:
-    r = client.get("/_sandbox/orders", params={"vendor": "shopatron"})
-    assert r.status_code == 200
-    answer: dict[str, Any] = r.json()
-    return answer
+    return vendor_orders(client, "shopatron")
 
 
 def faults(client: httpx.Client, **spec: Any) -> None:
-    client.post("/_sandbox/faults/shopatron", json=spec).raise_for_status()
+    set_faults(client, "shopatron", **spec)
 
 
 @pytest.fixture
@@ -165,25 +161,10 @@ def test_imported_creation_date_is_kept(client: httpx.Client, headers: dict[str,
 # Validation
 
 
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    def change(body: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        node: Any = body
-        for part in parents:
-            node = node[int(part)] if part.isdigit() else node[part]
-        if value is _DELETE:
-            del node[last]
-        else:
-            node[last] = value
-
-    return change
-
-
-_DELETE = object()
 _BILLING = "orderPayments.0.paymentMethod.billingAddress"
 
 INVALID = [
-    ("externalOrderID", _DELETE, 5011, "externalOrderID"),
+    ("externalOrderID", DELETE, 5011, "externalOrderID"),
     ("externalOrderID", None, 5011, "externalOrderID"),
     ("externalOrderID", "", 5015, "externalOrderID"),
     ("externalOrderID", "x" * 101, 5015, "externalOrderID"),
@@ -192,18 +173,18 @@ INVALID = [
     ("manufacturerID", "1010", 5015, "manufacturerID"),
     ("manufacturerID", 10.5, 5015, "manufacturerID"),
     ("catalogID", -1, 5015, "catalogID"),
-    ("catalogID", _DELETE, 5011, "catalogID"),
-    ("locale", _DELETE, 5011, "locale"),
+    ("catalogID", DELETE, 5011, "catalogID"),
+    ("locale", DELETE, 5011, "locale"),
     ("locale", "English", 5015, "locale"),
     ("currency", "usd", 5015, "currency"),
     ("currency", "ZZZ", 5015, "currency"),
-    ("customer", _DELETE, 5011, "customer"),
+    ("customer", DELETE, 5011, "customer"),
     ("customer", "Test Customer", 5015, "customer"),
-    ("customer.email", _DELETE, 5011, "customer.email"),
+    ("customer.email", DELETE, 5011, "customer.email"),
     ("customer.email", "nobody", 5015, "customer.email"),
     ("orderItems", [], 5015, "orderItems"),
-    ("orderItems", _DELETE, 5011, "orderItems"),
-    ("orderItems.0.product.partNumber", _DELETE, 5011, "orderItems[0].product.partNumber"),
+    ("orderItems", DELETE, 5011, "orderItems"),
+    ("orderItems.0.product.partNumber", DELETE, 5011, "orderItems[0].product.partNumber"),
     ("orderItems.0.product.name", "", 5015, "orderItems[0].product.name"),
     ("orderItems.0.itemSpecifics.quantity", 0, 5015, "orderItems[0].itemSpecifics.quantity"),
     ("orderItems.0.itemSpecifics.quantity", 1.5, 5015, "orderItems[0].itemSpecifics.quantity"),
@@ -212,15 +193,15 @@ INVALID = [
         "orderItems.0.itemSpecifics.itemTaxOverride", None, 5011,
         "orderItems[0].itemSpecifics.itemTaxOverride",
     ),
-    ("shippingMethod", _DELETE, 5011, "shippingMethod"),
-    ("shippingMethod.shippingType", _DELETE, 5011, "shippingMethod.shippingType"),
-    ("shippingAddress", _DELETE, 5011, "shippingAddress"),
+    ("shippingMethod", DELETE, 5011, "shippingMethod"),
+    ("shippingMethod.shippingType", DELETE, 5011, "shippingMethod.shippingType"),
+    ("shippingAddress", DELETE, 5011, "shippingAddress"),
     ("shippingAddress.countryCode", "USA", 5015, "shippingAddress.countryCode"),
-    ("shippingAddress.addressLine1", _DELETE, 5011, "shippingAddress.addressLine1"),
+    ("shippingAddress.addressLine1", DELETE, 5011, "shippingAddress.addressLine1"),
     ("orderPayments", [], 5015, "orderPayments"),
-    ("orderPayments", _DELETE, 5011, "orderPayments"),
+    ("orderPayments", DELETE, 5011, "orderPayments"),
     (
-        "orderPayments.0.paymentMethod.paymentType", _DELETE, 5011,
+        "orderPayments.0.paymentMethod.paymentType", DELETE, 5011,
         "orderPayments[0].paymentMethod.paymentType",
     ),
     (
@@ -235,12 +216,12 @@ INVALID = [
         f"{_BILLING}.addressLine3", "x" * 251, 5015,
         "orderPayments[0].paymentMethod.billingAddress.addressLine3",
     ),
-    ("customerIP", _DELETE, 5011, "customerIP"),
+    ("customerIP", DELETE, 5011, "customerIP"),
     ("customerIP", "10.0.0.256", 5015, "customerIP"),
     ("customerIP", "::1", 5015, "customerIP"),
-    ("sendEmail", _DELETE, 5011, "sendEmail"),
+    ("sendEmail", DELETE, 5011, "sendEmail"),
     ("sendEmail", "true", 5015, "sendEmail"),
-    ("orderStatus", _DELETE, 5011, "orderStatus"),
+    ("orderStatus", DELETE, 5011, "orderStatus"),
     ("orderStatus", "CANCELED", 5015, "orderStatus"),
     ("orderStatus", "PENDING", 5015, "orderStatus"),
     ("orderID", 0, 5015, "orderID"),
@@ -262,13 +243,12 @@ INVALID = [
 @pytest.mark.parametrize(
     ("path", "value", "code", "field"),
     INVALID,
-    ids=[f"{c[0]}={'del' if c[1] is _DELETE else str(c[1])[:12]}" for c in INVALID],
+    ids=[f"{c[0]}={'del' if c[1] is DELETE else str(c[1])[:12]}" for c in INVALID],
 )
 def test_import_order_refuses_invalid_data(
     client: httpx.Client, headers: dict[str, str], path: str, value: Any, code: int, field: str
 ) -> None:
-    body = sample()
-    _set(path, value)(body)
+    body = changed(sample(), path, value)
     r = client.post(IMPORT, json=body, headers=headers)
     assert r.status_code == 400, r.text
     answer = r.json()
@@ -300,8 +280,7 @@ VALID_EDGES = [
 def test_import_order_accepts_bounds(
     client: httpx.Client, headers: dict[str, str], path: str, value: Any
 ) -> None:
-    body = sample()
-    _set(path, value)(body)
+    body = changed(sample(), path, value)
     if path == "forceItemTaxOverride":
         body["orderItems"][0]["itemSpecifics"]["itemTaxOverride"] = None
     r = client.post(IMPORT, json=body, headers=headers)
@@ -413,24 +392,21 @@ def test_expired_token_is_refused_until_reacquired(client: httpx.Client) -> None
     assert held(client)["count"] == 2
 
 
-def test_token_expires_after_its_ttl() -> None:
-    with (
-        BackgroundSandbox(simulators=[ShopatronSimulator(token_ttl_s=0.2)]) as box,
-        httpx.Client(base_url=box.url, timeout=5) as c,
-    ):
-        r = c.post(
-            TOKEN, data={"grant_type": "client_credentials"}, headers={"Authorization": basic()}
-        )
-        assert r.json()["expires_in"] == 1
-        hdrs = {"Authorization": f"Bearer {r.json()['access_token']}", "API-Key": DEFAULT_API_KEY}
-        assert c.get(SEARCH, params={"orderID": "1"}, headers=hdrs).status_code == 200
-        time.sleep(0.25)
-        r = c.get(SEARCH, params={"orderID": "1"}, headers=hdrs)
-        assert r.status_code == 401
-        assert r.json()["message"] == "access token has expired"
+def test_token_expires_after_its_ttl(local: Serve) -> None:
+    c = local(ShopatronSimulator(token_ttl_s=0.2))
+    r = c.post(TOKEN, data={"grant_type": "client_credentials"}, headers={"Authorization": basic()})
+    assert r.json()["expires_in"] == 1
+    hdrs = {"Authorization": f"Bearer {r.json()['access_token']}", "API-Key": DEFAULT_API_KEY}
+    assert c.get(SEARCH, params={"orderID": "1"}, headers=hdrs).status_code == 200
+    time.sleep(0.25)
+    r = c.get(SEARCH, params={"orderID": "1"}, headers=hdrs)
+    assert r.status_code == 401
+    assert r.json()["message"] == "access token has expired"
 
 
-def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, local: Serve
+) -> None:
     monkeypatch.setenv("ORDER_DISPATCH_SANDBOX_SHOPATRON_API_KEY", "env-key")
     monkeypatch.setenv("ORDER_DISPATCH_SANDBOX_SHOPATRON_CLIENT_SECRET", "env-secret")
     monkeypatch.setenv("ORDER_DISPATCH_SANDBOX_SHOPATRON_REJECT_DUPLICATE_EXTERNAL_ID", "false")
@@ -438,16 +414,11 @@ def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     assert (sim.api_key, sim.client_secret) == ("env-key", "env-secret")
     assert sim.reject_duplicate_external_id is False
     assert sim.search_by_external_id is True
-    with (
-        BackgroundSandbox(simulators=[sim]) as box,
-        httpx.Client(base_url=box.url, timeout=5) as c,
-    ):
-        r = c.post(
-            TOKEN, data={"grant_type": "client_credentials"}, headers={"Authorization": basic()}
-        )
-        assert r.status_code == 401
-        hdrs = auth(c, "env-key", "env-secret")
-        assert c.post(IMPORT, json=SAMPLE, headers=hdrs).status_code == 200
+    c = local(sim)
+    r = c.post(TOKEN, data={"grant_type": "client_credentials"}, headers={"Authorization": basic()})
+    assert r.status_code == 401
+    hdrs = auth(c, "env-key", "env-secret")
+    assert c.post(IMPORT, json=SAMPLE, headers=hdrs).status_code == 200
 
 
 # State: search and admin
@@ -534,6 +505,11 @@ def test_admin_counts_what_was_received(client: httpx.Client, headers: dict[str,
     assert answer["vendor"] == "shopatron"
     assert answer["count"] == 2
     assert answer["requests"] == 4  # the token request and three orders
+    assert answer["requests_by_path"] == {
+        "/oauthserver/oauth2/token": 1,
+        "/api/v2/importOrder/": 2,
+        "/api/v2/createOrder/": 1,
+    }
     assert sorted(o["externalOrderID"] for o in answer["orders"]) == ["1", "2"]
 
 
@@ -559,27 +535,21 @@ def test_duplicate_external_id_is_refused_by_default(
     assert held(client)["count"] == 2
 
 
-@pytest.fixture(scope="module")
-def lenient() -> Iterator[BackgroundSandbox]:
-    """A sandbox whose Shopatron takes duplicate externalOrderIDs and cannot search by them."""
-    sim = ShopatronSimulator(reject_duplicate_external_id=False, search_by_external_id=False)
-    with BackgroundSandbox(simulators=[sim]) as box:
-        yield box
+def lenient() -> ShopatronSimulator:
+    """A Shopatron that takes duplicate externalOrderIDs and cannot search by them."""
+    return ShopatronSimulator(reject_duplicate_external_id=False, search_by_external_id=False)
 
 
-def test_duplicate_external_id_creates_a_second_order_when_switched_off(
-    lenient: BackgroundSandbox,
-) -> None:
-    with httpx.Client(base_url=lenient.url, timeout=5) as c:
-        c.post("/_sandbox/reset").raise_for_status()
-        hdrs = auth(c)
-        first = c.post(IMPORT, json=SAMPLE, headers=hdrs)
-        second = c.post(IMPORT, json=SAMPLE, headers=hdrs)
-        assert (first.status_code, second.status_code) == (200, 200)
-        assert (first.json()["orderID"], second.json()["orderID"]) == (100001, 100002)
-        assert held(c)["count"] == 2
-        found = _search(c, hdrs, manufacturerID=1010)["collection"]
-        assert [o["externalOrderID"] for o in found] == ["0987654321", "0987654321"]
+def test_duplicate_external_id_creates_a_second_order_when_switched_off(local: Serve) -> None:
+    c = local(lenient())
+    hdrs = auth(c)
+    first = c.post(IMPORT, json=SAMPLE, headers=hdrs)
+    second = c.post(IMPORT, json=SAMPLE, headers=hdrs)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert (first.json()["orderID"], second.json()["orderID"]) == (100001, 100002)
+    assert held(c)["count"] == 2
+    found = _search(c, hdrs, manufacturerID=1010)["collection"]
+    assert [o["externalOrderID"] for o in found] == ["0987654321", "0987654321"]
 
 
 def test_search_by_external_id_by_default(client: httpx.Client, headers: dict[str, str]) -> None:
@@ -588,14 +558,12 @@ def test_search_by_external_id_by_default(client: httpx.Client, headers: dict[st
     assert [o["orderID"] for o in answer["collection"]] == [100001]
 
 
-def test_search_by_external_id_refused_when_switched_off(lenient: BackgroundSandbox) -> None:
-    with httpx.Client(base_url=lenient.url, timeout=5) as c:
-        c.post("/_sandbox/reset").raise_for_status()
-        hdrs = auth(c)
-        r = c.get(SEARCH, params={"externalOrderID": "0987654321"}, headers=hdrs)
-        assert r.status_code == 400
-        assert r.json()["code"] == 5016
-        assert "externalOrderID" in r.json()["message"]
+def test_search_by_external_id_refused_when_switched_off(local: Serve) -> None:
+    c = local(lenient())
+    r = c.get(SEARCH, params={"externalOrderID": "0987654321"}, headers=auth(c))
+    assert r.status_code == 400
+    assert r.json()["code"] == 5016
+    assert "externalOrderID" in r.json()["message"]
 
 
 # Faults

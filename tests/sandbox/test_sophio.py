@@ -7,7 +7,6 @@ import copy
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +16,7 @@ import pytest
 
 from sandbox.runner import BackgroundSandbox
 from sandbox.sophio import DEFAULT_API_KEY, DEFAULT_API_SECRET, SophioSimulator
+from tests.sandbox.conftest import DELETE, Serve, changed, set_faults, vendor_orders
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sophio"
 SAMPLE: dict[str, Any] = json.loads((FIXTURES / "sample_request.json").read_text())
@@ -45,34 +45,12 @@ def post(client: httpx.Client, body: Any, url: str = URL) -> httpx.Response:
 
 def held(client: httpx.Client) -> dict[str, Any]:
     """What the simulated Sophio holds, from the admin API."""
-    answer = client.get("/_sandbox/orders", params={"vendor": "sophio"})
-    assert answer.status_code == 200
-    result: dict[str, Any] = answer.json()
-    return result
+    return vendor_orders(client, "sophio")
 
 
 def faults(client: httpx.Client, **spec: Any) -> None:
     """Set Sophio's faults through the admin API."""
-    client.post("/_sandbox/faults/sophio", json=spec).raise_for_status()
-
-
-@pytest.fixture
-def local() -> Iterator[Callable[[SophioSimulator], httpx.Client]]:
-    """Start a sandbox holding only a given Sophio simulator; a client on it."""
-    servers: list[BackgroundSandbox] = []
-    clients: list[httpx.Client] = []
-
-    def start(sim: SophioSimulator) -> httpx.Client:
-        server = BackgroundSandbox(simulators=[sim]).start()
-        servers.append(server)
-        clients.append(httpx.Client(base_url=server.url, timeout=10))
-        return clients[-1]
-
-    yield start
-    for c in clients:
-        c.close()
-    for s in servers:
-        s.stop()
+    set_faults(client, "sophio", **spec)
 
 
 # The documented sample
@@ -192,62 +170,58 @@ def test_minimal_order_gets_defaults(client: httpx.Client) -> None:
     assert body["weight"] is None and body["shipTo"]["state"] is None
 
 
+def test_null_members_take_their_defaults(client: httpx.Client) -> None:
+    body = order(gift=None, confirmation="", insuranceOptions=None, tagIds=None)
+    body["items"][0].update(options=None, adjustment=None)
+    answer = post(client, body)
+    assert answer.status_code == 200, answer.text
+    echoed = answer.json()
+    assert (echoed["gift"], echoed["confirmation"], echoed["tagIds"]) == (False, "none", None)
+    assert echoed["insuranceOptions"] == {
+        "provider": None, "insureShipment": False, "insuredValue": 0.0
+    }
+    assert (echoed["items"][0]["options"], echoed["items"][0]["adjustment"]) == ([], False)
+
+
 # Validation
 
 
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    """Set (or, with ``...``, delete) a dotted path like ``items.1.quantity``."""
-
-    def change(body: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        target: Any = body
-        for part in parents:
-            target = target[int(part)] if isinstance(target, list) else target[part]
-        if value is ...:
-            del target[last]
-        elif isinstance(target, list):
-            target[int(last)] = value
-        else:
-            target[last] = value
-
-    return change
-
-
 INVALID_CASES = [
-    ("orderNumber", ..., "apiOrder.orderNumber", "The orderNumber field is required."),
+    ("orderNumber", DELETE, "apiOrder.orderNumber", "The orderNumber field is required."),
     ("orderNumber", "", "apiOrder.orderNumber", "The orderNumber field is required."),
     ("orderNumber", "N" * 51, "apiOrder.orderNumber",
      "The field orderNumber must be a string with a maximum length of 50."),
     ("orderNumber", {"n": 1}, "apiOrder.orderNumber", "when reading a string"),
-    ("orderDate", ..., "apiOrder.orderDate", "The orderDate field is required."),
+    ("orderDate", DELETE, "apiOrder.orderDate", "The orderDate field is required."),
     ("orderDate", "yesterday", "apiOrder.orderDate", "Could not convert string 'yesterday' to "
      "DateTime. Path 'orderDate'."),
     ("shipDate", "2018-13-45", "apiOrder.shipDate", "to DateTime"),
-    ("orderStatus", ..., "apiOrder.orderStatus", "The orderStatus field is required."),
+    ("orderStatus", DELETE, "apiOrder.orderStatus", "The orderStatus field is required."),
     ("orderStatus", "pending", "apiOrder.orderStatus",
      "'pending' is not a valid orderStatus. Valid values: awaiting_payment, awaiting_shipment, "
      "on_hold, shipped, cancelled."),
-    ("billTo", ..., "apiOrder.billTo", "The billTo field is required."),
+    ("billTo", DELETE, "apiOrder.billTo", "The billTo field is required."),
     ("billTo", "Steve", "apiOrder.billTo", "to type 'Address'"),
-    ("billTo.name", ..., "apiOrder.billTo.name", "The name field is required."),
+    ("billTo.name", DELETE, "apiOrder.billTo.name", "The name field is required."),
     ("billTo.country", "U", "apiOrder.billTo.country", "two-letter ISO country code"),
-    ("shipTo", ..., "apiOrder.shipTo", "The shipTo field is required."),
+    ("shipTo", DELETE, "apiOrder.shipTo", "The shipTo field is required."),
     ("shipTo.country", "USA", "apiOrder.shipTo.country", "two-letter ISO country code"),
-    ("shipTo.country", ..., "apiOrder.shipTo.country", "The country field is required."),
+    ("shipTo.country", DELETE, "apiOrder.shipTo.country", "The country field is required."),
     ("shipTo.street1", "", "apiOrder.shipTo.street1", "The street1 field is required."),
-    ("shipTo.postalCode", ..., "apiOrder.shipTo.postalCode", "The postalCode field is required."),
+    ("shipTo.postalCode", DELETE, "apiOrder.shipTo.postalCode",
+     "The postalCode field is required."),
     ("shipTo.residential", "maybe", "apiOrder.shipTo.residential", "to boolean"),
     ("customerId", "abc", "apiOrder.customerId",
      "Could not convert string 'abc' to integer. Path 'customerId'."),
     ("amountPaid", "lots", "apiOrder.amountPaid", "to decimal"),
     ("items", {"sku": "x"}, "apiOrder.items", "into an array"),
-    ("items.0.sku", ..., "apiOrder.items[0].sku", "The sku field is required."),
+    ("items.0.sku", DELETE, "apiOrder.items[0].sku", "The sku field is required."),
     ("items.1.quantity", 0, "apiOrder.items[1].quantity",
      "The field quantity must be between 1 and 2147483647."),
     ("items.0.quantity", "two", "apiOrder.items[0].quantity", "to integer"),
     ("items.0.weight.units", "kilograms", "apiOrder.items[0].weight.units",
      "'kilograms' is not a valid units. Valid values: ounces, grams, pounds."),
-    ("weight.units", ..., "apiOrder.weight.units", "The units field is required."),
+    ("weight.units", DELETE, "apiOrder.weight.units", "The units field is required."),
     ("weight.units", "stones", "apiOrder.weight.units", "is not a valid units"),
     ("dimensions.units", "feet", "apiOrder.dimensions.units",
      "'feet' is not a valid units. Valid values: inches, centimeters."),
@@ -271,8 +245,7 @@ INVALID_CASES = [
 def test_invalid_orders_are_refused(
     client: httpx.Client, field: str, value: Any, key: str, reason: str
 ) -> None:
-    body = order()
-    _set(field, value)(body)
+    body = changed(order(), field, value)
     answer = post(client, body)
     assert answer.status_code == 400
     problem = answer.json()
@@ -340,8 +313,11 @@ def test_other_methods_get_405(client: httpx.Client) -> None:
     [DOC_AUTH, quote(DOC_AUTH, safe=""), DOC_AUTH.rstrip("=")],
     ids=["raw-padding", "url-encoded", "unpadded"],
 )
-def test_documented_authentication_string_is_accepted(client: httpx.Client, auth: str) -> None:
-    answer = post(client, SAMPLE, f"/sophio/createorder.wws?action=CREATE&authentication={auth}")
+def test_documented_authentication_string_is_accepted(
+    local: Serve, auth: str
+) -> None:
+    c = local(SophioSimulator(api_key="sophio", api_secret="orders"))
+    answer = post(c, SAMPLE, f"/sophio/createorder.wws?action=CREATE&authentication={auth}")
     assert answer.status_code == 200
 
 
@@ -370,7 +346,7 @@ def test_missing_or_wrong_credentials_get_401(client: httpx.Client, query: str) 
     assert held(client)["count"] == 0
 
 
-def test_credentials_are_constructor_keywords(local: Callable[..., httpx.Client]) -> None:
+def test_credentials_are_constructor_keywords(local: Serve) -> None:
     c = local(SophioSimulator(api_key="k+/", api_secret="s3cr3t?"))
     mine = f"/sophio/createorder.wws?action=CREATE&authentication={_b64('k+/:s3cr3t?')}"
     assert post(c, SAMPLE, mine).status_code == 200
@@ -473,7 +449,7 @@ def test_admin_refuses_unknown_status(client: httpx.Client) -> None:
     assert held(client)["orders"][0]["orderStatus"] == "awaiting_shipment"
 
 
-def test_without_upsert_every_post_creates_an_order(local: Callable[..., httpx.Client]) -> None:
+def test_without_upsert_every_post_creates_an_order(local: Serve) -> None:
     c = local(SophioSimulator(upsert_by_order_key=False))
     first = post(c, order()).json()
     second = post(c, order()).json()
@@ -488,7 +464,7 @@ def test_without_upsert_every_post_creates_an_order(local: Callable[..., httpx.C
 # Rate limit (switchable)
 
 
-def test_rate_limit_headers_and_429(local: Callable[..., httpx.Client]) -> None:
+def test_rate_limit_headers_and_429(local: Serve) -> None:
     c = local(SophioSimulator(rate_limit_per_minute=2))
     first = post(c, order(orderKey="a"))
     assert first.status_code == 200
@@ -508,14 +484,14 @@ def test_rate_limit_headers_and_429(local: Callable[..., httpx.Client]) -> None:
     assert post(c, order(orderKey="b")).status_code == 200
 
 
-def test_default_rate_limit_is_40_a_minute(local: Callable[..., httpx.Client]) -> None:
+def test_default_rate_limit_is_40_a_minute(local: Serve) -> None:
     c = local(SophioSimulator())
     answer = post(c, SAMPLE)
     assert answer.headers["X-Rate-Limit-Limit"] == "40"
     assert answer.headers["X-Rate-Limit-Remaining"] == "39"
 
 
-def test_rate_limit_zero_is_unlimited(local: Callable[..., httpx.Client]) -> None:
+def test_rate_limit_zero_is_unlimited(local: Serve) -> None:
     c = local(SophioSimulator(rate_limit_per_minute=0))
     answers = [post(c, order(orderKey=str(n))) for n in range(5)]
     assert [a.status_code for a in answers] == [200] * 5

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 
 from sandbox.runner import BackgroundSandbox
 from sandbox.sourceorders import DEFAULT_API_KEY
+from tests.sandbox.conftest import DELETE, changed, set_faults, vendor_orders
 
 KEY = {"X-API-KEY": DEFAULT_API_KEY}
 ORDERS = "/sourceorders/v1/orders"
@@ -35,15 +35,12 @@ def create(client: httpx.Client, body: Any = None, **kw: Any) -> httpx.Response:
 
 
 def held(client: httpx.Client) -> list[dict[str, Any]]:
-    orders: list[dict[str, Any]] = client.get(
-        "/_sandbox/orders", params={"vendor": "sourceorders"}).json()["orders"]
+    orders: list[dict[str, Any]] = vendor_orders(client, "sourceorders")["orders"]
     return orders
 
 
 def faults(client: httpx.Client, **spec: Any) -> httpx.Response:
-    response = client.post("/_sandbox/faults/sourceorders", json=spec)
-    response.raise_for_status()
-    return response
+    return set_faults(client, "sourceorders", **spec)
 
 
 # Documented behaviour
@@ -109,39 +106,24 @@ def test_unknown_orders_are_404(client: httpx.Client) -> None:
                                  "message": "Order soo_0000000000 not found"}
 
 
-def _without(path: tuple[str, ...]) -> dict[str, Any]:
-    body = copy.deepcopy(SAMPLE)
-    target: Any = body
-    for key in path[:-1]:
-        target = target[key]
-    del target[path[-1]]
-    return body
-
-
-def _with(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
-    body = copy.deepcopy(SAMPLE)
-    target: Any = body
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
-    return body
-
-
 @pytest.mark.parametrize(("body", "message"), [
-    (_without(("items",)), "items must be a non-empty array"),
-    (_with(("items",), []), "items must be a non-empty array"),
-    (_without(("shippingAddress",)), "shippingAddress must be an object"),
-    (_with(("items", 0, "skuCode"), "ABC-1"), "items[0].skuCode 'ABC-1' is not a known product"),
-    (_without(("items", 0, "skuCode")), "items[0].skuCode is required"),
-    (_with(("items", 0, "quantity"), 0), "items[0].quantity must be a positive integer"),
-    (_with(("items", 0, "quantity"), "1"), "items[0].quantity must be a positive integer"),
-    (_with(("items", 0, "attributes"), [{"name": "link"}]), "items[0].attributes must be"),
-    (_without(("shippingAddress", "postalCode")), "shippingAddress.postalCode is required"),
-    (_without(("shippingAddress", "street1")), "shippingAddress.street1 is required"),
-    (_with(("shippingAddress", "stateOrProvince"), ""),
+    (changed(SAMPLE, "items", DELETE), "items must be a non-empty array"),
+    (changed(SAMPLE, "items", []), "items must be a non-empty array"),
+    (changed(SAMPLE, "shippingAddress", DELETE), "shippingAddress must be an object"),
+    (changed(SAMPLE, "items.0.skuCode", "ABC-1"),
+     "items[0].skuCode 'ABC-1' is not a known product"),
+    (changed(SAMPLE, "items.0.skuCode", DELETE), "items[0].skuCode is required"),
+    (changed(SAMPLE, "items.0.quantity", 0), "items[0].quantity must be a positive integer"),
+    (changed(SAMPLE, "items.0.quantity", "1"), "items[0].quantity must be a positive integer"),
+    (changed(SAMPLE, "items.0.attributes", [{"name": "link"}]), "items[0].attributes must be"),
+    (changed(SAMPLE, "shippingAddress.postalCode", DELETE),
+     "shippingAddress.postalCode is required"),
+    (changed(SAMPLE, "shippingAddress.street1", DELETE), "shippingAddress.street1 is required"),
+    (changed(SAMPLE, "shippingAddress.stateOrProvince", ""),
      "shippingAddress.stateOrProvince is required for US and CA"),
-    (_with(("shippingAddress", "country"), "USA"), "shippingAddress.country must be a 2-letter"),
-    (_with(("shippingAddress", "zip"), "1"), "shippingAddress.zip is not a known field"),
+    (changed(SAMPLE, "shippingAddress.country", "USA"),
+     "shippingAddress.country must be a 2-letter"),
+    (changed(SAMPLE, "shippingAddress.zip", "1"), "shippingAddress.zip is not a known field"),
     ([], "body must be a JSON object"),
 ])
 def test_invalid_orders_get_400_naming_the_field(

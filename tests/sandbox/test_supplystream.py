@@ -12,17 +12,17 @@ import copy
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
 
 import httpx
 import pytest
-from defusedxml.ElementTree import fromstring  # type: ignore[import-untyped]
+from defusedxml.ElementTree import fromstring
 
 from sandbox.runner import BackgroundSandbox
 from sandbox.supplystream import DEFAULT_API_KEY, SupplyStreamSimulator
+from tests.sandbox.conftest import DELETE, Serve, changed, set_faults, vendor_orders
 
 FIXTURES = Path(__file__).parent / "fixtures" / "supplystream"
 BASE = "/supplystream/api/salesorders"
@@ -54,13 +54,11 @@ def submit(client: httpx.Client, body: Any, **params: str) -> httpx.Response:
 
 
 def fault(client: httpx.Client, **spec: Any) -> None:
-    client.post("/_sandbox/faults/supplystream", json=spec).raise_for_status()
+    set_faults(client, "supplystream", **spec)
 
 
 def held(client: httpx.Client) -> list[dict[str, Any]]:
-    answer = client.get("/_sandbox/orders", params={"vendor": "supplystream"}).json()
-    assert answer["count"] == len(answer["orders"])
-    orders: list[dict[str, Any]] = answer["orders"]
+    orders: list[dict[str, Any]] = vendor_orders(client, "supplystream")["orders"]
     return orders
 
 
@@ -78,25 +76,6 @@ def failure(message: str) -> dict[str, Any]:
 def wrapped_failure(message: str) -> dict[str, Any]:
     """The response-codes page's failure shape (wrapped in Response, no GUID)."""
     return {"Response": {"CallStatus": {"Success": False, "Code": 100, "Message": message}}}
-
-
-@pytest.fixture
-def local() -> Iterator[Callable[..., httpx.Client]]:
-    """Start a sandbox holding only a SupplyStreamSimulator built with the given keywords."""
-    servers: list[BackgroundSandbox] = []
-    clients: list[httpx.Client] = []
-
-    def start(**kwargs: Any) -> httpx.Client:
-        server = BackgroundSandbox(simulators=[SupplyStreamSimulator(**kwargs)]).start()
-        servers.append(server)
-        clients.append(httpx.Client(base_url=server.url, timeout=5))
-        return clients[-1]
-
-    yield start
-    for c in clients:
-        c.close()
-    for s in servers:
-        s.stop()
 
 
 # The documented samples, made valid.
@@ -230,24 +209,9 @@ def test_other_content_types_are_unsupported(client: httpx.Client) -> None:
     }
 
 
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    def mutate(body: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        node: Any = body
-        for part in parents:
-            node = node[int(part)] if part.isdigit() else node[part]
-        if value is _DELETE:
-            del node[last]
-        else:
-            node[last] = value
-
-    return mutate
-
-
-_DELETE = object()
 _LINE0 = "List.SalesOrderLineItem.0"
 INVALID = [
-    ("WebSalesOrder.SalesOrderNumber", _DELETE, "WebSalesOrder.SalesOrderNumber is required"),
+    ("WebSalesOrder.SalesOrderNumber", DELETE, "WebSalesOrder.SalesOrderNumber is required"),
     ("WebSalesOrder.SalesOrderNumber", "  ", "WebSalesOrder.SalesOrderNumber is required"),
     ("WebSalesOrder.SalesOrderNumber", "N" * 51,
      "WebSalesOrder.SalesOrderNumber is longer than 50 characters"),
@@ -270,9 +234,9 @@ INVALID = [
     ("BillingDetails", {"EmailAddress": "e" * 151},
      "BillingDetails.EmailAddress is longer than 150 characters"),
     ("List.SalesOrderLineItem", [], "List.SalesOrderLineItem must contain at least one line item"),
-    ("List", _DELETE, "List.SalesOrderLineItem must contain at least one line item"),
-    (f"{_LINE0}.Quantity", _DELETE, "List.SalesOrderLineItem[0].Quantity is required"),
-    (f"{_LINE0}.LineNumber", _DELETE, "List.SalesOrderLineItem[0].LineNumber is required"),
+    ("List", DELETE, "List.SalesOrderLineItem must contain at least one line item"),
+    (f"{_LINE0}.Quantity", DELETE, "List.SalesOrderLineItem[0].Quantity is required"),
+    (f"{_LINE0}.LineNumber", DELETE, "List.SalesOrderLineItem[0].LineNumber is required"),
     (f"{_LINE0}.LineNumber", "1", "List.SalesOrderLineItem[0].LineNumber must be an integer"),
     (f"{_LINE0}.Quantity", 1.5, "List.SalesOrderLineItem[0].Quantity must be an integer"),
     (f"{_LINE0}.Quantity", True, "List.SalesOrderLineItem[0].Quantity must be an integer"),
@@ -290,8 +254,7 @@ INVALID = [
 def test_invalid_orders_are_refused(
     client: httpx.Client, path: str, value: Any, problem: str
 ) -> None:
-    body = order()
-    _set(path, value)(body)
+    body = changed(order(), path, value)
     response = submit(client, body)
     assert response.status_code == 200
     assert response.json() == failure(f"Error. {problem}.")
@@ -351,14 +314,14 @@ def test_401_in_xml_when_xml_was_sent(client: httpx.Client) -> None:
 
 
 def test_credentials_come_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, local: Callable[..., httpx.Client]
+    monkeypatch: pytest.MonkeyPatch, local: Serve
 ) -> None:
     monkeypatch.setenv("ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_API_KEY", "live-key")
     monkeypatch.setenv("ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_DC_CODES", "LON, MAN")
     sim = SupplyStreamSimulator.from_env()
     assert sim.api_key == "live-key"
     assert sim.dc_codes == {"LON", "MAN"}
-    c = local(api_key="live-key", dc_codes="LON,MAN")
+    c = local(SupplyStreamSimulator(api_key="live-key", dc_codes="LON,MAN"))
     assert c.post(SUBMIT, params=KEY, json=order()).status_code == 401
     body = order()
     body["SalesOrderHeader"]["DCCode"] = "MAN"
@@ -543,9 +506,9 @@ def test_duplicate_order_number_is_refused_by_default(client: httpx.Client) -> N
 
 
 def test_duplicate_order_number_accepted_when_switched_off(
-    local: Callable[..., httpx.Client],
+    local: Serve,
 ) -> None:
-    c = local(reject_duplicate_order_number=False)
+    c = local(SupplyStreamSimulator(reject_duplicate_order_number=False))
     guids = [c.post(SUBMIT, params=KEY, json=order("SO-DUP")).json()["GUID"] for _ in range(2)]
     assert guids[0] != guids[1]
     orders = c.get("/_sandbox/orders", params={"vendor": "supplystream"}).json()["orders"]
@@ -555,8 +518,8 @@ def test_duplicate_order_number_accepted_when_switched_off(
     assert [o["Status"] for o in orders] == ["Cancelled", "Cancelled"]
 
 
-def test_a_client_guid_already_in_use_is_refused(local: Callable[..., httpx.Client]) -> None:
-    c = local(reject_duplicate_order_number=False)
+def test_a_client_guid_already_in_use_is_refused(local: Serve) -> None:
+    c = local(SupplyStreamSimulator(reject_duplicate_order_number=False))
     assert c.post(SUBMIT, params=KEY, json=order("A", GUID="g-1")).json()["GUID"] == "g-1"
     again = c.post(SUBMIT, params=KEY, json=order("B", GUID="g-1")).json()
     assert again == failure("Error Submitting Sales Order: B - Error. GUID already exists.")
@@ -564,9 +527,9 @@ def test_a_client_guid_already_in_use_is_refused(local: Callable[..., httpx.Clie
 
 @pytest.mark.parametrize("wrap", [False, True])
 def test_wrapping_of_json_failures_is_switchable(
-    local: Callable[..., httpx.Client], wrap: bool
+    local: Serve, wrap: bool
 ) -> None:
-    c = local(wrap_json_failures=wrap)
+    c = local(SupplyStreamSimulator(wrap_json_failures=wrap))
     body = order()
     body["SalesOrderHeader"]["DCCode"] = "string"
     answer = c.post(SUBMIT, params=KEY, json=body).json()

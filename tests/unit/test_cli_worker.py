@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
+from worker.vendors import known_vendors
 
 
 def run_worker(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str]:
@@ -26,7 +27,8 @@ def test_defaults_are_threads_every_vendor_queue_and_events(
     assert argv[0] == "worker"
     assert argv[argv.index("--pool") + 1] == "threads"
     assert argv[argv.index("--concurrency") + 1] == "32"
-    assert argv[argv.index("--queues") + 1] == "od.sourceorders"
+    assert argv[argv.index("--queues") + 1] == ",".join(f"od.{v}" for v in known_vendors())
+    assert "od.sophio" in argv[argv.index("--queues") + 1]
     assert "--task-events" in argv
 
 

@@ -13,7 +13,11 @@ if TYPE_CHECKING:
     from worker.vendors.base import Vendor
 
 _ADAPTERS: dict[str, str] = {
+    "sellercloud": "worker.vendors.sellercloud:SellerCloud",
+    "shopatron": "worker.vendors.shopatron:Shopatron",
+    "sophio": "worker.vendors.sophio:Sophio",
     "sourceorders": "worker.vendors.sourceorders:SourceOrders",
+    "supplystream": "worker.vendors.supplystream:SupplyStream",
 }
 
 

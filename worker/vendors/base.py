@@ -307,6 +307,9 @@ class Vendor:
     #: True when "not found" from :meth:`parse_lookup` proves the vendor never got the order,
     #: so sending it again is safe.
     lookup_authoritative: ClassVar[bool] = False
+    #: The vendor's documented request rate, shared by every worker (None: no limit known).
+    #: An account's ``rate_limit_per_minute`` overrides it.
+    default_rate_limit_per_minute: ClassVar[float | None] = None
 
     def __init__(self, account: VendorAccount, *, account_name: str = "default") -> None:
         self.account = account
@@ -375,8 +378,32 @@ class Vendor:
 
     # Reading (pure): the template and its hooks
 
+    @property
+    def rate_limit_per_minute(self) -> float | None:
+        """The limit in force for this account (None or 0: none)."""
+        configured = self.account.rate_limit_per_minute
+        limit = self.default_rate_limit_per_minute if configured is None else configured
+        return limit or None
+
     def read(self, job: Job, response: VendorResponse) -> Outcome:
         """What an answer means; the template every vendor shares."""
+        outcome = self._read(job, response)
+        throttle = self.throttle_hint(response)
+        return replace(outcome, throttle_s=throttle) if throttle is not None else outcome
+
+    def throttle_hint(self, response: VendorResponse) -> float | None:
+        """Seconds until the vendor admits requests again when its answer says the limit is
+        used up; by default from ``X-Rate-Limit-Remaining: 0`` with ``X-Rate-Limit-Reset``."""
+        remaining = response.headers.get("X-Rate-Limit-Remaining")
+        reset = response.headers.get("X-Rate-Limit-Reset")
+        if remaining is None or reset is None:
+            return None
+        try:
+            return max(0.0, float(reset)) if int(float(remaining)) <= 0 else None
+        except ValueError:
+            return None
+
+    def _read(self, job: Job, response: VendorResponse) -> Outcome:
         if response.ok:
             try:
                 failure = self.business_error(job, response)
