@@ -9,7 +9,7 @@ import pytest
 
 from cli.operations import dead_letters_table, timeline_table
 from order_dispatch import redact
-from order_dispatch.contract import ErrorInfo, ErrorKind, EventStatus, Operation, ResultEvent
+from order_dispatch.contract import ErrorInfo, ErrorKind, EventStatus, Job, Operation, ResultEvent
 from order_dispatch.timeline import EXCERPT_CHARS, TimelineEntry, excerpt
 from producers.operations import DeadLetter, JobTimeline, parse_since
 from worker.vendors.base import VendorRequest
@@ -156,3 +156,21 @@ def test_an_empty_timeline_says_so() -> None:
     assert timeline_table(JobTimeline("j1", 1, None, [])) == (
         "job j1: run 1, no attempt yet\nno entries yet"
     )
+
+
+@pytest.mark.parametrize("name", ["sophio", "supplystream"])
+def test_credentials_a_vendor_puts_in_the_query_never_show_in_a_summary(name: str) -> None:
+    from cli.preview import placeholder_account
+    from tests.integration.conftest import order_job
+    from worker.vendors import vendor_class
+
+    cls = vendor_class(name)
+    account = placeholder_account(cls)
+    vendor = cls(account)
+    job = Job.model_validate({**order_job("A-1"), "vendor": name})
+    sent = vendor.authorize(vendor.translate(job), None)
+
+    summary = sent.summary(account.base_url)
+
+    assert "=***" in summary
+    assert not any(secret in summary for secret in vendor.secrets())
