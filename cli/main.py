@@ -6,10 +6,16 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from order_dispatch.contract import VENDOR_OPERATIONS
+
+if TYPE_CHECKING:
+    from producers.operations import Operations
 
 SCHEMAS = ("order", "job", "event")
 
@@ -463,6 +469,198 @@ def tail(
                         break
     except KeyboardInterrupt:
         pass
+
+
+# Operators: dead letters, replay, resolve, timeline (producers/operations.py does the work).
+
+VENDORS = click.Choice(sorted(VENDOR_OPERATIONS))
+DEAD_STATUSES = click.Choice(["dead_lettered", "in_doubt"])
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    from producers.operations import parse_since
+
+    if value is None:
+        return None
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _operations(redis_url: str | None, by: str | None = None) -> Operations:
+    from producers.operations import Operations
+
+    return Operations.from_url(redis_url, operator=by)
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """An action refused, or a corrected order or note that breaks the contract: exit 1, saying
+    why."""
+    from order_dispatch.contract import ValidationError, format_validation_errors
+    from producers.enqueue import InvalidJob
+    from producers.operations import OperationRefused
+
+    try:
+        yield
+    except OperationRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    except InvalidJob as exc:
+        for line in exc.errors:
+            click.echo(f"invalid: {exc.source}: {line}", err=True)
+        sys.exit(1)
+    except ValidationError as exc:
+        for line in format_validation_errors(exc):
+            click.echo(f"invalid: {line}", err=True)
+        sys.exit(1)
+
+
+_redis_option = click.option(
+    "--redis-url", envvar="REDIS_URL", help="Redis of the workers (default: $REDIS_URL)."
+)
+_by_option = click.option("--by", help="Who is acting, for the record (default: login name).")
+_note_option = click.option("--note", help="Why, for the record (timeline and event).")
+
+
+@main.group()
+def dlq() -> None:
+    """Jobs waiting for a person: dead-lettered (retries exhausted) and in doubt."""
+
+
+@dlq.command("list")
+@click.option("--vendor", type=VENDORS, help="Only this vendor's jobs.")
+@click.option("--since", callback=_since, help="Only since then: ISO time or 30m, 2h, 7d.")
+@click.option("--status", type=DEAD_STATUSES, help="Only jobs with this status.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_redis_option
+def dlq_list(
+    vendor: str | None,
+    since: datetime | None,
+    status: Any,
+    as_json: bool,
+    redis_url: str | None,
+) -> None:
+    """List dead-lettered and in-doubt jobs, oldest first, with why they are there."""
+    from cli.operations import dead_letters_table
+
+    dead = _operations(redis_url).dead_letters(vendor=vendor, since=since, status=status)
+    if as_json:
+        for d in dead:
+            click.echo(json.dumps(d.as_json(), separators=(",", ":")))
+    elif dead:
+        click.echo(dead_letters_table(dead))
+        click.echo(f"{len(dead)} job{'s' if len(dead) != 1 else ''}")
+    else:
+        click.echo("no jobs in the dead letters match")
+
+
+@main.command()
+@click.argument("job_id", metavar="JOB", required=False)
+@click.option("--order", type=click.File("r"), help="A corrected order (or whole job), JSON.")
+@click.option("--vendor", type=VENDORS, help="Replay many: this vendor's dead letters.")
+@click.option("--since", callback=_since, help="Replay many: those since then (ISO time or 2h).")
+@click.option("--status", type=DEAD_STATUSES, help="Replay many: with this status.")
+@_note_option
+@_by_option
+@_redis_option
+def replay(
+    job_id: str | None,
+    order: Any,
+    vendor: str | None,
+    since: datetime | None,
+    status: Any,
+    note: str | None,
+    by: str | None,
+    redis_url: str | None,
+) -> None:
+    """Start a new run of JOB (dead-lettered, in doubt or rejected), with --order's corrected
+    order in place of the stored one if given; or of every dead letter since --since
+    (dead-lettered only unless --status says otherwise), optionally of one --vendor.
+
+    The run's messages go on the vendor's queue; the old run keeps its terminal event, the new
+    one gets its own. Refused while the job's run has not ended, and for an accepted job.
+    """
+    many = vendor is not None or since is not None or status is not None
+    if job_id is not None and many:
+        raise click.UsageError("give a JOB, or --vendor/--since/--status to replay many, not both")
+    if job_id is None and since is None:
+        raise click.UsageError("give a JOB, or --since (with --vendor, --status) to replay many")
+    if job_id is None and order is not None:
+        raise click.UsageError("--order corrects one JOB; it cannot go with --since")
+    ops = _operations(redis_url, by)
+    if job_id is not None:
+        data = None
+        if order is not None:
+            try:
+                data = json.load(order)
+            except json.JSONDecodeError as exc:
+                raise click.ClickException(f"{order.name}: not JSON ({exc})") from None
+        with _refusals():
+            event = ops.replay(job_id, order=data, note=note)
+        click.echo(f"replayed {job_id}: run {event.run} queued")
+        return
+    refused = 0
+    done = ops.replay_many(vendor=vendor, since=since, status=status or "dead_lettered", note=note)
+    for replayed_id, result in done:
+        if isinstance(result, Exception):
+            refused += 1
+            click.echo(f"refused {replayed_id}: {result}", err=True)
+        else:
+            click.echo(f"replayed {replayed_id}: run {result.run} queued")
+    click.echo(f"replayed {len(done) - refused}, refused {refused}")
+    if refused:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("job_id", metavar="JOB")
+@click.option(
+    "--as",
+    "outcome",
+    required=True,
+    type=click.Choice(["accepted", "rejected"]),
+    help="What the vendor did with the order, as you found out.",
+)
+@click.option("--vendor-order-id", help="The vendor's order id (with --as accepted).")
+@_note_option
+@_by_option
+@_redis_option
+def resolve(
+    job_id: str,
+    outcome: Any,
+    vendor_order_id: str | None,
+    note: str | None,
+    by: str | None,
+    redis_url: str | None,
+) -> None:
+    """Decide an in-doubt JOB by hand: the vendor has the order (accepted) or not (rejected).
+
+    The decision is the terminal event of the job's next run, marked with who decided and the
+    note; nothing is sent to the vendor. To send it again instead, use replay.
+    """
+    with _refusals():
+        event = _operations(redis_url, by).resolve(
+            job_id, outcome, vendor_order_id=vendor_order_id, note=note
+        )
+    click.echo(f"resolved {job_id}: {event.status.value} in run {event.run}")
+
+
+@main.command()
+@click.argument("job_id", metavar="JOB")
+@click.option("--json", "as_json", is_flag=True, help="The timeline as one JSON document.")
+@_redis_option
+def timeline(job_id: str, as_json: bool, redis_url: str | None) -> None:
+    """Show JOB's history: every attempt (time, request, vendor's answer, outcome, worker) and
+    every operator action."""
+    from cli.operations import timeline_table
+
+    with _refusals():
+        found = _operations(redis_url).timeline(job_id)
+    if as_json:
+        click.echo(json.dumps(found.as_json(), indent=2))
+    else:
+        click.echo(timeline_table(found))
 
 
 @main.command()

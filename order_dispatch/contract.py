@@ -407,6 +407,8 @@ class EventStatus(StrEnum):
     IN_DOUBT = "in_doubt"
     RETRY_SCHEDULED = "retry_scheduled"
     DEFERRED = "deferred"
+    REPLAYED = "replayed"
+    """An operator started a new run of the job (the run's first event)."""
 
     @property
     def terminal(self) -> bool:
@@ -470,6 +472,43 @@ class ResultEvent(_Model):
         description="True when the outcome was learnt by looking the order up at the vendor "
         "(an interrupted attempt, or the vendor's 'already have it'), not from a submit's answer.",
     )
+    operator: str | None = Field(
+        None,
+        description="Who made this event by hand: set on 'replayed' and on the outcome an "
+        "operator decided for an in_doubt job (then no vendor call was made in this run).",
+    )
+    note: str | None = Field(None, max_length=2000, description="The operator's note.")
+
+    @classmethod
+    def for_job(
+        cls,
+        job: Job,
+        *,
+        run: int,
+        run_token: str,
+        attempt: int,
+        status: EventStatus,
+        **fields: Any,
+    ) -> ResultEvent:
+        """The event of ``job``'s attempt ``attempt`` in run ``run`` (``occurred_at`` now unless
+        given). Its id is stable for (job, run, attempt, status) and carries the run's token,
+        so a run started anew (a replay, or a Redis that lost its data) never reuses an earlier
+        run's event ids."""
+        fields.setdefault("occurred_at", datetime.now(UTC))
+        return cls(
+            event_id=f"{job.job_id}:{run}.{run_token[:8]}:{attempt}:{status.value}",
+            job_id=job.job_id,
+            run=run,
+            order_id=job.ref,
+            vendor=job.vendor,
+            account=job.account,
+            operation=job.operation,
+            status=status,
+            terminal=status.terminal,
+            attempt=attempt,
+            enqueued_at=job.enqueued_at,
+            **fields,
+        )
 
     @model_validator(mode="after")
     def _terminal_matches_status(self) -> ResultEvent:

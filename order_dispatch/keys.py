@@ -72,6 +72,15 @@ class Keys:
         return f"{self.prefix}:dead"
 
     @property
+    def dead_events(self) -> str:
+        """Hash: job id -> the terminal event that put the job in :attr:`dead_letters`."""
+        return f"{self.prefix}:dead:events"
+
+    def timeline(self, job_id: str) -> str:
+        """List: the job's timeline (attempts and operators' actions, oldest first, capped)."""
+        return f"{self.prefix}:timeline:{job_id}"
+
+    @property
     def schedule(self) -> str:
         """Sorted set: jobs waiting for a delayed retry, scored by when they are due."""
         return f"{self.prefix}:schedule"

@@ -1,10 +1,11 @@
 """The job ledger: what each job's delivery has come to, kept in Redis beside the queue.
 
 Before a request goes out the attempt is marked ``in_flight``; the outcome is written together
-with its result event in one atomic step (a Lua script), which also guarantees exactly one
-terminal event per run: the terminal event is written only if no terminal event exists yet. A
-job that finds its own attempt still ``in_flight`` when it starts was interrupted mid-request
-(worker killed, time limit, redelivery): the pipeline then knows the vendor may have it.
+with its result event and the job's timeline entry in one atomic step (a Lua script), which
+also guarantees exactly one terminal event per run: the terminal event is written only if no
+terminal event exists yet. A job that finds its own attempt still ``in_flight`` when it starts
+was interrupted mid-request (worker killed, time limit, redelivery): the pipeline then knows the
+vendor may have it.
 """
 
 from __future__ import annotations
@@ -17,20 +18,45 @@ import redis
 
 from order_dispatch.contract import EventStatus, Job, ResultEvent
 from order_dispatch.keys import Keys
+from order_dispatch.timeline import MAX_ENTRIES, TimelineEntry
 
-# KEYS: terminal marker, results stream, ledger hash, dead letters hash
+# KEYS: terminal marker, results stream, ledger hash, dead letters hash, job hash, timeline,
+#       dead-letter events hash
 # ARGV: event id, event json, stream maxlen, is terminal (1/0), ledger state, ttl s, job id,
-#       status, job json for the dead-letter hash ('' for none)
+#       status, job json for the dead-letter hash ('' for none), timeline entry json,
+#       timeline cap, the event's run
+# An event of a run that a replay superseded, or a second terminal event of a run, is not
+# written; its timeline entry is, marked "recorded": false (the attempt happened all the same).
 _RECORD_LUA = """
+local function timeline(entry)
+  redis.call('RPUSH', KEYS[6], entry)
+  redis.call('LTRIM', KEYS[6], -tonumber(ARGV[11]), -1)
+  redis.call('EXPIRE', KEYS[6], tonumber(ARGV[6]))
+end
+local function unrecorded()
+  timeline((string.gsub(ARGV[10], '"recorded":true', '"recorded":false', 1)))
+end
+local current = redis.call('HGET', KEYS[5], 'run')
+if current and tonumber(current) > tonumber(ARGV[12]) then
+  unrecorded()
+  return {0, 'superseded by run ' .. current}
+end
 if ARGV[4] == '1' then
   local ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[6]))
-  if not ok then return {0, redis.call('GET', KEYS[1])} end
+  if not ok then
+    unrecorded()
+    return {0, redis.call('GET', KEYS[1])}
+  end
 end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
   'event_id', ARGV[1], 'job_id', ARGV[7], 'status', ARGV[8], 'event', ARGV[2])
 redis.call('HSET', KEYS[3], 'state', ARGV[5], 'last_event', ARGV[1], 'last_status', ARGV[8])
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))
-if ARGV[9] ~= '' then redis.call('HSET', KEYS[4], ARGV[7], ARGV[9]) end
+if ARGV[9] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[7], ARGV[9])
+  redis.call('HSET', KEYS[7], ARGV[7], ARGV[2])
+end
+timeline(ARGV[10])
 return {1, id}
 """
 
@@ -144,16 +170,35 @@ class JobLedger:
         )
         return bool(int(reply))
 
-    def record(self, job: Job, event: ResultEvent) -> bool:
-        """Write ``event`` and the ledger state it implies; False if the run already ended."""
+    def record(
+        self,
+        job: Job,
+        event: ResultEvent,
+        *,
+        worker: str | None = None,
+        request: str | None = None,
+        http_status: int | None = None,
+    ) -> bool:
+        """Write ``event``, the ledger state it implies and the job's timeline entry; False if
+        the run already ended or a replay superseded it (the timeline still gets the entry).
+
+        ``worker`` ran the attempt; ``request`` summarises what it sent (method and path, see
+        :meth:`~worker.vendors.base.VendorRequest.summary`); ``http_status`` is the vendor's.
+        """
         terminal = event.terminal
         dead = event.status in _KEPT_FOR_REPLAY
+        entry = TimelineEntry.of_event(
+            event, worker=worker, request=request, http_status=http_status
+        )
         reply = self._record(
             keys=[
                 self.keys.terminal(job.job_id, event.run),
                 self.keys.results,
                 self.keys.ledger(job.job_id),
                 self.keys.dead_letters,
+                self.keys.job(job.job_id),
+                self.keys.timeline(job.job_id),
+                self.keys.dead_events,
             ],
             args=[
                 event.event_id,
@@ -165,6 +210,9 @@ class JobLedger:
                 job.job_id,
                 event.status.value,
                 json.dumps(job.model_dump(mode="json", exclude_none=True)) if dead else "",
+                entry.to_json(),
+                MAX_ENTRIES,
+                event.run,
             ],
         )
         return bool(int(reply[0]))

@@ -201,7 +201,16 @@ class Pipeline:
             repeat_safe=repeat_safe,
             age_s=_age_s(job),
         )
-        return self._finish(job, attempt, run, decision, outcome, started, reconciled=reconciled)
+        return self._finish(
+            job,
+            attempt,
+            run,
+            decision,
+            outcome,
+            started,
+            reconciled=reconciled,
+            request=request.summary(vendor.account.base_url),
+        )
 
     def _interrupted(
         self,
@@ -274,7 +283,7 @@ class Pipeline:
                 retry_in_s=round(wait, 3),
                 error=error,
             )
-            self.ledger.record(job, event)
+            self.ledger.record(job, event, worker=self.worker_name)
             log.info("job deferred", reason=kind.value, wait_s=round(wait, 3))
         return self._wait(job, wait, attempt, deferred=True)
 
@@ -357,6 +366,7 @@ class Pipeline:
         started: float,
         *,
         reconciled: bool = False,
+        request: str | None = None,
     ) -> Step:
         status = decision.status
         error = outcome.error
@@ -377,7 +387,9 @@ class Pipeline:
             vendor_response=redact.text(outcome.body) if outcome.body is not None else None,
             reconciled=reconciled or None,
         )
-        written = self.ledger.record(job, event)
+        written = self.ledger.record(
+            job, event, worker=self.worker_name, request=request, http_status=outcome.http_status
+        )
         log.info(
             "job event" if written else "run already ended; event not written",
             status=status.value,
@@ -409,7 +421,7 @@ class Pipeline:
                 vendor_order_id=job.vendor_order_id,
                 retry_in_s=round(wait, 3),
             )
-            self.ledger.record(job, event)
+            self.ledger.record(job, event, worker=self.worker_name)
             log.info("job deferred until not_before", wait_s=round(wait, 3))
         return self._wait(job, wait, attempt, deferred=True)
 
@@ -451,7 +463,7 @@ class Pipeline:
             time.monotonic(),
             error=ErrorInfo(kind=ErrorKind.VALIDATION, message="; ".join(errors)),
         )
-        self.ledger.record(placeholder, event)
+        self.ledger.record(placeholder, event, worker=self.worker_name)
         return DONE
 
 
@@ -491,22 +503,13 @@ class Run:
 def _event(
     job: Job, run: Run, attempt: int, status: EventStatus, started: float, **fields: Any
 ) -> ResultEvent:
-    """The result event of ``job``'s attempt. Its id is stable for (job, run, attempt, status)
-    and carries the run's token, so a run started anew (after a replay, or a Redis that lost
-    its data) never reuses an earlier run's event ids."""
-    return ResultEvent(
-        event_id=f"{job.job_id}:{run.number}.{run.id[:8]}:{attempt}:{status.value}",
-        job_id=job.job_id,
+    """The result event of ``job``'s attempt (see :meth:`ResultEvent.for_job` for its id)."""
+    return ResultEvent.for_job(
+        job,
         run=run.number,
-        order_id=job.ref,
-        vendor=job.vendor,
-        account=job.account,
-        operation=job.operation,
-        status=status,
-        terminal=status.terminal,
+        run_token=run.id,
         attempt=attempt,
-        occurred_at=datetime.now(UTC),
-        enqueued_at=job.enqueued_at,
+        status=status,
         duration_ms=int((time.monotonic() - started) * 1000),
         **fields,
     )

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, ClassVar
+from urllib.parse import urlencode, urlsplit
 from xml.etree.ElementTree import Element
 
 import httpx
@@ -30,6 +31,7 @@ import simplejson
 from defusedxml import ElementTree as SafeElementTree
 from pydantic import BaseModel, ValidationError
 
+from order_dispatch import redact
 from order_dispatch.contract import ErrorKind, Job, Operation
 from order_dispatch.settings import VendorAccount
 from worker.http import parse_retry_after
@@ -94,6 +96,13 @@ class VendorRequest:
         if self.path.startswith(("http://", "https://")):
             return self.path
         return base_url.rstrip("/") + self.path
+
+    def summary(self, base_url: str) -> str:
+        """``METHOD /path?query`` for people (the job's timeline): no host, no credentials in
+        the URL, secret query values masked."""
+        path = urlsplit(self.url(base_url)).path or "/"
+        query = urlencode(redact.value(self.params), safe="*")
+        return redact.text(f"{self.method} {path}" + (f"?{query}" if query else ""))
 
 
 def encode_json(data: Any) -> bytes:
