@@ -62,9 +62,8 @@ class Step:
     priority: int = 0
     display: dict[str, str] | None = None
     """What Flower shows of the job in the waiting message: ids only."""
-
-
-DONE = Step()
+    summary: str = ""
+    """What this delivery came to, in a few words (the task's result, as Flower shows it)."""
 
 
 class Pipeline:
@@ -104,10 +103,10 @@ class Pipeline:
         previous = self.ledger.read(job_id, run)
         if previous.job_doc is None:
             log.error("job not in the job store (expired or purged); nothing sent", job_id=job_id)
-            return DONE
+            return Step(summary="job not in the job store; nothing sent")
         if run < previous.current_run:
             log.info("message of an earlier run; a replay superseded it", job_id=job_id, run=run)
-            return DONE
+            return Step(summary=f"superseded by run {previous.current_run}")
         this_run = Run(run, previous.run_id)
         try:
             doc = json.loads(previous.job_doc)
@@ -129,13 +128,16 @@ class Pipeline:
         plan = plan_delivery(previous, attempt, self._lease_s)
         if plan.action is Action.FINISHED:
             log.info("job already finished; nothing to do")
-            return DONE
+            return Step(summary="run already ended")
         if plan.action is Action.STALE:
             log.info("stale delivery: a later attempt already ran", latest=previous.attempt)
-            return DONE
+            return Step(summary=f"stale: attempt {previous.attempt} already ran")
         if plan.action is Action.WAIT:
             log.info("another delivery is in flight; checking again later", other=previous.attempt)
-            return self._wait(job, plan.wait_s, attempt, deferred=deferred)
+            return replace(
+                self._wait(job, plan.wait_s, attempt, deferred=deferred),
+                summary="another delivery in flight",
+            )
         attempt = plan.attempt
         if job.not_before is not None:
             wait = (job.not_before - datetime.now(UTC)).total_seconds()
@@ -285,7 +287,8 @@ class Pipeline:
             )
             self.ledger.record(job, event, worker=self.worker_name)
             log.info("job deferred", reason=kind.value, wait_s=round(wait, 3))
-        return self._wait(job, wait, attempt, deferred=True)
+        step = self._wait(job, wait, attempt, deferred=True)
+        return replace(step, summary=f"deferred in {wait:.1f} s ({kind.value})")
 
     def _observe(
         self, job: Job, admission: Admission, limit: RateLimit | None, outcome: Outcome
@@ -400,11 +403,18 @@ class Pipeline:
             http_status=outcome.http_status,
             retry_in_s=event.retry_in_s,
         )
-        if decision.status is EventStatus.RETRY_SCHEDULED and written:
-            return self._wait(job, decision.delay_s, attempt + 1, deferred=False)
-        if decision.status is EventStatus.DEFERRED and written:
-            return self._wait(job, decision.delay_s, attempt, deferred=True)
-        return DONE
+        if not written:
+            return Step(summary="run already ended")
+        summary = _summary(event)
+        if decision.status is EventStatus.RETRY_SCHEDULED:
+            return replace(
+                self._wait(job, decision.delay_s, attempt + 1, deferred=False), summary=summary
+            )
+        if decision.status is EventStatus.DEFERRED:
+            return replace(
+                self._wait(job, decision.delay_s, attempt, deferred=True), summary=summary
+            )
+        return Step(summary=summary)
 
     def _defer(
         self, job: Job, attempt: int, run: Run, wait: float, started: float, *, announce: bool
@@ -423,7 +433,8 @@ class Pipeline:
             )
             self.ledger.record(job, event, worker=self.worker_name)
             log.info("job deferred until not_before", wait_s=round(wait, 3))
-        return self._wait(job, wait, attempt, deferred=True)
+        step = self._wait(job, wait, attempt, deferred=True)
+        return replace(step, summary=f"deferred in {wait:.1f} s (not_before)")
 
     def _refuse_document(
         self, job_id: str, raw: str, exc: ValueError, attempt: int, run: Run
@@ -464,7 +475,7 @@ class Pipeline:
             error=ErrorInfo(kind=ErrorKind.VALIDATION, message="; ".join(errors)),
         )
         self.ledger.record(placeholder, event, worker=self.worker_name)
-        return DONE
+        return Step(summary=_summary(event))
 
 
 #: Failures that count toward opening a vendor account's circuit.
@@ -483,6 +494,24 @@ def _age_s(job: Job) -> float:
     if job.enqueued_at is None:
         return 0.0
     return max(0.0, (datetime.now(UTC) - job.enqueued_at).total_seconds())
+
+
+def _summary(event: ResultEvent) -> str:
+    """An event in a few words, ids and kinds only: ``accepted soo_1``, ``rejected
+    (vendor_rejected, HTTP 400)``, ``retry_scheduled in 2.0 s (vendor_unavailable)``."""
+    words = [event.status.value]
+    if event.vendor_order_id and event.status is EventStatus.ACCEPTED:
+        words.append(event.vendor_order_id)
+    if event.retry_in_s is not None:
+        words.append(f"in {event.retry_in_s:.1f} s")
+    if event.error is not None:
+        detail = event.error.kind.value
+        if event.error.http_status:
+            detail += f", HTTP {event.error.http_status}"
+        words.append(f"({detail})")
+    if event.reconciled:
+        words.append("(reconciled)")
+    return " ".join(words)
 
 
 def _found(lookup: Lookup) -> Outcome:

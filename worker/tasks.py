@@ -23,12 +23,17 @@ from worker.app import app
 @app.task(name=DISPATCH_TASK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
 def dispatch(
     self: Task[Any, Any], job_id: str, run: int = 1, attempt: int = 1, deferred: bool = False
-) -> None:
-    """Run one attempt of the stored job ``job_id``; a wait re-queues it after the delay."""
+) -> str:
+    """Run one attempt of the stored job ``job_id``; a wait re-queues it after the delay.
+
+    Returns what the delivery came to (``accepted soo_1``, ``rejected (vendor_rejected, HTTP
+    400)``, ``in_doubt (transport)``...): Flower shows it as the task's result, so an order the
+    vendor refused does not pass for a plain success.
+    """
     rt = runtime.current()
     step = rt.pipeline.run(job_id, run, attempt, deferred=deferred)
     if step.retry_in_s is None:
-        return
+        return step.summary
     assert step.queue is not None
     durable = rt.settings.broker_is_redis  # the schedule moves messages into Redis queues
     if durable and step.retry_in_s > rt.settings.schedule_threshold_s:
@@ -42,7 +47,7 @@ def dispatch(
             due=time.time() + step.retry_in_s,
             display=step.display,
         )
-        return
+        return step.summary
     raise self.retry(
         kwargs={"job_id": job_id, "run": run, "attempt": step.attempt, "deferred": step.deferred},
         countdown=step.retry_in_s,

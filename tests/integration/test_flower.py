@@ -97,5 +97,32 @@ def test_tasks_show_vendor_and_ids_not_the_customer(
     assert task["name"] == "dispatch:sourceorders:create"
     assert f"'order_id': '{order_id}'" in task["kwargs"]
     assert "'vendor': 'sourceorders'" in task["kwargs"]
+    assert task["result"].strip("'\"").startswith("accepted soo_"), task["result"]
     shown = json.dumps(task)
     assert "pam@example.com" not in shown and "Slough" not in shown
+
+
+def test_a_rejected_order_is_told_apart_from_an_accepted_one(
+    flower: str,
+    worker: WorkerProcess,
+    producer: Producer,
+    events: Events,
+    sandbox_admin: httpx.Client,
+) -> None:
+    sandbox_admin.post(
+        "/_sandbox/faults/sourceorders", json={"fail_next": 1, "status": 400}
+    ).raise_for_status()
+    receipt = producer.enqueue(order_job(unique("flower-no")))
+    assert events.wait_terminal([receipt.job_id])[receipt.job_id].status == "rejected"
+
+    deadline = time.monotonic() + 20
+    while True:
+        tasks = httpx.get(f"{flower}/api/tasks", auth=LOGIN, params={"limit": 1000}).json()
+        ours = [t for t in tasks.values() if receipt.job_id in (t.get("kwargs") or "")]
+        if any(t.get("result") for t in ours) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+
+    [task] = ours
+    # Celery's state is SUCCESS (the task ran to its end); its result says what became of it.
+    assert task["result"].strip("'\"") == "rejected (vendor_rejected, HTTP 400)", task
