@@ -28,7 +28,7 @@ from order_dispatch.keys import Keys
 from order_dispatch.settings import CircuitSettings
 
 # KEYS: rate key, circuit hash. ARGV: now ('' = Redis time), emission interval s (0 = no
-# limit), burst tolerance s, probe lease s.
+# limit), burst tolerance s, probe lease s, how long to wait while another call probes.
 # Returns {verdict, wait s (string), circuit state, consecutive failures}; verdict is
 # 'ok', 'probe' (half open: this caller is the probe), 'circuit' or 'rate'.
 _ADMIT_LUA = """
@@ -42,7 +42,11 @@ if state ~= 'closed' then
   local open_until = tonumber(c[2] or '0')
   if now < open_until then return {'circuit', tostring(open_until - now), state, failures} end
   local probe_until = tonumber(c[3] or '0')
-  if now < probe_until then return {'circuit', tostring(probe_until - now), state, failures} end
+  if now < probe_until then
+    -- Another call is probing: look again soon (its answer closes or reopens the circuit).
+    local wait = math.min(probe_until - now, tonumber(ARGV[5]))
+    return {'circuit', tostring(wait), state, failures}
+  end
   redis.call('HSET', KEYS[2], 'state', 'half_open', 'probe_until', now + tonumber(ARGV[4]))
   state = 'half_open'
   verdict = 'probe'
@@ -175,6 +179,7 @@ class VendorGate:
                 repr(limit.interval_s) if limit else "0",
                 repr(limit.tolerance_s) if limit else "0",
                 repr(self.probe_lease_s),
+                repr(self.circuit.open_s),
             ],
         )
         return Admission(

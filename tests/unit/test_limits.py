@@ -65,7 +65,8 @@ def test_the_circuit_opens_after_consecutive_failures_and_probes_once(gate: Vend
     assert transitions == ["", "", "opened"]
     assert during.verdict is Verdict.CIRCUIT and during.wait_s == pytest.approx(20)
     assert probe.verdict is Verdict.PROBE
-    assert second.verdict is Verdict.CIRCUIT  # one probe at a time
+    assert second.verdict is Verdict.CIRCUIT  # one probe at a time ...
+    assert second.wait_s == pytest.approx(30)  # ... the others look again after open_s
     assert closed == "closed"
     assert after.verdict is Verdict.OK and after.circuit_state == "closed"
 
