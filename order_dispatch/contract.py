@@ -28,6 +28,8 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -357,14 +359,20 @@ class Job(_Model):
     trace: Trace = Field(default_factory=Trace)
     enqueued_at: AwareDatetime | None = None
 
-    @model_validator(mode="after")
-    def _fill_and_check(self) -> Job:
-        offered = VENDOR_OPERATIONS[self.vendor]
-        if self.operation not in offered:
+    @field_validator("operation")
+    @classmethod
+    def _offered(cls, operation: Operation, info: ValidationInfo) -> Operation:
+        vendor = info.data.get("vendor")
+        offered = VENDOR_OPERATIONS.get(vendor or "", frozenset(Operation))
+        if operation not in offered:
             raise ValueError(
-                f"{self.vendor} does not support operation {self.operation.value!r}; "
+                f"{vendor} does not support operation {operation.value!r}; "
                 f"it supports: {', '.join(sorted(o.value for o in offered))}"
             )
+        return operation
+
+    @model_validator(mode="after")
+    def _fill_and_check(self) -> Job:
         if self.operation in _NEEDS_FULL_ORDER and self.order is None:
             raise ValueError(f"operation {self.operation.value!r} needs 'order'")
         if self.operation in _NEEDS_VENDOR_ID and not self.vendor_order_id:
@@ -522,5 +530,5 @@ def format_validation_errors(exc: ValidationError, *, max_errors: int = 50) -> l
     lines = []
     for err in exc.errors(include_url=False)[:max_errors]:
         path = ".".join(str(p) for p in err["loc"]) or "(document)"
-        lines.append(f"{path}: {err['msg']}")
+        lines.append(f"{path}: {err['msg'].removeprefix('Value error, ')}")
     return lines

@@ -127,7 +127,9 @@ class Settings(BaseSettings):
     restore_interval_s: int = Field(
         10, ge=1, description="How often workers look for unacked jobs past the visibility timeout."
     )
-    restore_throttle: int = Field(10, ge=1, description="Scan on every Nth of those looks.")
+    restore_throttle: int = Field(
+        1, ge=1, description="Scan on every Nth of those looks (1: every look; one cheap query)."
+    )
     lease_margin_s: float = Field(
         30.0, ge=1, description="How long an attempt's lease outlives its vendor call's deadline."
     )
