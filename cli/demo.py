@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,9 @@ _COLOR = {
 SAMPLES = Path(__file__).parent / "samples"
 
 
-def _samples() -> list[Any]:
-    with (SAMPLES / "demo-orders.jsonl").open() as f:
-        return [r.data for r in read_records(f, "demo-orders.jsonl")]
+def _samples(name: str = "demo-orders.jsonl") -> list[Any]:
+    with (SAMPLES / name).open() as f:
+        return [r.data for r in read_records(f, name)]
 
 
 def _invalid_sample() -> Any:
@@ -149,7 +150,7 @@ def _show(event: ResultEvent) -> None:
     if event.retry_in_s is not None:
         detail += f" (retry in {event.retry_in_s:.2f} s)"
     click.echo(
-        f"  {event.order_id:<10} attempt {event.attempt}  "
+        f"  {event.vendor:<13} {event.order_id:<15} attempt {event.attempt}  "
         + click.style(f"{event.status.value:<16}", fg=_COLOR.get(event.status.value))
         + f" {detail}"
     )
@@ -186,7 +187,7 @@ def run_demo(timeout: float = 90.0) -> int:
             ORDER_DISPATCH_RETRY__MAX_DELAY_S="5",
         )
         worker = subprocess.Popen(
-            worker_command("sourceorders", 8),
+            worker_command(",".join(known_vendors()), 16),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -202,15 +203,17 @@ def run_demo(timeout: float = 90.0) -> int:
             click.echo("Producer refused an invalid order at the door, as it should:")
             for line in exc.errors:
                 click.echo(f"  {line}")
-        receipts = producer.enqueue_many(_samples())
+        receipts = producer.enqueue_many(_samples() + _samples("demo-vendors.jsonl"))
         again = producer.enqueue_many(_samples()[:1])
+        vendors = sorted({r.vendor for r in receipts})
         click.echo(
-            f"Producer: queued {len(receipts)} orders in one round trip; "
-            f"re-sending one gave duplicate={again[0].duplicate}"
+            f"Producer: queued {len(receipts)} orders for {len(vendors)} vendors in one round "
+            f"trip; re-sending one gave duplicate={again[0].duplicate}"
         )
 
         pending = {r.job_id for r in receipts}
         tally: dict[str, int] = {}
+        by_vendor: dict[str, list[ResultEvent]] = {v: [] for v in vendors}
         consumer = ResultConsumer(client, "demo", "demo-1", keys=keys, block_ms=500)
         deadline = time.monotonic() + timeout
         click.echo("Result events:")
@@ -227,6 +230,7 @@ def run_demo(timeout: float = 90.0) -> int:
                 if event.terminal and event.job_id in pending:
                     pending.discard(event.job_id)
                     tally[event.status.value] = tally.get(event.status.value, 0) + 1
+                    by_vendor[event.vendor].append(event)
         summary = ", ".join(f"{n} {s}" for s, n in sorted(tally.items()))
         if pending:
             click.echo(
@@ -237,6 +241,15 @@ def run_demo(timeout: float = 90.0) -> int:
             log.seek(0)
             sys.stderr.write(log.read()[-4000:])
             return 1
+        click.echo("Per vendor:")
+        for vendor, ended in by_vendor.items():
+            counts = Counter(e.status.value for e in ended)
+            ids = ", ".join(e.vendor_order_id for e in ended if e.vendor_order_id)
+            click.echo(
+                f"  {vendor:<13} "
+                + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                + (f" (vendor ids: {ids})" if ids else "")
+            )
         click.echo(f"Summary: all {len(receipts)} orders ended: {summary}")
         return 0
     return 1
