@@ -39,10 +39,37 @@ def celery_main(app: Any, argv: list[str]) -> int:
     return code if isinstance(code, int) else 0
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group: an infrastructure failure is one line and exit code 3, not a
+    traceback (unless ``--debug``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from cli.errors import EXIT_INFRASTRUCTURE, describe
+
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            line = describe(exc)
+            if line is None:
+                raise
+            if ctx.params.get("debug"):
+                import traceback
+
+                traceback.print_exc()
+            click.echo(f"error: {line}", err=True)
+            ctx.exit(EXIT_INFRASTRUCTURE)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="order-dispatch")
-def main() -> None:
-    """Dispatch normalized orders to fulfilment vendors through Celery workers."""
+@click.option("--debug", is_flag=True, help="Show the traceback of an infrastructure failure.")
+def main(debug: bool) -> None:
+    """Dispatch normalized orders to fulfilment vendors through Celery workers.
+
+    Exit codes: 0 done; 1 bad input or an unhealthy check; 2 a wrong command line; 3 Redis,
+    the broker or the settings failed (one line says which setting to fix; --debug shows the
+    traceback).
+    """
 
 
 @main.command()
@@ -79,18 +106,19 @@ def enqueue(
     batch_size: int,
     quiet: bool,
 ) -> None:
-    """Validate and queue the jobs in FILES (JSON or JSON Lines; '-' reads stdin).
+    """Validate and queue the jobs in FILES (JSON Lines, or one JSON object; '-' reads stdin).
 
     A record with a "vendor" field is a job; any other record is an order, sent to --vendor.
-    Invalid records are reported with file, line and every bad field, and never queued. Exits
-    1 when any record was invalid.
+    Files are read record by record. Invalid records are reported with file, line and every
+    bad field, and never queued; the valid ones are. Exits 1 when any record was invalid, or a
+    file holds an array or no records at all.
     """
     from producers.enqueue import InvalidJob, Producer, validate_job
     from producers.files import as_job, read_records
 
-    records = [
+    records = (
         r for f in files for r in read_records(f, "<stdin>" if f.name == "<stdin>" else f.name)
-    ]
+    )
     producer = Producer.from_url(redis_url)
     queued = duplicates = 0
     invalid: list[str] = []
@@ -98,7 +126,17 @@ def enqueue(
 
     def flush() -> None:
         nonlocal queued, duplicates
-        for receipt in producer.enqueue_many(batch):
+        try:
+            receipts = producer.enqueue_many(batch)
+        except Exception:
+            if queued or duplicates:
+                click.echo(
+                    f"queued {queued}, duplicates {duplicates} before the failure below; "
+                    "enqueueing the files again is safe (queued jobs count as duplicates)",
+                    err=True,
+                )
+            raise
+        for receipt in receipts:
             if receipt.duplicate:
                 duplicates += 1
             else:

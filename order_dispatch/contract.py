@@ -43,6 +43,7 @@ __all__ = [
     "ErrorInfo",
     "ErrorKind",
     "EventStatus",
+    "FieldPathError",
     "Gift",
     "Item",
     "Job",
@@ -91,6 +92,92 @@ Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+]
+
+
+#: Bounds of the free-form maps (``custom``, ``vendor_options``, an item's ``options`` and
+#: ``attributes``): they are stored with the job and sent to the vendor, so they are small.
+MAP_MAX_ENTRIES = 50
+MAP_KEY_MAX_CHARS = 100
+MAP_TEXT_MAX_CHARS = 1000
+#: ``vendor_options`` may nest objects and lists, at most this deep and this many values in all.
+OPTIONS_MAX_DEPTH = 4
+OPTIONS_MAX_VALUES = 200
+
+
+class FieldPathError(ValueError):
+    """A validation error below the field being validated: ``subpath`` continues its path
+    (``format_validation_errors`` joins them, e.g. ``order.custom.note``)."""
+
+    def __init__(self, subpath: str, message: str) -> None:
+        self.subpath = subpath
+        self.message = message
+        super().__init__(f"{subpath}: {message}" if subpath else message)
+
+
+def _check_key(path: str, key: str) -> None:
+    if not key:
+        raise FieldPathError(path, "a key must not be empty")
+    if len(key) > MAP_KEY_MAX_CHARS:
+        raise FieldPathError(
+            path, f"key {key[:20]!r}... is {len(key)} characters; at most {MAP_KEY_MAX_CHARS}"
+        )
+
+
+def _check_text(path: str, text: str) -> None:
+    if len(text) > MAP_TEXT_MAX_CHARS:
+        raise FieldPathError(path, f"is {len(text)} characters; at most {MAP_TEXT_MAX_CHARS}")
+
+
+def _text_map(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAP_MAX_ENTRIES:
+        raise ValueError(f"has {len(value)} entries; at most {MAP_MAX_ENTRIES}")
+    for key, text in value.items():
+        _check_key("", key)
+        _check_text(key, text)
+    return value
+
+
+def _options_map(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) > MAP_MAX_ENTRIES:
+        raise ValueError(f"has {len(value)} entries; at most {MAP_MAX_ENTRIES}")
+    count = 0
+
+    def walk(path: str, node: Any, depth: int) -> None:
+        nonlocal count
+        count += 1
+        if count > OPTIONS_MAX_VALUES:
+            raise ValueError(f"holds more than {OPTIONS_MAX_VALUES} values in all")
+        if depth > OPTIONS_MAX_DEPTH:
+            raise FieldPathError(path, f"nests deeper than {OPTIONS_MAX_DEPTH} levels")
+        if isinstance(node, str):
+            _check_text(path, node)
+        elif isinstance(node, dict):
+            if len(node) > MAP_MAX_ENTRIES:
+                raise FieldPathError(path, f"has {len(node)} entries; at most {MAP_MAX_ENTRIES}")
+            for key, item in node.items():
+                _check_key(path, str(key))
+                walk(f"{path}.{key}", item, depth + 1)
+        elif isinstance(node, list):
+            if len(node) > MAP_MAX_ENTRIES:
+                raise FieldPathError(path, f"has {len(node)} items; at most {MAP_MAX_ENTRIES}")
+            for n, item in enumerate(node):
+                walk(f"{path}.{n}", item, depth + 1)
+
+    for key, item in value.items():
+        _check_key("", key)
+        walk(key, item, 1)
+    return value
+
+
+#: A small map of text to text (see :data:`MAP_MAX_ENTRIES` and the bounds beside it).
+TextMap = Annotated[
+    dict[str, str],
+    AfterValidator(_text_map),
+    Field(
+        description=f"At most {MAP_MAX_ENTRIES} entries; keys up to {MAP_KEY_MAX_CHARS} "
+        f"characters, values up to {MAP_TEXT_MAX_CHARS}."
+    ),
 ]
 
 
@@ -207,8 +294,8 @@ class Item(_Model):
     upc: ShortText | None = None
     ean: ShortText | None = None
     image_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
-    options: dict[str, str] = Field(default_factory=dict)
-    attributes: dict[str, str] = Field(
+    options: TextMap = Field(default_factory=dict)
+    attributes: TextMap = Field(
         default_factory=dict,
         description="Per-SKU attributes some vendors require (SourceOrders).",
     )
@@ -282,10 +369,14 @@ class NormalizedOrder(_Model):
     payment: Payment | None = None
     gift: Gift | None = None
     notes: Notes | None = None
-    custom: dict[str, str] = Field(default_factory=dict)
-    vendor_options: dict[str, Any] = Field(
+    custom: TextMap = Field(default_factory=dict)
+    vendor_options: Annotated[dict[str, Any], AfterValidator(_options_map)] = Field(
         default_factory=dict,
-        description="Escape hatch merged into the vendor payload for fields this model lacks.",
+        description="Escape hatch merged into the vendor payload for fields this model lacks. "
+        f"At most {MAP_MAX_ENTRIES} entries, {OPTIONS_MAX_DEPTH} levels and "
+        f"{OPTIONS_MAX_VALUES} values in all; keys up to {MAP_KEY_MAX_CHARS} characters, text "
+        f"up to {MAP_TEXT_MAX_CHARS}. Each vendor refuses keys that would replace what the "
+        "translator sets.",
     )
 
 
@@ -529,6 +620,11 @@ def format_validation_errors(exc: ValidationError, *, max_errors: int = 50) -> l
     """Every error of ``exc`` as ``field.path: message`` (the path a producer can act on)."""
     lines = []
     for err in exc.errors(include_url=False)[:max_errors]:
-        path = ".".join(str(p) for p in err["loc"]) or "(document)"
-        lines.append(f"{path}: {err['msg'].removeprefix('Value error, ')}")
+        path = ".".join(str(p) for p in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, FieldPathError):
+            path = ".".join(p for p in (path, cause.subpath) if p)
+            message = cause.message
+        lines.append(f"{path or '(document)'}: {message}")
     return lines

@@ -108,8 +108,30 @@ class Settings(BaseSettings):
     )
     key_prefix: str = Field("od", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     results_maxlen: int = Field(1_000_000, ge=1000, description="Approximate stream length cap.")
+    results_max_age_s: int = Field(
+        7 * 86400,
+        ge=60,
+        description="Result events older than this are trimmed from the stream (approximately, "
+        "as each new event is written), whatever its length.",
+    )
     receipt_ttl_s: int = Field(
         30 * 86400, ge=60, description="How long a job id stays a duplicate."
+    )
+    job_retention_s: int = Field(
+        7 * 86400,
+        ge=60,
+        description="How long a job's document (the order, with its customer's data) is kept "
+        "after the job's run ended, for replay and timelines. The receipt (ids only) stays "
+        "for receipt_ttl_s.",
+    )
+    max_job_bytes: int = Field(
+        256 * 1024, ge=1024, description="Largest job document accepted at enqueue, in bytes."
+    )
+    event_body_chars: int = Field(
+        1000,
+        ge=0,
+        description="Longest excerpt of a vendor's answer carried by a failure's result event "
+        "(known personal fields masked); 0 leaves the answer out. Success events never carry it.",
     )
     task_time_limit_s: int = Field(300, ge=5)
     visibility_timeout_s: int | None = Field(

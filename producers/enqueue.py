@@ -77,8 +77,35 @@ def _order_id_of(data: Any) -> str | None:
     return None
 
 
-def validate_job(data: Job | Mapping[str, Any], *, source: str = "") -> Job:
-    """``data`` as a :class:`Job`, or :class:`InvalidJob` naming every bad field."""
+def job_size(data: Any) -> int:
+    """The size in bytes of ``data`` as compact JSON (what the job store would hold)."""
+    if isinstance(data, Job):
+        return len(data.model_dump_json(exclude_none=True).encode())
+    try:
+        return len(json.dumps(data, separators=(",", ":"), default=str).encode())
+    except (TypeError, ValueError):
+        return 0  # not JSON at all: validation says why
+
+
+def validate_job(
+    data: Job | Mapping[str, Any], *, source: str = "", max_bytes: int | None = None
+) -> Job:
+    """``data`` as a :class:`Job`, or :class:`InvalidJob` naming every bad field.
+
+    A job larger than ``max_bytes`` (default: the ``max_job_bytes`` setting) is refused before
+    it is parsed.
+    """
+    limit = max_bytes or get_settings().max_job_bytes
+    size = job_size(data)
+    if size > limit:
+        raise InvalidJob(
+            [
+                f"(document): is {size:,} bytes as JSON; at most {limit:,} "
+                "(setting ORDER_DISPATCH_MAX_JOB_BYTES)"
+            ],
+            order_id=_order_id_of(data),
+            source=source,
+        )
     if isinstance(data, Job):
         return data
     try:

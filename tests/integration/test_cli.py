@@ -48,21 +48,117 @@ def test_enqueue_reports_queued_duplicates_and_invalid_with_file_and_line(
     assert redis_client.llen(queue) == 2
 
 
-def test_enqueue_reads_bare_orders_from_stdin_and_json_arrays(
+def test_enqueue_reads_bare_orders_from_stdin_and_a_pretty_printed_object(
     tmp_path: Path, env: dict[str, str], redis_client: redis.Redis
 ) -> None:
-    orders = [order_job(f"ARR-{i}")["order"] for i in range(3)]
-    array = tmp_path / "orders.json"
-    array.write_text(json.dumps(orders, indent=2))
+    single = tmp_path / "order.json"
+    single.write_text(json.dumps(order_job("ONE-1")["order"], indent=2))
     stdin = json.dumps(order_job("STDIN-1")["order"]) + "\n"
 
     result = CliRunner().invoke(
-        main, ["enqueue", "--vendor", "sourceorders", str(array), "-"], input=stdin, env=env
+        main, ["enqueue", "--vendor", "sourceorders", str(single), "-"], input=stdin, env=env
     )
 
     assert result.exit_code == 0, result.output
-    assert "queued 4, duplicates 0, invalid 0" in result.stdout
-    assert redis_client.llen(Keys(env["ORDER_DISPATCH_KEY_PREFIX"]).queue("sourceorders")) == 4
+    assert "queued 2, duplicates 0, invalid 0" in result.stdout
+    assert redis_client.llen(Keys(env["ORDER_DISPATCH_KEY_PREFIX"]).queue("sourceorders")) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "stderr"),
+    [
+        ("", "invalid: {path}: holds no records (the file is empty)\n"),
+        ("\n# none\n", "invalid: {path}: holds no records (only blank lines and comments)\n"),
+        (
+            "[\n  {}\n]\n",
+            "invalid: {path}:1: is a JSON array; write one JSON object a line (JSON Lines), or "
+            "one object in a .json file\n",
+        ),
+    ],
+)
+def test_enqueue_refuses_arrays_and_files_without_records(
+    tmp_path: Path, env: dict[str, str], content: str, stderr: str
+) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_text(content)
+
+    result = CliRunner().invoke(main, ["enqueue", "--quiet", str(path)], env=env)
+
+    assert result.exit_code == 1
+    assert result.stdout == "queued 0, duplicates 0, invalid 1\n"
+    assert result.stderr == stderr.format(path=path)
+
+
+def test_enqueue_reports_a_job_over_the_size_limit_and_queues_the_rest(
+    tmp_path: Path, env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    big = order_job("BIG-1", custom={f"k{n}": "v" * 1000 for n in range(50)})
+    path = tmp_path / "orders.jsonl"
+    path.write_text(json.dumps(order_job("SMALL-1")) + "\n" + json.dumps(big) + "\n")
+
+    result = CliRunner().invoke(
+        main, ["enqueue", "--quiet", str(path)], env={**env, "ORDER_DISPATCH_MAX_JOB_BYTES": "4096"}
+    )
+
+    assert result.exit_code == 1
+    assert result.stdout == "queued 1, duplicates 0, invalid 1\n"
+    assert result.stderr.startswith(f"invalid: {path}:2: order 'BIG-1' is invalid: (document): is ")
+    assert result.stderr.endswith(
+        "bytes as JSON; at most 4,096 (setting ORDER_DISPATCH_MAX_JOB_BYTES)\n"
+    )
+    assert redis_client.llen(Keys(env["ORDER_DISPATCH_KEY_PREFIX"]).queue("sourceorders")) == 1
+
+
+def test_unreachable_redis_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_text(json.dumps(order_job("DOWN-1")) + "\n")
+    port = free_port()
+
+    result = CliRunner().invoke(
+        main, ["enqueue", "--quiet", str(path)], env={"REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    )
+    debug = CliRunner().invoke(
+        main,
+        ["--debug", "enqueue", "--quiet", str(path)],
+        env={"REDIS_URL": f"redis://127.0.0.1:{port}/0"},
+    )
+
+    line = (
+        f"error: cannot reach Redis (Error 111 connecting to 127.0.0.1:{port}. Connection "
+        "refused); check that it runs, or set ORDER_DISPATCH_REDIS_URL (or REDIS_URL, or "
+        "--redis-url)\n"
+    )
+    assert (result.exit_code, result.stderr) == (3, line)
+    assert debug.exit_code == 3
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert debug.stderr.endswith(line)
+
+
+@pytest.mark.parametrize(
+    ("variables", "line"),
+    [
+        (
+            {"ORDER_DISPATCH_ACCOUNTS": "{bad"},
+            "error: bad settings: ORDER_DISPATCH_ACCOUNTS is not valid JSON: Expecting property "
+            "name enclosed in double quotes: line 1 column 2 (char 1)\n",
+        ),
+        (
+            {"ORDER_DISPATCH_ACCOUNTS": '{"sophio": {"default": {"url": "x"}}}'},
+            "error: bad settings: ORDER_DISPATCH_ACCOUNTS__SOPHIO__DEFAULT__BASE_URL: Field "
+            "required; ORDER_DISPATCH_ACCOUNTS__SOPHIO__DEFAULT__URL: Extra inputs are not "
+            "permitted\n",
+        ),
+    ],
+)
+def test_bad_settings_are_one_line_and_exit_3(
+    tmp_path: Path, variables: dict[str, str], line: str
+) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_text(json.dumps(order_job("CONF-1")) + "\n")
+
+    result = CliRunner().invoke(main, ["enqueue", "--quiet", str(path)], env=variables)
+
+    assert (result.exit_code, result.stderr) == (3, line)
 
 
 def test_results_tail_prints_events_as_json_lines(

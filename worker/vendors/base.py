@@ -310,6 +310,9 @@ class Vendor:
     #: The vendor's documented request rate, shared by every worker (None: no limit known).
     #: An account's ``rate_limit_per_minute`` overrides it.
     default_rate_limit_per_minute: ClassVar[float | None] = None
+    #: Fields of the JSON body (dotted paths, e.g. ``advancedOptions.storeId``) that an order's
+    #: ``vendor_options`` may replace; any other field the translator sets is refused.
+    overridable_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, account: VendorAccount, *, account_name: str = "default") -> None:
         self.account = account
@@ -350,8 +353,24 @@ class Vendor:
     # Translation
 
     def translate(self, job: Job) -> VendorRequest:
-        """The vendor request for ``job`` (raises :class:`TranslationError`)."""
-        return self.translator.request_for(job)
+        """The vendor request for ``job`` (raises :class:`TranslationError`).
+
+        ``order.vendor_options`` adds fields the order has no place for; a key that would
+        replace a value the translator set from the order is refused (unless listed in
+        :attr:`overridable_options`), so a stray option can never change the order sent.
+        """
+        request = self.translator.request_for(job)
+        order = job.order
+        if order is not None and order.vendor_options and isinstance(request.json, dict):
+            bare = job.model_copy(
+                update={"order": order.model_copy(update={"vendor_options": {}})}
+            )
+            try:
+                base = self.translator.request_for(bare).json
+            except TranslationError:
+                return request  # the options are what make it translatable: nothing to replace
+            _refuse_overrides(order.vendor_options, base, "", self.overridable_options)
+        return request
 
     def repeat_safe(self, operation: Operation) -> bool:
         """True when ``operation`` can be repeated after an unknown outcome."""
@@ -485,6 +504,31 @@ class Vendor:
     def parse_lookup(self, job: Job, response: VendorResponse) -> Lookup:
         """What the answer to :meth:`lookup_request` found."""
         return Lookup.unknown(f"{self.name} has no lookup by our reference")
+
+
+def _refuse_overrides(
+    options: Mapping[str, Any], base: Any, prefix: str, allowed: frozenset[str]
+) -> None:
+    """Raise :class:`TranslationError` for the first option that replaces a value in ``base``."""
+    if not isinstance(base, Mapping):
+        return
+    for key, value in options.items():
+        path = f"{prefix}{key}"
+        if key not in base or path in allowed:
+            continue
+        current = base[key]
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            _refuse_overrides(value, current, f"{path}.", allowed)
+        elif current != value and not _same_json(current, value):
+            raise TranslationError(
+                f"order.vendor_options.{path}",
+                "would replace a field the translator sets from the order; set it through the "
+                "order's own fields (vendor_options only adds fields the order has no place for)",
+            )
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    return bool(encode_json(a) == encode_json(b))
 
 
 def classify_status(status: int) -> tuple[OutcomeKind, ErrorKind]:

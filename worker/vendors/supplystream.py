@@ -569,6 +569,8 @@ class SupplyStream(Vendor):
     required_credentials = ("api_key",)
     options_model = SupplyStreamOptions
     lookup_authoritative = True
+    # The distribution centre comes from the account; one order may be routed to another.
+    overridable_options = frozenset({"SalesOrderHeader.DCCode"})
 
     @property
     def format(self) -> str:
