@@ -1,4 +1,11 @@
-"""Structured JSON logs (structlog), with secrets masked before anything is written."""
+"""Structured JSON logs (structlog), with secrets and customers' personal data masked before
+anything is written.
+
+Secrets are masked everywhere (:mod:`order_dispatch.redact`); the personal values of the job a
+thread is running are masked in every line it writes (:func:`order_dispatch.privacy.scope`);
+and the messages Celery and kombu write about a message they cannot run (an unknown task name,
+an invalid or undecodable message) lose the message body they would quote whole.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,14 @@ from typing import Any
 
 import structlog
 
-from order_dispatch import redact
+from order_dispatch import privacy, redact
+
+#: What a message body is replaced with in Celery's and kombu's own log lines.
+BODY_NOT_LOGGED = "(message body not logged: it may hold customer data)"
+# Where Celery's consumer messages start quoting a message (celery/worker/consumer/consumer.py:
+# UNKNOWN_TASK_ERROR, INVALID_TASK_ERROR, MESSAGE_DECODE_ERROR, UNKNOWN_FORMAT).
+_BODY_MARKERS = ("The full contents of the message", "body:", "Can't decode message body")
+_LONGEST_ARG = 120
 
 
 def _mask_secrets(
@@ -17,8 +31,43 @@ def _mask_secrets(
 ) -> MutableMapping[str, Any]:
     masked = redact.value(dict(event_dict))
     event_dict.clear()
-    event_dict.update(masked)
+    event_dict.update(_mask_personal(masked))
     return event_dict
+
+
+def _mask_personal(node: Any) -> Any:
+    if isinstance(node, str):
+        return privacy.masked_in_scope(node)
+    if isinstance(node, dict):
+        return {k: _mask_personal(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [_mask_personal(v) for v in node]
+    return node
+
+
+class MessageBodyFilter(logging.Filter):
+    """Cuts the quoted message out of Celery's and kombu's lines about messages they cannot
+    run: the first line is kept (each argument cut short), the body is not."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        template = str(record.msg)
+        if not any(marker in template for marker in _BODY_MARKERS):
+            return True
+        head = template.split("\n", 1)[0]
+        if "Can't decode message body" in head:
+            head = "Can't decode a message (%s)"
+            args: tuple[Any, ...] = (type(record.args[0]).__name__,) if record.args else ("?",)
+        else:
+            wanted = head.count("%s") + head.count("%r")
+            raw = record.args if isinstance(record.args, tuple) else ()
+            args = tuple(str(a)[:_LONGEST_ARG] for a in raw[:wanted])
+            if len(args) < wanted:
+                head, args = head.replace("%r", "%s").replace("%s", "?"), ()
+        record.msg = f"{head.rstrip()} {BODY_NOT_LOGGED}"
+        record.args = args
+        record.exc_info = None
+        record.exc_text = None
+        return True
 
 
 def configure(level: str = "INFO", *, json: bool = True) -> None:
@@ -40,6 +89,7 @@ def configure(level: str = "INFO", *, json: bool = True) -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(MessageBodyFilter())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

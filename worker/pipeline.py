@@ -20,7 +20,7 @@ import redis
 import structlog
 from pydantic import ValidationError
 
-from order_dispatch import redact
+from order_dispatch import privacy, redact
 from order_dispatch.contract import (
     ErrorInfo,
     ErrorKind,
@@ -373,8 +373,13 @@ class Pipeline:
     ) -> Step:
         status = decision.status
         error = outcome.error
+        personal = privacy.personal_values(job)
         if error is not None:
-            error = error.model_copy(update={"message": redact.text(error.message)})
+            message = privacy.mask(redact.text(error.message), personal)
+            error = error.model_copy(update={"message": message})
+        # Consumers need ids, statuses and the error explained; the vendor's answer only when
+        # something failed, masked and cut short (it echoes the customer's address).
+        body = outcome.body if outcome.kind is not OutcomeKind.SUCCESS else None
         event = _event(
             job,
             run,
@@ -387,7 +392,11 @@ class Pipeline:
             if decision.status is EventStatus.RETRY_SCHEDULED
             else None,
             error=error,
-            vendor_response=redact.text(outcome.body) if outcome.body is not None else None,
+            vendor_response=privacy.excerpt(
+                redact.text(body) if body is not None else None,
+                job,
+                self.settings.event_body_chars,
+            ),
             reconciled=reconciled or None,
         )
         written = self.ledger.record(
@@ -546,7 +555,8 @@ def _event(
 
 @contextlib.contextmanager
 def structlog_context(job: Job, attempt: int) -> Iterator[None]:
-    """Bind job id, order id, vendor and attempt to every log line inside the block."""
+    """Bind job id, order id, vendor and attempt to every log line inside the block, and mask
+    the job's personal values in each of them."""
     values = {
         "job_id": job.job_id,
         "order_id": job.ref,
@@ -555,5 +565,5 @@ def structlog_context(job: Job, attempt: int) -> Iterator[None]:
         "operation": job.operation.value,
         "attempt": attempt,
     }
-    with structlog.contextvars.bound_contextvars(**values):
+    with structlog.contextvars.bound_contextvars(**values), privacy.scope(job):
         yield
