@@ -54,12 +54,12 @@ class MessageBodyFilter(logging.Filter):
         if not any(marker in template for marker in _BODY_MARKERS):
             return True
         head = template.split("\n", 1)[0]
+        raw = record.args if isinstance(record.args, tuple) else ()
         if "Can't decode message body" in head:
             head = "Can't decode a message (%s)"
-            args: tuple[Any, ...] = (type(record.args[0]).__name__,) if record.args else ("?",)
+            args: tuple[Any, ...] = (type(raw[0]).__name__ if raw else "?",)
         else:
             wanted = head.count("%s") + head.count("%r")
-            raw = record.args if isinstance(record.args, tuple) else ()
             args = tuple(str(a)[:_LONGEST_ARG] for a in raw[:wanted])
             if len(args) < wanted:
                 head, args = head.replace("%r", "%s").replace("%s", "?"), ()

@@ -9,14 +9,15 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from celery.worker.consumer.consumer import (
-    INVALID_TASK_ERROR,
-    MESSAGE_DECODE_ERROR,
-    UNKNOWN_TASK_ERROR,
-)
+from celery.worker.consumer import consumer as celery_consumer
 
 from order_dispatch import logs, privacy
 from order_dispatch.contract import Job
+
+# Celery's own templates (its type stubs do not declare them).
+UNKNOWN_TASK_ERROR = str(getattr(celery_consumer, "UNKNOWN_TASK_ERROR"))  # noqa: B009
+INVALID_TASK_ERROR = str(getattr(celery_consumer, "INVALID_TASK_ERROR"))  # noqa: B009
+MESSAGE_DECODE_ERROR = str(getattr(celery_consumer, "MESSAGE_DECODE_ERROR"))  # noqa: B009
 
 JOB = Job.model_validate(
     {
@@ -117,7 +118,9 @@ def test_celery_lines_about_messages_it_cannot_run_leave_the_body_out(
     except KeyError as exc:
         consumer.error(UNKNOWN_TASK_ERROR, exc, body, "{}", "{}", exc_info=True)
     consumer.error(INVALID_TASK_ERROR, ValueError("no id"), body, exc_info=True)
-    consumer.critical(MESSAGE_DECODE_ERROR, ValueError("bad"), "json", "utf-8", "{}", body)
+    consumer.critical(
+        MESSAGE_DECODE_ERROR, ValueError("bad"), "json", "utf-8", "{}", body
+    )
 
     text = log_lines.getvalue()
     assert "Sunset" not in text
