@@ -43,8 +43,14 @@ class Keys:
         return queue_for(vendor, self.prefix)
 
     def job(self, job_id: str) -> str:
-        """Hash: the job document and its enqueue receipt (the duplicate check)."""
+        """Hash: the job's enqueue receipt (the duplicate check) and its current run; ids only."""
         return f"{self.prefix}:job:{job_id}"
+
+    def document(self, job_id: str) -> str:
+        """String: the job document (the order, with its customer's personal data). Kept while
+        the job is open, then ``job_retention_s`` after its run ended (dead-lettered,
+        rejected or accepted); an ``in_doubt`` job is open until a person decides."""
+        return f"{self.prefix}:doc:{job_id}"
 
     def ledger(self, job_id: str) -> str:
         """Hash: the job's delivery ledger (attempts in flight, outcome)."""
@@ -65,7 +71,8 @@ class Keys:
 
     @property
     def dead_letters(self) -> str:
-        """Hash: job id -> job document of dead-lettered and in-doubt jobs, for replay.
+        """Hash: job id -> the ids of dead-lettered and in-doubt jobs (vendor, account,
+        operation, order id; no order), for listing; replay reads :meth:`document`.
 
         The in-doubt ones are those whose ledger's ``last_status`` is ``in_doubt``.
         """

@@ -20,17 +20,19 @@ from producers.message import dispatch_kwargs, queue_key, task_message
 if TYPE_CHECKING:
     from producers.broker import BrokerPublisher
 
-# Atomically: if the job id is known, return its first receipt; else record job, receipt and run
-# 1, and push the task message (ids only). KEYS: job hash, queue list (none when the broker is
-# not this Redis: the job is then marked unpublished until its message is confirmed).
-# ARGV: receipt, job, message, ttl seconds, run id. Returns {created, receipt, published}.
+# Atomically: if the job id is known, return its first receipt; else record receipt, run 1 and
+# the job document, and push the task message (ids only). KEYS: job hash, job document, queue
+# list (none when the broker is not this Redis: the job is then marked unpublished until its
+# message is confirmed). ARGV: receipt, job, message, ttl seconds, run id.
+# Returns {created, receipt, published}.
 _ENQUEUE_LUA = """
 local first = redis.call('HMGET', KEYS[1], 'receipt', 'published')
 if first[1] then return {0, first[1], first[2] or '1'} end
-redis.call('HSET', KEYS[1], 'receipt', ARGV[1], 'job', ARGV[2], 'run', 1, 'run_id', ARGV[5])
+redis.call('HSET', KEYS[1], 'receipt', ARGV[1], 'run', 1, 'run_id', ARGV[5])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-if #KEYS > 1 then
-  redis.call('LPUSH', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[4]))
+if #KEYS > 2 then
+  redis.call('LPUSH', KEYS[3], ARGV[3])
   return {1, ARGV[1], '1'}
 end
 redis.call('HSET', KEYS[1], 'published', '0')
@@ -176,7 +178,7 @@ class Producer:
     def _record(self, item: _Prepared, pipe: Any, *, push: bool) -> None:
         """Queue the script that records ``item`` (and pushes its message when ``push``)."""
         receipt = item.receipt
-        keys = [self.keys.job(receipt.job_id)]
+        keys = [self.keys.job(receipt.job_id), self.keys.document(receipt.job_id)]
         message = ""
         if push:
             keys.append(queue_key(receipt.queue, item.job.priority))

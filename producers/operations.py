@@ -73,23 +73,30 @@ redis.call('LTRIM', KEYS[7], -tonumber(ARGV[10]), -1)
 redis.call('EXPIRE', KEYS[7], ttl)
 """
 
-# Replay. KEYS[8] the vendor queue (list). ARGV[11] job json, ARGV[12] receipt json (kept if
-# the job store has one), ARGV[13] task message for attempt 1 of run N+1.
+# Replay. KEYS[8] the vendor queue (list), KEYS[9] the job document. ARGV[11] job json,
+# ARGV[12] receipt json (kept if the job store has one), ARGV[13] task message for attempt 1 of
+# run N+1. The job is open again: its document is kept as long as its receipt.
 _REPLAY_LUA = (
     _ACTION_HEAD
     + """
-redis.call('HSET', KEYS[1], 'job', ARGV[11])
+redis.call('SET', KEYS[9], ARGV[11], 'EX', ttl)
+redis.call('HDEL', KEYS[1], 'job')
 redis.call('HSETNX', KEYS[1], 'receipt', ARGV[12])
 redis.call('LPUSH', KEYS[8], ARGV[13])
 return {1, id}
 """
 )
 
-# Resolve. KEYS[8] run N+1's terminal marker. The decision is run N+1's terminal event.
+# Resolve. KEYS[8] run N+1's terminal marker, KEYS[9] the job document. ARGV[11] how long the
+# document outlives the decision. The decision is run N+1's terminal event.
 _RESOLVE_LUA = (
     _ACTION_HEAD
     + """
 redis.call('SET', KEYS[8], ARGV[5], 'EX', ttl)
+local left = redis.call('TTL', KEYS[9])
+if left == -1 or left > tonumber(ARGV[11]) then
+  redis.call('EXPIRE', KEYS[9], tonumber(ARGV[11]))
+end
 redis.call('HSET', KEYS[3], 'state', 'done', 'last_event', ARGV[5], 'last_status', ARGV[7])
 redis.call('EXPIRE', KEYS[3], ttl)
 return {1, id}
@@ -216,6 +223,7 @@ class Operations:
         self.keys = Keys(key_prefix or settings.key_prefix)
         self.ttl_s = ttl_s or settings.receipt_ttl_s
         self.results_maxlen = results_maxlen or settings.results_maxlen
+        self.retention_s = settings.job_retention_s
         self.operator = operator or whoami()
         self._replay = client.register_script(_REPLAY_LUA)
         self._resolve = client.register_script(_RESOLVE_LUA)
@@ -290,8 +298,9 @@ class Operations:
         pipe.hmget(self.keys.job(job_id), "job", "run")
         pipe.hget(self.keys.dead_letters, job_id)
         pipe.hget(self.keys.dead_events, job_id)
-        (doc, run), dead_doc, dead_event = pipe.execute()
-        doc = _text(doc) or _text(dead_doc)
+        pipe.get(self.keys.document(job_id))
+        (old_doc, run), dead_doc, dead_event, doc = pipe.execute()
+        doc = _text(doc) or _text(old_doc) or _text(dead_doc)
         if doc is None:
             raise JobNotFound(f"no job {job_id!r}: not in the job store nor in the dead letters")
         event = None
@@ -369,7 +378,7 @@ class Operations:
             run_id,
             "replay",
             detail,
-            extra_keys=[queue_key(queue, job.priority)],
+            extra_keys=[queue_key(queue, job.priority), self.keys.document(job_id)],
             extra_args=[doc, receipt.model_dump_json(), message],
         )
         return event
@@ -434,8 +443,8 @@ class Operations:
             run_id,
             "resolve",
             detail,
-            extra_keys=[self.keys.terminal(job_id, stored.run + 1)],
-            extra_args=[],
+            extra_keys=[self.keys.terminal(job_id, stored.run + 1), self.keys.document(job_id)],
+            extra_args=[str(self.retention_s)],
         )
         return event
 

@@ -21,10 +21,11 @@ from order_dispatch.keys import Keys
 from order_dispatch.timeline import MAX_ENTRIES, TimelineEntry
 
 # KEYS: terminal marker, results stream, ledger hash, dead letters hash, job hash, timeline,
-#       dead-letter events hash
+#       dead-letter events hash, job document
 # ARGV: event id, event json, stream maxlen, is terminal (1/0), ledger state, ttl s, job id,
-#       status, job json for the dead-letter hash ('' for none), timeline entry json,
-#       timeline cap, the event's run
+#       status, the job's ids for the dead-letter hash ('' for none), timeline entry json,
+#       timeline cap, the event's run, how long the document outlives its run's end (seconds;
+#       0: kept, the job stays open), the stream's oldest age kept (seconds)
 # An event of a run that a replay superseded, or a second terminal event of a run, is not
 # written; its timeline entry is, marked "recorded": false (the attempt happened all the same).
 _RECORD_LUA = """
@@ -50,6 +51,14 @@ if ARGV[4] == '1' then
 end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
   'event_id', ARGV[1], 'job_id', ARGV[7], 'status', ARGV[8], 'event', ARGV[2])
+local now = redis.call('TIME')
+redis.call('XTRIM', KEYS[2], 'MINID', '~', (tonumber(now[1]) - tonumber(ARGV[14])) * 1000)
+if ARGV[4] == '1' and tonumber(ARGV[13]) > 0 then
+  local left = redis.call('TTL', KEYS[8])
+  if left == -1 or left > tonumber(ARGV[13]) then
+    redis.call('EXPIRE', KEYS[8], tonumber(ARGV[13]))
+  end
+end
 redis.call('HSET', KEYS[3], 'state', ARGV[5], 'last_event', ARGV[1], 'last_status', ARGV[8])
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))
 if ARGV[9] ~= '' then
@@ -89,8 +98,10 @@ class LedgerState(StrEnum):
     """The run ended with its terminal event."""
 
 
-#: Terminal statuses whose job document is kept for replay or a decision.
+#: Terminal statuses whose job waits in the dead letters for replay or a decision.
 _KEPT_FOR_REPLAY = frozenset({EventStatus.DEAD_LETTERED, EventStatus.IN_DOUBT})
+#: Fields of a job that hold the order and its customer's data: never in the dead letters.
+_PERSONAL_FIELDS = frozenset({"order", "address"})
 
 
 def _state_after(event: ResultEvent) -> LedgerState:
@@ -126,11 +137,22 @@ class LedgerEntry:
 class JobLedger:
     """Reads and writes the ledger and the result stream for the pipeline."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, *, results_maxlen: int, ttl_s: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        results_maxlen: int,
+        ttl_s: int,
+        retention_s: int = 7 * 86400,
+        results_max_age_s: int = 7 * 86400,
+    ) -> None:
         self.client = client
         self.keys = keys
         self.results_maxlen = results_maxlen
         self.ttl_s = ttl_s
+        self.retention_s = retention_s
+        self.results_max_age_s = results_max_age_s
         self._record = client.register_script(_RECORD_LUA)
         self._begin = client.register_script(_BEGIN_LUA)
 
@@ -142,7 +164,9 @@ class JobLedger:
         pipe.get(self.keys.terminal(job_id, run))
         pipe.time()
         pipe.hmget(self.keys.job(job_id), "job", "run", "run_id")
-        raw, terminal, (seconds, micros), (doc, current_run, run_id) = pipe.execute()
+        pipe.get(self.keys.document(job_id))
+        raw, terminal, (seconds, micros), (old_doc, current_run, run_id), doc = pipe.execute()
+        doc = doc if doc is not None else old_doc  # written before documents had their own key
         fields = {k.decode(): v.decode() for k, v in raw.items()}
         started = fields.get("started_at")
         age = seconds + micros / 1e6 - float(started) if started else 0.0
@@ -199,6 +223,7 @@ class JobLedger:
                 self.keys.job(job.job_id),
                 self.keys.timeline(job.job_id),
                 self.keys.dead_events,
+                self.keys.document(job.job_id),
             ],
             args=[
                 event.event_id,
@@ -209,10 +234,19 @@ class JobLedger:
                 self.ttl_s,
                 job.job_id,
                 event.status.value,
-                json.dumps(job.model_dump(mode="json", exclude_none=True)) if dead else "",
+                json.dumps(_ids(job)) if dead else "",
                 entry.to_json(),
                 MAX_ENTRIES,
                 event.run,
+                0 if event.status is EventStatus.IN_DOUBT else self.retention_s,
+                self.results_max_age_s,
             ],
         )
         return bool(int(reply[0]))
+
+
+def _ids(job: Job) -> dict[str, object]:
+    """What the dead letters keep of ``job``: everything but the order and the address."""
+    doc = job.model_dump(mode="json", exclude_none=True, exclude=set(_PERSONAL_FIELDS))
+    doc["order_id"] = job.ref
+    return doc

@@ -86,6 +86,8 @@ class Pipeline:
             self.keys,
             results_maxlen=settings.results_maxlen,
             ttl_s=settings.receipt_ttl_s,
+            retention_s=settings.job_retention_s,
+            results_max_age_s=settings.results_max_age_s,
         )
         self.gate = VendorGate(redis_client, self.keys, settings.circuit, settings.lease_s)
         self.worker_name = worker_name or f"{socket.gethostname()}-{os.getpid()}"
