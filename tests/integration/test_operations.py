@@ -183,7 +183,7 @@ def test_an_event_of_a_superseded_run_is_not_written_but_shows_in_the_timeline(
     late = events.of(job_id)[0].model_copy(
         update={"event_id": f"{job_id}:late", "status": EventStatus.RETRY_SCHEDULED}
     )
-    job = Job.model_validate_json(redis_client.hget(pipeline.keys.job(job_id), "job") or "")
+    job = Job.model_validate_json(redis_client.get(pipeline.keys.document(job_id)) or "")
     written = pipeline.ledger.record(job, late, worker="slow-worker")
 
     assert written is False
@@ -197,7 +197,7 @@ def test_a_second_terminal_event_of_a_run_is_marked_unrecorded(redis_client: red
     pipeline, events, _ = make(redis_client, accepted)
     job_id = put(pipeline, order_job(unique("twice")))
     pipeline.run(job_id, 1, 1)
-    job = Job.model_validate_json(redis_client.hget(pipeline.keys.job(job_id), "job") or "")
+    job = Job.model_validate_json(redis_client.get(pipeline.keys.document(job_id)) or "")
     again = events.of(job_id)[0].model_copy(update={"event_id": f"{job_id}:again"})
 
     assert pipeline.ledger.record(job, again, worker="w2") is False
@@ -216,7 +216,7 @@ def test_a_replay_with_a_corrected_order_replaces_the_stored_job(
 
     ops_for(pipeline).replay(job_id, order=corrected)
 
-    stored = json.loads(redis_client.hget(pipeline.keys.job(job_id), "job") or "")
+    stored = json.loads(redis_client.get(pipeline.keys.document(job_id)) or "")
     assert stored["order"]["ship_to"]["line2"] == "Suite 200"
     assert stored["job_id"] == job_id
     entry = ops_for(pipeline).timeline(job_id).entries[-1]

@@ -58,7 +58,7 @@ def put(pipeline: Pipeline, job: dict[str, Any], job_id: str | None = None) -> s
     job_id = job_id or Job.model_validate(job).job_id
     key = pipeline.keys.job(job_id)
     client = pipeline.ledger.client
-    client.hset(key, "job", json.dumps(job))
+    client.set(pipeline.keys.document(job_id), json.dumps(job))
     client.hsetnx(key, "run", 1)
     client.hsetnx(key, "run_id", uuid.uuid4().hex)
     return job_id
