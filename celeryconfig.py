@@ -63,7 +63,7 @@ task_soft_time_limit = max(1, _settings.task_time_limit_s - 30)
 task_default_queue = _queue_for("default", _settings.key_prefix)
 task_create_missing_queues = True
 
-worker_send_task_events = True
+worker_send_task_events = _settings.task_events
 task_send_sent_event = False
 worker_hijack_root_logger = False
 worker_redirect_stdouts = False

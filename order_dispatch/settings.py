@@ -134,6 +134,9 @@ class Settings(BaseSettings):
         30.0, ge=1, description="How long an attempt's lease outlives its vendor call's deadline."
     )
     worker_concurrency: int = Field(32, ge=1)
+    task_events: bool = Field(
+        True, description="Workers send Celery task events (Flower needs them)."
+    )
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     vendor_retry: dict[str, RetryPolicy] = Field(
         default_factory=dict, description="Per-vendor retry policies replacing ``retry``."
