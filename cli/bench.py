@@ -71,6 +71,7 @@ class Options:
     processes: int = 1
     sweep: bool = False
     sweep_orders: int = 1000
+    enqueue_jobs: int = 5000
     systems: tuple[str, ...] = SYSTEMS
     out: Path = Path("bench-results")
     plot: bool = True
@@ -550,8 +551,8 @@ def run(options: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
     client = redis.Redis.from_url(redis_url)
     sandbox = Sandbox(options.latency_ms, log_dir)
     try:
-        say(f"enqueue_many: validating and queueing {5000} orders")
-        results["enqueue"] = measure_enqueue(redis_url)
+        say(f"enqueue_many: validating and queueing {options.enqueue_jobs} orders")
+        results["enqueue"] = measure_enqueue(redis_url, options.enqueue_jobs)
         say(f"  {results['enqueue']['enqueue_many']:,.0f} orders/s")
         results["main"] = [asdict(m) for m in _main(options, client, redis_url, sandbox, log_dir,
                                                       say)]

@@ -695,16 +695,20 @@ def bench(
     """Throughput and latency of the product against Celery's defaults and a no-queue ceiling,
     all on this machine (Redis embedded unless REDIS_URL is set, the sandbox at a fixed
     latency). Prints and writes a Markdown table and JSON."""
-    from cli.bench import Options, markdown, run
-
+    try:
+        from cli.bench import Options, markdown, run
+    except ImportError as exc:
+        raise click.ClickException(
+            f"bench needs the 'bench' extra (pip install 'order-dispatch[bench]'): {exc}"
+        ) from None
     options = Options(
         orders=orders, latency_ms=latency_ms, offered=offered, repeat=repeat,
         processes=processes, sweep=sweep, out=out,
     )
     if quick:
         options = replace(
-            options, repeat=1, baseline_orders=min(orders, 50), offered_s=1.0,
-            offered=min(offered, 100.0), plot=False,
+            options, repeat=1, baseline_orders=min(orders, 50), offered_s=0.5,
+            offered=min(offered, 100.0), enqueue_jobs=500, plot=False,
         )
     results = run(options, say=lambda line: click.echo(line, err=True))
     click.echo(markdown(results))
