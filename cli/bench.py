@@ -1,7 +1,8 @@
 """``order-dispatch bench``: the product, Celery's defaults and a no-queue ceiling, in one run.
 
-Everything runs on this machine: Redis (embedded unless ``REDIS_URL`` is set), the sandbox in
-its own process with SourceOrders answering after a fixed latency, and the systems measured:
+Everything runs on this machine: Redis (embedded with AOF on unless ``REDIS_URL`` is set), the
+sandbox in its own process with SourceOrders answering after a fixed latency, and the systems
+measured:
 
 - **product**: ``order-dispatch worker`` process(es) as the README starts them, default settings,
   fed through :class:`producers.enqueue.Producer`; ledger, result events, the rate limit and
@@ -546,7 +547,8 @@ def run(options: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         "logs": str(log_dir),
     }
-    embedded = None if os.environ.get("REDIS_URL") else EmbeddedRedis().start()
+    # Append-only on, as the README asks of a production Redis (and workers may insist on it).
+    embedded = None if os.environ.get("REDIS_URL") else EmbeddedRedis(appendonly=True).start()
     redis_url = embedded.url if embedded else os.environ["REDIS_URL"]
     client = redis.Redis.from_url(redis_url)
     sandbox = Sandbox(options.latency_ms, log_dir)
