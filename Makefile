@@ -50,10 +50,12 @@ sandbox: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/order-dispatch worker
 
+# The product against Celery's defaults and a no-queue ceiling (results in bench-results/);
+# BENCH_ARGS=--sweep adds the latency / processes / events / threads sweep.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/enqueue.py
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/sandbox_throughput.py
-	$(BIN)/python benchmarks/end_to_end.py
+	$(BIN)/order-dispatch bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -3,7 +3,10 @@
 Why each choice (see ARCHITECTURE.md and ANCHORS.md section C):
 - JSON only: no pickle from a shared Redis.
 - Late acks and a prefetch multiplier of 1: a job is acknowledged after it ran, and a worker
-  holds no more than it is running, so a killed worker leaves its jobs for another.
+  holds no more than it is running, so a killed worker leaves its jobs for another. The thread
+  pool already reserves one message per thread; a higher multiplier holds jobs no thread runs
+  (they wait the visibility timeout if the worker dies), and gains nothing: at 50 ms vendor
+  latency a multiplier of 4 measured 184-189 orders/s against 208-215 for 1.
 - Not acking a task that raised: the pipeline turns every expected failure into a result event,
   so an exception here means Redis or the worker itself failed; the job stays unacked and is
   redelivered after the visibility timeout instead of being lost.
@@ -63,7 +66,7 @@ task_soft_time_limit = max(1, _settings.task_time_limit_s - 30)
 task_default_queue = _queue_for("default", _settings.key_prefix)
 task_create_missing_queues = True
 
-worker_send_task_events = True
+worker_send_task_events = _settings.task_events
 task_send_sent_event = False
 worker_hijack_root_logger = False
 worker_redirect_stdouts = False

@@ -7,7 +7,9 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -232,7 +234,7 @@ def worker(vendors: str | None, concurrency: int | None, celery_args: tuple[str,
         str(concurrency or settings.worker_concurrency),
         "--queues",
         ",".join(keys.queue(v) for v in names),
-        "--task-events",
+        *(["--task-events"] if settings.task_events else []),
         "--without-gossip",
         "--without-mingle",
         "--loglevel",
@@ -709,6 +711,45 @@ def demo(timeout: float) -> None:
     from cli.demo import run_demo
 
     sys.exit(run_demo(timeout=timeout))
+
+
+
+@main.command()
+@click.option("--orders", default=2000, show_default=True, help="Orders in each burst.")
+@click.option("--latency-ms", default=50.0, show_default=True, help="The sandbox's latency.")
+@click.option("--offered", default=300.0, show_default=True, help="Orders/s for the latencies.")
+@click.option("--repeat", default=3, show_default=True, help="Runs of each; medians reported.")
+@click.option("--processes", default=1, show_default=True, help="Product worker processes.")
+@click.option("--sweep", is_flag=True, help="Also sweep latency, processes, events, threads.")
+@click.option("--quick", is_flag=True, help="One short run of each (a smoke test).")
+@click.option(
+    "--out", default="bench-results", show_default=True, type=click.Path(path_type=Path),
+    help="Directory for results.json, results.md and results.png.",
+)
+def bench(
+    orders: int, latency_ms: float, offered: float, repeat: int, processes: int, sweep: bool,
+    quick: bool, out: Path,
+) -> None:
+    """Throughput and latency of the product against Celery's defaults and a no-queue ceiling,
+    all on this machine (Redis embedded unless REDIS_URL is set, the sandbox at a fixed
+    latency). Prints and writes a Markdown table and JSON."""
+    try:
+        from cli.bench import Options, markdown, run
+    except ImportError as exc:
+        raise click.ClickException(
+            f"bench needs the 'bench' extra (pip install 'order-dispatch[bench]'): {exc}"
+        ) from None
+    options = Options(
+        orders=orders, latency_ms=latency_ms, offered=offered, repeat=repeat,
+        processes=processes, sweep=sweep, out=out,
+    )
+    if quick:
+        options = replace(
+            options, repeat=1, baseline_orders=min(orders, 50), offered_s=0.5,
+            offered=min(offered, 100.0), enqueue_jobs=500, plot=False,
+        )
+    results = run(options, say=lambda line: click.echo(line, err=True))
+    click.echo(markdown(results))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,715 @@
+"""``order-dispatch bench``: the product, Celery's defaults and a no-queue ceiling, in one run.
+
+Everything runs on this machine: Redis (embedded with AOF on unless ``REDIS_URL`` is set), the
+sandbox in its own process with SourceOrders answering after a fixed latency, and the systems
+measured:
+
+- **product**: ``order-dispatch worker`` process(es) as the README starts them, default settings,
+  fed through :class:`producers.enqueue.Producer`; ledger, result events, the rate limit and
+  task events all on;
+- **baseline**: Celery's defaults doing the same job (:mod:`cli.bench_baseline`);
+- **ceiling**: one asyncio process sending the same requests over the product's HTTP client,
+  no queue at all.
+
+Each is measured twice over: a burst (every order queued at once; orders/s from the first
+enqueue to the last terminal result event, CPU seconds of the worker processes per 1,000 orders,
+their peak RSS) and a fixed offered load (orders queued at an even pace; latency from enqueue to
+the terminal event). Every configuration runs ``repeat`` times and the median is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import redis
+
+from cli.bench_baseline import TASK as BASELINE_TASK
+from cli.embedded_redis import EmbeddedRedis
+from order_dispatch.contract import EventStatus
+from order_dispatch.keys import Keys
+from producers.enqueue import Producer
+from sandbox.runner import free_port
+from sandbox.sourceorders import DEFAULT_API_KEY
+
+SYSTEMS = ("product", "baseline", "ceiling")
+SWEEP_LATENCIES_MS = (10, 50, 200, 1000)
+SWEEP_CONCURRENCY = (8, 16, 32, 64, 128)
+#: High enough never to throttle the benchmark, so the limiter runs without holding orders back.
+RATE_LIMIT_PER_MINUTE = 10_000_000
+_TERMINAL = {s.value for s in EventStatus if s.terminal}
+
+
+@dataclass(frozen=True)
+class Options:
+    """What one ``order-dispatch bench`` run measures."""
+
+    orders: int = 2000
+    """Orders in the product's and the ceiling's burst."""
+    baseline_orders: int = 300
+    latency_ms: float = 50.0
+    offered: float = 300.0
+    """Orders/s offered in the latency measurement."""
+    offered_s: float = 5.0
+    repeat: int = 3
+    processes: int = 1
+    sweep: bool = False
+    sweep_orders: int = 1000
+    enqueue_jobs: int = 5000
+    systems: tuple[str, ...] = SYSTEMS
+    out: Path = Path("bench-results")
+    plot: bool = True
+
+
+@dataclass
+class Measure:
+    """One measurement of one system in one configuration."""
+
+    system: str
+    config: dict[str, Any]
+    orders: int = 0
+    throughput: float = 0.0
+    """Orders/s from the first enqueue to the last terminal event (burst)."""
+    cpu_s_per_1000: float = 0.0
+    peak_rss_mb: float = 0.0
+    offered: float = 0.0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    """p50/p95/p99 from enqueue to terminal event at ``offered`` orders/s."""
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+# --- the parts everything runs on -----------------------------------------------------------
+
+
+class Sandbox:
+    """The vendor sandbox in a child process, SourceOrders answering after a fixed latency."""
+
+    def __init__(self, latency_ms: float, log_dir: Path) -> None:
+        self.port = free_port()
+        faults = json.dumps({"sourceorders": {"latency": {"ms": latency_ms}}})
+        self._log = open(log_dir / "sandbox.log", "wb")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "sandbox", "--port", str(self.port), "--faults", faults],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.admin = f"http://127.0.0.1:{self.port}/_sandbox"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{self.admin}/health")
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("the sandbox did not start") from None
+                time.sleep(0.05)
+
+    @property
+    def base_url(self) -> str:
+        """SourceOrders' base URL in the sandbox."""
+        return f"http://127.0.0.1:{self.port}/sourceorders"
+
+    def set_latency(self, ms: float) -> None:
+        """Answer after ``ms`` from now on, and forget the orders stored so far."""
+        httpx.post(f"{self.admin}/reset").raise_for_status()
+        httpx.post(
+            f"{self.admin}/faults/sourceorders", json={"latency": {"ms": ms}}
+        ).raise_for_status()
+
+    def close(self) -> None:
+        """Stop the sandbox."""
+        self.proc.terminate()
+        self.proc.wait(10)
+        self._log.close()
+
+
+class Sampler:
+    """Samples the processes (and their children) of ``pids``: peak RSS, CPU seconds used."""
+
+    def __init__(self, pids: Sequence[int], interval_s: float = 0.05) -> None:
+        self.roots = [psutil.Process(p) for p in pids]
+        self.interval_s = interval_s
+        self.peak_rss = 0
+        self._cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _tree(self) -> list[psutil.Process]:
+        procs: list[psutil.Process] = []
+        for root in self.roots:
+            with contextlib.suppress(psutil.Error):
+                procs += [root, *root.children(recursive=True)]
+        return procs
+
+    def sample(self) -> None:
+        """Take one sample now."""
+        rss = 0
+        for proc in self._tree():
+            with contextlib.suppress(psutil.Error):
+                rss += proc.memory_info().rss
+                times = proc.cpu_times()
+                self._cpu[proc.pid] = times.user + times.system
+        self.peak_rss = max(self.peak_rss, rss)
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds used by every process seen so far (as of the last sample)."""
+        return sum(self._cpu.values())
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def __enter__(self) -> Sampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
+def order(n: int, tag: str) -> dict[str, Any]:
+    """Job ``n`` of a run: a SourceOrders create with a job id of its own."""
+    return {
+        "job_id": f"{tag}-{n:06d}",
+        "vendor": "sourceorders",
+        "order": {
+            "order_id": f"{tag}-{n:06d}",
+            "placed_at": "2026-11-20T10:00:00Z",
+            "ship_to": {
+                "first_name": "Ada",
+                "last_name": "Byron",
+                "line1": "1 Main St",
+                "city": "Hastings",
+                "region": "MN",
+                "postal_code": "55033",
+                "country": "US",
+            },
+            "items": [{"sku": "sop_0123456789", "quantity": 1, "unit_price": "9.99"}],
+        },
+    }
+
+
+def collect(
+    client: redis.Redis, stream: str, wanted: set[str], timeout_s: float = 300.0
+) -> dict[str, tuple[str, float]]:
+    """Read ``stream`` from the start until every job in ``wanted`` has a terminal event:
+    job id -> (status, when the event was written, Unix seconds from the stream entry id)."""
+    done: dict[str, tuple[str, float]] = {}
+    last = "0-0"
+    deadline = time.monotonic() + timeout_s
+    while len(done) < len(wanted):
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{len(wanted) - len(done)} of {len(wanted)} orders had no terminal event "
+                f"after {timeout_s:.0f} s"
+            )
+        reply: Any = client.xread({stream: last}, count=1000, block=200)
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                last = entry_id.decode()
+                job_id = fields[b"job_id"].decode()
+                status = fields[b"status"].decode()
+                if job_id in wanted and status in _TERMINAL and job_id not in done:
+                    done[job_id] = (status, int(last.split("-")[0]) / 1000)
+    return done
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    """p50, p95 and p99 of ``values`` (seconds) in milliseconds."""
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": cuts[49] * 1000, "p95": cuts[94] * 1000, "p99": cuts[98] * 1000}
+
+
+def _count(statuses: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+# --- queued systems: product and baseline ----------------------------------------------------
+
+
+@dataclass
+class Queued:
+    """A queued system under test: how to start its workers, queue orders, find their events."""
+
+    name: str
+    commands: list[list[str]]
+    env: dict[str, str]
+    stream: str
+    enqueue: Callable[[list[dict[str, Any]]], None]
+
+    @contextlib.contextmanager
+    def running(self, log_dir: Path) -> Iterator[list[int]]:
+        """Start the worker processes; stop them (SIGTERM, warm shutdown) on leaving."""
+        logs = [open(log_dir / f"{self.name}-{i}.log", "ab") for i in range(len(self.commands))]  # noqa: SIM115
+        procs = [
+            subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            for cmd, log in zip(self.commands, logs, strict=True)
+        ]
+        try:
+            yield [p.pid for p in procs]
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            for log in logs:
+                log.close()
+
+
+def measure_queued(
+    system: Queued,
+    client: redis.Redis,
+    config: dict[str, Any],
+    orders: int,
+    offered: float,
+    offered_s: float,
+    log_dir: Path,
+) -> Measure:
+    """Burst then fixed offered load through ``system``'s running workers."""
+    tag = uuid.uuid4().hex[:8]
+    result = Measure(system.name, config, orders=orders)
+    with system.running(log_dir) as pids:
+        # Warm up: the workers are up and connected once these come back.
+        warm = [order(n, f"{tag}w") for n in range(20)]
+        system.enqueue(warm)
+        collect(client, system.stream, {j["job_id"] for j in warm}, timeout_s=120)
+        jobs = [order(n, f"{tag}b") for n in range(orders)]
+        with Sampler(pids) as sampler:
+            cpu_before = sampler.cpu_s
+            started = time.time()
+            for i in range(0, orders, 500):
+                system.enqueue(jobs[i : i + 500])
+            done = collect(client, system.stream, {j["job_id"] for j in jobs})
+            sampler.sample()
+            cpu = sampler.cpu_s - cpu_before
+        result.throughput = orders / (max(t for _s, t in done.values()) - started)
+        result.cpu_s_per_1000 = cpu / orders * 1000
+        result.peak_rss_mb = sampler.peak_rss / 2**20
+        result.statuses = _count([s for s, _t in done.values()])
+        if offered_s > 0:
+            result.offered = offered
+            sent = paced(system.enqueue, f"{tag}l", offered, offered_s)
+            got = collect(client, system.stream, set(sent))
+            result.latency_ms = percentiles([got[j][1] - t for j, t in sent.items()])
+            for status, n in _count([s for s, _t in got.values()]).items():
+                result.statuses[status] = result.statuses.get(status, 0) + n
+    return result
+
+
+def paced(
+    enqueue: Callable[[list[dict[str, Any]]], None], tag: str, rate: float, seconds: float
+) -> dict[str, float]:
+    """Queue ``rate`` orders a second for ``seconds``, evenly; job id -> when it was queued."""
+    total = int(rate * seconds)
+    sent: dict[str, float] = {}
+    started = time.time()
+    n = 0
+    while n < total:
+        due = min(total, int((time.time() - started) * rate) + 1)
+        if due > n:
+            batch = [order(i, tag) for i in range(n, due)]
+            now = time.time()
+            enqueue(batch)
+            sent.update((j["job_id"], now) for j in batch)
+            n = due
+        time.sleep(max(0.0, started + n / rate - time.time()))
+    return sent
+
+
+def product(
+    redis_url: str, sandbox: Sandbox, processes: int, *, events: bool = True, threads: int = 0
+) -> Queued:
+    """The product as the README runs it: ``order-dispatch worker``, default settings."""
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    account = {
+        "base_url": sandbox.base_url,
+        "credentials": {"api_key": DEFAULT_API_KEY},
+        "rate_limit_per_minute": RATE_LIMIT_PER_MINUTE,
+    }
+    env = {
+        **os.environ,
+        "ORDER_DISPATCH_REDIS_URL": redis_url,
+        "ORDER_DISPATCH_KEY_PREFIX": prefix,
+        "ORDER_DISPATCH_ACCOUNTS": json.dumps({"sourceorders": {"default": account}}),
+        "ORDER_DISPATCH_TASK_EVENTS": "true" if events else "false",
+    }
+    if threads:
+        env["ORDER_DISPATCH_WORKER_CONCURRENCY"] = str(threads)
+    producer = Producer(redis.Redis.from_url(redis_url), key_prefix=prefix)
+    commands = [
+        [sys.executable, "-m", "cli", "worker", "--hostname", f"bench{i}-{prefix}@%h"]
+        for i in range(processes)
+    ]
+
+    def enqueue(jobs: list[dict[str, Any]]) -> None:
+        producer.enqueue_many(jobs)
+
+    return Queued("product", commands, env, Keys(prefix).results, enqueue)
+
+
+def baseline(redis_url: str, sandbox: Sandbox) -> Queued:
+    """Celery's defaults doing the same job (see :mod:`cli.bench_baseline`)."""
+    from cli.bench_baseline import app
+
+    queue = f"bench-baseline-{uuid.uuid4().hex[:6]}"
+    env = {
+        **os.environ,
+        "BENCH_BASELINE_REDIS_URL": redis_url,
+        "BENCH_BASELINE_STREAM": f"{queue}-results",
+        "BENCH_BASELINE_BASE_URL": sandbox.base_url,
+        "BENCH_BASELINE_API_KEY": DEFAULT_API_KEY,
+    }
+    command = [sys.executable, "-m", "celery", "-A", "cli.bench_baseline", "worker", "-Q", queue,
+               "--loglevel", "WARNING", "--hostname", f"{queue}@%h"]
+    app.conf.update(broker_url=redis_url)
+
+    def enqueue(jobs: list[dict[str, Any]]) -> None:
+        for job in jobs:
+            app.send_task(BASELINE_TASK, args=[job], queue=queue)
+
+    return Queued("baseline", [command], env, f"{queue}-results", enqueue)
+
+
+# --- the ceiling: no queue --------------------------------------------------------------------
+
+
+def _ceiling_child(
+    base_url: str, orders: int, offered: float, offered_s: float, pool: int, out: Any
+) -> None:
+    """In a process of its own: the burst and the paced load, straight to the vendor."""
+    import resource
+
+    from order_dispatch.contract import Job
+    from order_dispatch.settings import HttpSettings, VendorAccount
+    from worker.http import new_client
+    from worker.vendors.sourceorders import SourceOrders
+
+    vendor = SourceOrders(
+        VendorAccount.model_validate(
+            {"base_url": base_url, "credentials": {"api_key": DEFAULT_API_KEY}}
+        )
+    )
+
+    async def main() -> dict[str, Any]:
+        client = new_client(HttpSettings(max_connections=pool))
+        gate = asyncio.Semaphore(pool)
+        statuses: list[str] = []
+
+        async def send(job: dict[str, Any]) -> float:
+            async with gate:
+                request = vendor.authorize(vendor.translate(Job.model_validate(job)), None)
+                response = await client.request(
+                    request.method,
+                    request.url(base_url),
+                    content=request.body(),
+                    headers={**request.headers, "Content-Type": "application/json"},
+                )
+                statuses.append("accepted" if response.is_success else "rejected")
+                return time.time()
+
+        await asyncio.gather(*(send(order(n, "cw")) for n in range(20)))
+        statuses.clear()
+        jobs = [order(n, "cb") for n in range(orders)]
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.time()
+        ends = await asyncio.gather(*(send(j) for j in jobs))
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        latencies: list[float] = []
+        if offered_s > 0:
+
+            async def at(n: int, due: float) -> None:
+                await asyncio.sleep(max(0.0, due - time.time()))
+                queued = time.time()
+                latencies.append(await send(order(n, "cl")) - queued)
+
+            begin = time.time()
+            total = int(offered * offered_s)
+            await asyncio.gather(*(at(n, begin + n / offered) for n in range(total)))
+        await client.aclose()
+        return {
+            "throughput": orders / (max(ends) - started),
+            "cpu_s_per_1000": cpu / orders * 1000,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "latencies": latencies,
+            "statuses": _count(statuses),
+        }
+
+    out.send(asyncio.run(main()))
+
+
+def measure_ceiling(
+    sandbox: Sandbox, config: dict[str, Any], orders: int, offered: float, offered_s: float,
+    pool: int,
+) -> Measure:
+    """One asyncio process, the product's HTTP client, ``pool`` requests in flight, no queue."""
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(
+        target=_ceiling_child, args=(sandbox.base_url, orders, offered, offered_s, pool, send)
+    )
+    proc.start()
+    try:
+        got: dict[str, Any] = receive.recv()
+    finally:
+        proc.join(60)
+    result = Measure("ceiling", config, orders=orders, offered=offered if offered_s else 0.0)
+    result.throughput = got["throughput"]
+    result.cpu_s_per_1000 = got["cpu_s_per_1000"]
+    result.peak_rss_mb = got["peak_rss_mb"]
+    result.statuses = got["statuses"]
+    if got["latencies"]:
+        result.latency_ms = percentiles(got["latencies"])
+    return result
+
+
+# --- enqueue_many -------------------------------------------------------------------------------
+
+
+def measure_enqueue(redis_url: str, jobs: int = 5000, batch: int = 500) -> dict[str, float]:
+    """Orders validated and queued per second by ``enqueue_many`` (and by ``enqueue``)."""
+    client = redis.Redis.from_url(redis_url)
+    tag = uuid.uuid4().hex[:6]
+    many = Producer(client, key_prefix=f"benchq{tag}")
+    docs = [order(n, f"{tag}m") for n in range(jobs)]
+    started = time.perf_counter()
+    for i in range(0, jobs, batch):
+        many.enqueue_many(docs[i : i + batch])
+    rate_many = jobs / (time.perf_counter() - started)
+    one = Producer(client, key_prefix=f"benchq{tag}1")
+    singles = docs[: max(1, jobs // 5)]
+    started = time.perf_counter()
+    for doc in singles:
+        one.enqueue(doc)
+    rate_one = len(singles) / (time.perf_counter() - started)
+    for prefix in (f"benchq{tag}", f"benchq{tag}1"):
+        for key in client.scan_iter(f"{prefix}*", count=1000):
+            client.delete(key)
+    client.close()
+    return {"enqueue_many": rate_many, "enqueue": rate_one, "batch": batch, "jobs": jobs}
+
+
+# --- one run ----------------------------------------------------------------------------------
+
+
+def _median(measures: list[Measure]) -> Measure:
+    """The median of every figure over repeats of one configuration."""
+    first = measures[0]
+    result = Measure(first.system, first.config, orders=first.orders, offered=first.offered)
+    result.throughput = statistics.median(m.throughput for m in measures)
+    result.cpu_s_per_1000 = statistics.median(m.cpu_s_per_1000 for m in measures)
+    result.peak_rss_mb = max(m.peak_rss_mb for m in measures)
+    if all(m.latency_ms for m in measures):
+        result.latency_ms = {
+            k: statistics.median(m.latency_ms[k] for m in measures) for k in first.latency_ms
+        }
+    for m in measures:
+        for status, n in m.statuses.items():
+            result.statuses[status] = result.statuses.get(status, 0) + n
+    return result
+
+
+def run(options: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Everything ``options`` asks for; the results as a JSON-ready dict (also written out)."""
+    options.out.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(tempfile.mkdtemp(prefix="od-bench-"))
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+        "logs": str(log_dir),
+    }
+    # Append-only on, as the README asks of a production Redis (and workers may insist on it).
+    embedded = None if os.environ.get("REDIS_URL") else EmbeddedRedis(appendonly=True).start()
+    redis_url = embedded.url if embedded else os.environ["REDIS_URL"]
+    client = redis.Redis.from_url(redis_url)
+    sandbox = Sandbox(options.latency_ms, log_dir)
+    try:
+        say(f"enqueue_many: validating and queueing {options.enqueue_jobs} orders")
+        results["enqueue"] = measure_enqueue(redis_url, options.enqueue_jobs)
+        say(f"  {results['enqueue']['enqueue_many']:,.0f} orders/s")
+        results["main"] = [asdict(m) for m in _main(options, client, redis_url, sandbox, log_dir,
+                                                      say)]
+        if options.sweep:
+            results["sweep"] = [asdict(m) for m in _sweep(options, client, redis_url, sandbox,
+                                                           log_dir, say)]
+    finally:
+        sandbox.close()
+        client.close()
+        if embedded is not None:
+            embedded.cleanup()
+    write_reports(results, options.out, plot=options.plot)
+    return results
+
+
+def _main(
+    options: Options, client: redis.Redis, redis_url: str, sandbox: Sandbox, log_dir: Path,
+    say: Callable[[str], None],
+) -> list[Measure]:
+    config = {"latency_ms": options.latency_ms, "processes": options.processes, "events": True}
+    runs: dict[str, list[Measure]] = {s: [] for s in options.systems}
+    for i in range(options.repeat):
+        for system in options.systems:
+            say(f"[{i + 1}/{options.repeat}] {system}")
+            if system == "ceiling":
+                m = measure_ceiling(sandbox, config, options.orders, options.offered,
+                                    options.offered_s, pool=100)
+            else:
+                queued = (product(redis_url, sandbox, options.processes) if system == "product"
+                          else baseline(redis_url, sandbox))
+                orders = options.orders if system == "product" else options.baseline_orders
+                # The baseline cannot keep up with the offered load: a short burst of it shows
+                # how its latency grows without taking minutes.
+                offered_s = options.offered_s if system == "product" else min(
+                    options.offered_s, 1.0)
+                m = measure_queued(queued, client, config, orders, options.offered, offered_s,
+                                   log_dir)
+            say("  " + _line(m))
+            runs[system].append(m)
+    return [_median(ms) for ms in runs.values()]
+
+
+def _sweep(
+    options: Options, client: redis.Redis, redis_url: str, sandbox: Sandbox, log_dir: Path,
+    say: Callable[[str], None],
+) -> list[Measure]:
+    configs: list[dict[str, Any]] = [
+        {"latency_ms": lat, "processes": p, "events": ev, "threads": 0}
+        for lat in SWEEP_LATENCIES_MS for p in (1, 2) for ev in (True, False)
+    ]
+    configs += [{"latency_ms": 50, "processes": 1, "events": True, "threads": t}
+                for t in SWEEP_CONCURRENCY]
+    runs: list[list[Measure]] = [[] for _ in configs]
+    repeats = max(1, min(options.repeat, 2))
+    for i in range(repeats):
+        for n, config in enumerate(configs):
+            sandbox.set_latency(config["latency_ms"])
+            orders = options.sweep_orders if config["latency_ms"] < 1000 else max(
+                200, options.sweep_orders // 3)
+            say(f"[sweep {i + 1}/{repeats}] {config}")
+            queued = product(redis_url, sandbox, config["processes"], events=config["events"],
+                             threads=config["threads"])
+            m = measure_queued(queued, client, config, orders, 0.0, 0.0, log_dir)
+            say("  " + _line(m))
+            runs[n].append(m)
+    sandbox.set_latency(options.latency_ms)
+    return [_median(ms) for ms in runs]
+
+
+def _line(m: Measure) -> str:
+    lat = m.latency_ms
+    at = f", p50/p99 {lat['p50']:.0f}/{lat['p99']:.0f} ms at {m.offered:.0f}/s" if lat else ""
+    return (f"{m.throughput:7.0f} orders/s, {m.cpu_s_per_1000:5.2f} CPU s/1000, "
+            f"{m.peak_rss_mb:4.0f} MB{at} {m.statuses}")
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as Markdown tables."""
+    opts = results["options"]
+    main = {m["system"]: m for m in results["main"]}
+    lines = [
+        f"Vendor latency {opts['latency_ms']:g} ms; burst of {opts['orders']} orders "
+        f"(baseline {opts['baseline_orders']}); latency at {opts['offered']:g} orders/s offered "
+        f"for {opts['offered_s']:g} s (baseline 1 s); median of {opts['repeat']} runs; "
+        f"{results['machine']['cpus']} CPUs.",
+        "",
+        "| system | orders/s | p50 ms | p95 ms | p99 ms | CPU s / 1,000 orders | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in SYSTEMS:
+        if name not in main:
+            continue
+        m = main[name]
+        lat = m["latency_ms"] or {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+        lines.append(
+            f"| {name} | {m['throughput']:,.0f} | {lat['p50']:,.0f} | {lat['p95']:,.0f} | "
+            f"{lat['p99']:,.0f} | {m['cpu_s_per_1000']:.2f} | {m['peak_rss_mb']:.0f} |"
+        )
+    lines.append("")
+    if "product" in main:
+        p = main["product"]["throughput"]
+        for other in ("baseline", "ceiling"):
+            if other in main:
+                lines.append(f"- product / {other}: **{p / main[other]['throughput']:.2f}**")
+    lines.append(f"- `enqueue_many`: **{results['enqueue']['enqueue_many']:,.0f}** orders/s "
+                 f"validated and queued (batches of {results['enqueue']['batch']}); "
+                 f"`enqueue` one at a time: {results['enqueue']['enqueue']:,.0f}/s")
+    if results.get("sweep"):
+        lines += ["", "Sweep (product, burst; median):", "",
+                  "| vendor latency ms | processes | threads each | task events | orders/s | "
+                  "orders/s per process | CPU s / 1,000 | peak RSS MB |",
+                  "|---:|---:|---:|---|---:|---:|---:|---:|"]
+        for m in results["sweep"]:
+            c = m["config"]
+            lines.append(
+                f"| {c['latency_ms']} | {c['processes']} | {c['threads'] or 'default'} | "
+                f"{'on' if c['events'] else 'off'} | {m['throughput']:,.0f} | "
+                f"{m['throughput'] / c['processes']:,.0f} | {m['cpu_s_per_1000']:.2f} | "
+                f"{m['peak_rss_mb']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(results: dict[str, Any], out: Path, *, plot: bool) -> None:
+    """``results.json``, ``results.md`` and, with matplotlib installed, ``results.png``."""
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(markdown(results))
+    if plot:
+        with contextlib.suppress(ImportError):
+            _plot(results, out / "results.png")
+
+
+def _plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    main = list(results["main"])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    names = [m["system"] for m in main]
+    left.bar(names, [m["throughput"] for m in main], color=["C0", "C1", "C2"][: len(main)])
+    left.set_ylabel("orders/s end to end")
+    left.set_title(f"Throughput, {results['options']['latency_ms']:g} ms vendor latency")
+    for m in main:
+        if m["latency_ms"]:
+            right.plot(["p50", "p95", "p99"], [m["latency_ms"][k] for k in ("p50", "p95", "p99")],
+                       marker="o", label=m["system"])
+    right.set_yscale("log")
+    right.set_ylabel("ms from enqueue to terminal event")
+    right.set_title(f"Latency at {results['options']['offered']:g} orders/s offered")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,48 @@
+"""The benchmark's own arithmetic: percentiles, the even pace of the offered load, the report."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+
+from cli.bench import Measure, markdown, paced, percentiles
+
+
+def test_percentiles_are_milliseconds_of_the_nearest_ranks() -> None:
+    cuts = percentiles([n / 1000 for n in range(1, 101)])  # 1..100 ms, in seconds
+    assert cuts["p50"] == pytest.approx(50.5)
+    assert cuts["p95"] == pytest.approx(95.05)
+    assert cuts["p99"] == pytest.approx(99.01)
+
+
+def test_paced_queues_the_offered_rate_evenly() -> None:
+    batches: list[list[dict[str, Any]]] = []
+    sent = paced(batches.append, "t", rate=200, seconds=0.5)
+    assert len(sent) == 100
+    assert len({j["job_id"] for b in batches for j in b}) == 100
+    times = sorted(sent.values())
+    assert times[-1] - times[0] == pytest.approx(0.5, abs=0.1)
+    assert max(len(b) for b in batches) < 20  # a pace, not one burst
+
+
+def test_report_has_every_system_and_the_ratios() -> None:
+    lat = {"p50": 55.0, "p95": 60.0, "p99": 70.0}
+    main = [
+        Measure("product", {}, 100, 600.0, 1.5, 90.0, 300.0, lat),
+        Measure("baseline", {}, 100, 40.0, 3.0, 230.0, 300.0, lat),
+        Measure("ceiling", {}, 100, 1200.0, 0.5, 80.0, 300.0, lat),
+    ]
+    results = {
+        "machine": {"cpus": 2},
+        "options": {"latency_ms": 50, "orders": 100, "baseline_orders": 50, "offered": 300,
+                    "offered_s": 5, "repeat": 3},
+        "enqueue": {"enqueue_many": 6000.0, "enqueue": 2000.0, "batch": 500},
+        "main": [asdict(m) for m in main],
+    }
+    text = markdown(results)
+    assert "| product | 600 | 55 | 60 | 70 | 1.50 | 90 |" in text
+    assert "product / baseline: **15.00**" in text
+    assert "product / ceiling: **0.50**" in text
+    assert "**6,000** orders/s" in text
