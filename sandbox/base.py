@@ -9,21 +9,25 @@ from collections import Counter
 from typing import Any, ClassVar, Self
 
 from aiohttp import web
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings
 
 
-class SimulatorSettings(BaseSettings):
+class SimulatorSettings(BaseSettings, extra="forbid", frozen=True):
     """Base of a simulator's settings: its credentials and the switches for what its vendor's
     document leaves open.
 
-    Each vendor subclasses it with ``env_prefix="ORDER_DISPATCH_SANDBOX_<VENDOR>_"``, so setting
-    ``rate_limit_per_minute`` of Sophio is ``ORDER_DISPATCH_SANDBOX_SOPHIO_RATE_LIMIT_PER_MINUTE``
-    (what ``order-dispatch sandbox --set sophio.rate_limit_per_minute=0`` sets). Constructing a
-    subclass reads the environment, as pydantic-settings does; :meth:`build` does not.
+    Each vendor subclasses it as ``<Vendor>Settings``, which reads the environment variables
+    ``ORDER_DISPATCH_SANDBOX_<VENDOR>_<NAME>``: setting ``rate_limit_per_minute`` of Sophio is
+    ``ORDER_DISPATCH_SANDBOX_SOPHIO_RATE_LIMIT_PER_MINUTE`` (what ``order-dispatch sandbox --set
+    sophio.rate_limit_per_minute=0`` sets). Constructing a subclass reads the environment, as
+    pydantic-settings does; :meth:`build` does not.
     """
 
-    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        vendor = cls.__name__.removesuffix("Settings").upper()
+        cls.model_config["env_prefix"] = f"ORDER_DISPATCH_SANDBOX_{vendor}_"
 
     @classmethod
     def build(cls, settings: SimulatorSettings | None = None, /, **overrides: Any) -> Self:
@@ -69,6 +73,8 @@ class VendorSimulator:
 
     It is built from its settings, from keyword overrides of the demo defaults, or both:
     ``SophioSimulator(SophioSettings())`` (the environment), ``SophioSimulator(api_key="k")``.
+    Its settings read as its attributes, secrets revealed (``sim.api_secret``); assigning one
+    changes it for this instance only.
     """
 
     #: The path prefix and the vendor's name in the product (``/sourceorders/...``).
@@ -83,6 +89,12 @@ class VendorSimulator:
         #: Requests received per path under the prefix (``/oauthserver/oauth2/token``: tokens).
         self.requests_by_path: Counter[str] = Counter()
         self._ids = itertools.count(1)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or "settings" not in self.__dict__:
+            raise AttributeError(name)
+        value = getattr(self.settings, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
 
     @classmethod
     def from_env(cls) -> Self:

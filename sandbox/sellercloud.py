@@ -81,7 +81,6 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
 
 from sandbox import aspnet
 from sandbox.base import (
@@ -303,8 +302,6 @@ class SellerCloudSettings(SimulatorSettings):
     """SellerCloud's user, known companies, limits and switches
     (``ORDER_DISPATCH_SANDBOX_SELLERCLOUD_<NAME>``)."""
 
-    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SELLERCLOUD_")
-
     username: str = DEFAULT_USERNAME
     password: SecretStr = SecretStr(DEFAULT_PASSWORD)
     token_ttl_s: int = Field(DEFAULT_TOKEN_TTL_S, ge=0)
@@ -321,16 +318,12 @@ class SellerCloudSimulator(VendorSimulator):
     name = "sellercloud"
     settings_class = SellerCloudSettings
     settings: SellerCloudSettings
+    #: A setting that tests switch on a running simulator.
+    reject_duplicate_source_id: bool
 
     def __init__(self, settings: SellerCloudSettings | None = None, /, **overrides: Any) -> None:
         super().__init__(settings, **overrides)
-        self.username = self.settings.username
-        self.password = self.settings.password.get_secret_value()
-        self.token_ttl_s = self.settings.token_ttl_s
         self.company_ids = {int(c) for c in self.settings.company_ids.split(",") if c.strip()}
-        self.require_addresses = self.settings.require_addresses
-        self.reject_duplicate_source_id = self.settings.reject_duplicate_source_id
-        self.rate_limit_per_hour = self.settings.rate_limit_per_hour
         self._tokens: dict[str, tuple[str, float]] = {}
         self._windows: dict[str, list[float]] = {}
         self._by_source: dict[str, list[int]] = {}

@@ -103,7 +103,6 @@ from pydantic import (
     SecretStr,
     ValidationError,
 )
-from pydantic_settings import SettingsConfigDict
 
 from sandbox.base import (
     SimulatorSettings,
@@ -381,8 +380,6 @@ class ShopatronSettings(SimulatorSettings):
     """Shopatron's credentials, token lifetime and switches
     (``ORDER_DISPATCH_SANDBOX_SHOPATRON_<NAME>``)."""
 
-    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SHOPATRON_")
-
     api_key: str = DEFAULT_API_KEY
     client_secret: SecretStr = SecretStr(DEFAULT_CLIENT_SECRET)
     token_ttl_s: float = Field(DEFAULT_TOKEN_TTL_S, ge=0)
@@ -399,11 +396,6 @@ class ShopatronSimulator(VendorSimulator):
 
     def __init__(self, settings: ShopatronSettings | None = None, /, **overrides: Any) -> None:
         super().__init__(settings, **overrides)
-        self.api_key = self.settings.api_key
-        self.client_secret = self.settings.client_secret.get_secret_value()
-        self.token_ttl_s = self.settings.token_ttl_s
-        self.reject_duplicate_external_id = self.settings.reject_duplicate_external_id
-        self.search_by_external_id = self.settings.search_by_external_id
         credentials = f"{self.api_key}:{self.client_secret}".encode()
         self._basic = "Basic " + base64.b64encode(credentials).decode()
         #: token -> monotonic expiry

@@ -93,7 +93,6 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
-from pydantic_settings import SettingsConfigDict
 
 from sandbox import aspnet
 from sandbox.aspnet import Required, RequiredObject, conversion, problem
@@ -491,8 +490,6 @@ def _order_total(order: dict[str, Any]) -> float:
 class SophioSettings(SimulatorSettings):
     """Sophio's credentials and switches (``ORDER_DISPATCH_SANDBOX_SOPHIO_<NAME>``)."""
 
-    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SOPHIO_")
-
     api_key: str = DEFAULT_API_KEY
     api_secret: SecretStr = SecretStr(DEFAULT_API_SECRET)
     upsert_by_order_key: bool = True
@@ -508,10 +505,6 @@ class SophioSimulator(VendorSimulator):
 
     def __init__(self, settings: SophioSettings | None = None, /, **overrides: Any) -> None:
         super().__init__(settings, **overrides)
-        self.api_key = self.settings.api_key
-        self.api_secret = self.settings.api_secret.get_secret_value()
-        self.upsert_by_order_key = self.settings.upsert_by_order_key
-        self.rate_limit_per_minute = self.settings.rate_limit_per_minute
         credentials = f"{self.api_key}:{self.api_secret}".encode()
         self._token = base64.b64encode(credentials).decode().rstrip("=")
         self._by_order_key: dict[str, str] = {}

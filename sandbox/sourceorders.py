@@ -22,7 +22,6 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import SecretStr
-from pydantic_settings import SettingsConfigDict
 
 from sandbox.base import (
     SimulatorSettings,
@@ -114,8 +113,6 @@ def _item_problems(items: Any) -> str | None:
 class SourceOrdersSettings(SimulatorSettings):
     """SourceOrders' key and merchant (``ORDER_DISPATCH_SANDBOX_SOURCEORDERS_<NAME>``)."""
 
-    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SOURCEORDERS_")
-
     api_key: SecretStr = SecretStr(DEFAULT_API_KEY)
     merchant_id: str = "som_0123456789"
 
@@ -126,11 +123,6 @@ class SourceOrdersSimulator(VendorSimulator):
     name = "sourceorders"
     settings_class = SourceOrdersSettings
     settings: SourceOrdersSettings
-
-    def __init__(self, settings: SourceOrdersSettings | None = None, /, **overrides: Any) -> None:
-        super().__init__(settings, **overrides)
-        self.api_key = self.settings.api_key.get_secret_value()
-        self.merchant_id = self.settings.merchant_id
 
     def routes(self) -> list[web.RouteDef]:
         """POST/GET/PUT on /v1/orders."""

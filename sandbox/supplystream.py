@@ -106,7 +106,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from pydantic_settings import SettingsConfigDict
 
 from sandbox import aspnet
 from sandbox.base import (
@@ -497,8 +496,6 @@ class SupplyStreamSettings(SimulatorSettings):
     """SupplyStream's key, known DCs and switches
     (``ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_<NAME>``)."""
 
-    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_")
-
     api_key: SecretStr = SecretStr(DEFAULT_API_KEY)
     #: Comma-separated DC codes that map (``DC1,DC2``).
     dc_codes: str = DEFAULT_DC_CODES
@@ -518,11 +515,8 @@ class SupplyStreamSimulator(VendorSimulator):
 
     def __init__(self, settings: SupplyStreamSettings | None = None, /, **overrides: Any) -> None:
         super().__init__(settings, **overrides)
-        self.api_key = self.settings.api_key.get_secret_value()
         codes = self.settings.dc_codes.split(",")
         self.dc_codes = frozenset(c.strip() for c in codes if c.strip())
-        self.reject_duplicate_order_number = self.settings.reject_duplicate_order_number
-        self.wrap_json_failures = self.settings.wrap_json_failures
         self._by_number: dict[str, list[str]] = {}
 
     def routes(self) -> list[web.RouteDef]:
@@ -587,10 +581,8 @@ class SupplyStreamSimulator(VendorSimulator):
         return self._answer(fmt, message, success=False, extra={"GUID": None})
 
     def _key_ok(self, request: web.Request) -> bool:
-        key = request.query.get("api_key")
-        if key is None:
-            key = request.query.get("token")
-        return key == self.api_key
+        key = request.query.get("api_key", request.query.get("token"))
+        return bool(key == self.api_key)
 
     # Handlers.
 
