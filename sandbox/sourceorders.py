@@ -36,18 +36,8 @@ DEFAULT_API_KEY = "sandbox-sourceorders-key"
 
 _SKU = re.compile(r"^sop_[0-9A-Za-z]{1,40}$")
 _ADDRESS_FIELDS = (
-    "city",
-    "company",
-    "country",
-    "email",
-    "firstName",
-    "lastName",
-    "phone",
-    "phoneExt",
-    "postalCode",
-    "stateOrProvince",
-    "street1",
-    "street2",
+    "city", "company", "country", "email", "firstName", "lastName", "phone", "phoneExt",
+    "postalCode", "stateOrProvince", "street1", "street2",
 )
 _REQUIRED_ADDRESS = ("firstName", "lastName", "street1", "city", "postalCode", "country")
 STATUSES = ("RECEIVED", "IN PRODUCTION", "SHIPPED", "CANCELED")

@@ -87,6 +87,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from types import GenericAlias
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 from xml.etree.ElementTree import Element, ParseError
@@ -103,7 +104,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     ValidationInfo,
-    model_validator,
+    create_model,
 )
 from pydantic_core import PydanticCustomError
 
@@ -124,12 +125,8 @@ STATUSES = (
     "To Be Picked", "Being Picked", "Pick Complete", "To Dispatch", "Dispatched", "Cancelled"
 )
 REASON_CODES = {
-    "001": "Customer Request",
-    "002": "Order Delayed",
-    "003": "Duplicate",
-    "004": "Item not available",
-    "005": "Cannot ship to address",
-    "006": "Other",
+    "001": "Customer Request", "002": "Order Delayed", "003": "Duplicate",
+    "004": "Item not available", "005": "Cannot ship to address", "006": "Other",
 }
 _NOT_CANCELLABLE = ("To Dispatch", "Dispatched")
 
@@ -316,180 +313,100 @@ def _date(value: Any, xml: bool) -> str | None:
     return "must be an ISO 8601 date"
 
 
-_Text = Annotated[Any, _leaf(_text())]
-_Text20 = Annotated[Any, _leaf(_text(20))]
-_Text50 = Annotated[Any, _leaf(_text(50))]
-_Text100 = Annotated[Any, _leaf(_text(100))]
+_Text, _Text3, _Text20, _Text50, _Text100, _Text150, _Text400, _Text500, _Text4000 = (
+    Annotated[Any, _leaf(_text(n))] for n in (None, 3, 20, 50, 100, 150, 400, 500, 4000)
+)
 _Number = Annotated[Any, _leaf(_number)]
 _Boolean = Annotated[Any, _leaf(_boolean)]
 _Date = Annotated[Any, _leaf(_date)]
 _Count = Annotated[Any, _leaf(_count, required=True)]
 
 
-class _WebSalesOrder(BaseModel):
-    SalesOrderNumber: Annotated[Any, _leaf(_order_number, required=True)]
-    SalesOrderReference: _Text50 = None
-    CourierName: _Text100 = None
-    CourierService: _Text100 = None
-    CourierShopID: _Text50 = None
-    CurrencyCode: Annotated[Any, _leaf(_text(3))] = None
-    GUID: _Text100 = None
-    Notes: Annotated[Any, _leaf(_text(4000))] = None
-    SpecialInstructions: Annotated[Any, _leaf(_text(400))] = None
-    GiftMessage: Annotated[Any, _leaf(_text(500))] = None
-    GiftMessageFrom: _Text100 = None
-    GiftMessageTo: _Text100 = None
-    NotificationMethod: _Text50 = None
-    OrderType: _Text100 = None
-    ShippingTerm: _Text50 = None
-    ShippingTermLocation: _Text50 = None
-    DocumentIdentifier: _Text100 = None
-    NIFNumber: _Text100 = None
-    SalesInvoiceNumber: _Text100 = None
-    LocationType: _Text100 = None
-    DeliveryAddressLocationType: _Text100 = None
-    ShipmentTerms: _Text100 = None
-    UltimateDestination: _Text100 = None
-    CarrierCustomerAccountNo: _Text100 = None
-    PurchaseOrderNumber: _Text = None
-    GroupReference: _Text = None
-    ShippingVAT: _Number = None
-    ShippingExVAT: _Number = None
-    CustomsValueTotal: _Number = None
-    DiscountPriceTotal: _Number = None
-    ShippingTotal: _Number = None
-    TaxTotal: _Number = None
-    SubTotal: _Number = None
-    GiftWrap: _Boolean = None
-    DoNotPushToDC: _Boolean = None
-    OnHold: _Boolean = None
-    SalesOrderDate: _Date = None
-    ScheduledShipDate: _Date = None
+def _model(name: str, base: type[BaseModel] = BaseModel, **fields: Any) -> type[BaseModel]:
+    """A model of ``fields`` (name=type, optional unless given as ``(type, ...)``), in order."""
+    defs = {k: v if isinstance(v, tuple) else (v, None) for k, v in fields.items()}
+    return create_model(name, __base__=base, **defs)  # type: ignore[call-overload, no-any-return]
 
 
-class _Header(BaseModel):
-    DCCode: _Text100 = None
-
-
-class _Address(BaseModel):
-    City: _Text50 = None
-    County: _Text50 = None
-    CountryCode: _Text20 = None
-    EmailAddress: Annotated[Any, _leaf(_text(150))] = None
-    FirstName: _Text50 = None
-    LastName: _Text50 = None
-    Line1: _Text100 = None
-    Line2: _Text100 = None
-    Line3: _Text100 = None
-    Line4: _Text100 = None
-    PhoneNumber: _Text20 = None
-    PostcodeZip: _Text20 = None
-    Title: _Text20 = None
-    ContactCode: _Text100 = None
-
-
-class _Delivery(_Address):
-    DeliveryContactIDNumber: _Text = None
-
-
-class _RetailCompliance(BaseModel):
-    Gs1Prefix: _Text = None
-    MarkForDcCode: _Text = None
-    MarkForDcName: _Text = None
-    MarkForDcDept: _Text = None
-    MarkForDcLine1: _Text = None
-    MarkForDcLine2: _Text = None
-    MarkForDcLine3: _Text = None
-    MarkForDcLine4: _Text = None
-    MarkForDcCity: _Text = None
-    MarkForDcCountyState: _Text = None
-    MarkForDcPostCodeZip: _Text = None
-    MarkForDcCountryCode: _Text = None
-    SiteId: _Text = None
-    StoreId: _Text = None
-    StoreName: _Text = None
-    ShipToDcCode: _Text = None
-    ShipToDcDeptNo: _Text = None
-    PoDate: _Date = None
-    ShipByDate: _Date = None
-    ShipAfterDate: _Date = None
-    ArriveByDate: _Date = None
-    CancelByDate: _Date = None
-
-
-class _Line(BaseModel):
-    LineNumber: _Count
-    Quantity: _Count
-    ProductCode: _Text100 = None
-    EAN: _Text100 = None
-    CurrencyCode: Annotated[Any, _leaf(_text(3))] = None
-    GUID: _Text100 = None
-    ExternalDocumentNo: _Text100 = None
-    LotNo: _Text100 = None
-    Channel: _Text100 = None
-    CountryCode: _Text100 = None
-    OrderLineMessage: _Text100 = None
-    SecondaryCurrencyCode: _Text = None
-    StyleCode: _Text = None
-    ASNNumber: _Text = None
-    UnitPrice: _Number = None
-    UnitDiscountPrice: _Number = None
-    VAT: _Number = None
-    CustomsValue: _Number = None
-    SecondaryUnitPrice: _Number = None
-    SecondaryVAT: _Number = None
+_WebSalesOrder = _model(
+    "WebSalesOrder",
+    SalesOrderNumber=(Annotated[Any, _leaf(_order_number, required=True)], ...),
+    SalesOrderReference=_Text50, CourierName=_Text100, CourierService=_Text100,
+    CourierShopID=_Text50, CurrencyCode=_Text3, GUID=_Text100, Notes=_Text4000,
+    SpecialInstructions=_Text400, GiftMessage=_Text500, GiftMessageFrom=_Text100,
+    GiftMessageTo=_Text100, NotificationMethod=_Text50, OrderType=_Text100, ShippingTerm=_Text50,
+    ShippingTermLocation=_Text50, DocumentIdentifier=_Text100, NIFNumber=_Text100,
+    SalesInvoiceNumber=_Text100, LocationType=_Text100, DeliveryAddressLocationType=_Text100,
+    ShipmentTerms=_Text100, UltimateDestination=_Text100, CarrierCustomerAccountNo=_Text100,
+    PurchaseOrderNumber=_Text, GroupReference=_Text, ShippingVAT=_Number,
+    ShippingExVAT=_Number, CustomsValueTotal=_Number, DiscountPriceTotal=_Number,
+    ShippingTotal=_Number, TaxTotal=_Number, SubTotal=_Number, GiftWrap=_Boolean,
+    DoNotPushToDC=_Boolean, OnHold=_Boolean, SalesOrderDate=_Date, ScheduledShipDate=_Date,
+)
+_Address = _model(
+    "Address",
+    City=_Text50, County=_Text50, CountryCode=_Text20, EmailAddress=_Text150, FirstName=_Text50,
+    LastName=_Text50, Line1=_Text100, Line2=_Text100, Line3=_Text100, Line4=_Text100,
+    PhoneNumber=_Text20, PostcodeZip=_Text20, Title=_Text20, ContactCode=_Text100,
+)
+_RETAIL_TEXT = (
+    "Gs1Prefix", "MarkForDcCode", "MarkForDcName", "MarkForDcDept", "MarkForDcLine1",
+    "MarkForDcLine2", "MarkForDcLine3", "MarkForDcLine4", "MarkForDcCity", "MarkForDcCountyState",
+    "MarkForDcPostCodeZip", "MarkForDcCountryCode", "SiteId", "StoreId", "StoreName",
+    "ShipToDcCode", "ShipToDcDeptNo",
+)
+_RETAIL_DATES = ("PoDate", "ShipByDate", "ShipAfterDate", "ArriveByDate", "CancelByDate")
+_Line = _model(
+    "SalesOrderLineItem",
+    LineNumber=(_Count, ...), Quantity=(_Count, ...), ProductCode=_Text100, EAN=_Text100,
+    CurrencyCode=_Text3, GUID=_Text100, ExternalDocumentNo=_Text100, LotNo=_Text100,
+    Channel=_Text100, CountryCode=_Text100, OrderLineMessage=_Text100,
+    SecondaryCurrencyCode=_Text, StyleCode=_Text, ASNNumber=_Text, UnitPrice=_Number,
+    UnitDiscountPrice=_Number, VAT=_Number, CustomsValue=_Number, SecondaryUnitPrice=_Number,
+    SecondaryVAT=_Number,
+)
 
 
 def _lines(value: Any) -> Any:
-    if not isinstance(value, list) or not value:
-        raise PydanticCustomError(
-            "supplystream", "{problem}", {"problem": "must contain at least one line item"}
-        )
-    return value
+    if isinstance(value, list) and value:
+        return value
+    raise PydanticCustomError("supplystream", "must contain at least one line item")
 
 
-class _Lines(BaseModel):
-    SalesOrderLineItem: Annotated[list[_Line], BeforeValidator(_lines)] = Field(
-        None, validate_default=True
-    )
-
-
-class _Tax(BaseModel):
-    Type: _Text = None
-    Value: _Text = None
-
-
-class WebSubmit(BaseModel):
-    """A v4 websubmit body (the XML ``<Request>`` as the JSON it stands for)."""
-
-    WebSalesOrder: _WebSalesOrder
-    SalesOrderHeader: _Header | None = None
-    DeliveryDetails: _Delivery | None = None
-    BillingDetails: _Address | None = None
-    RetailCompliance: _RetailCompliance | None = None
-    List: _Lines
-    TaxItems: list[_Tax] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _objects_to_check(cls, body: dict[str, Any]) -> dict[str, Any]:
-        # Without a WebSalesOrder object there is no SalesOrderNumber, without a List no line.
-        missing = [k for k in ("WebSalesOrder", "List") if not isinstance(body.get(k), dict)]
-        return {**body, **{key: {} for key in missing}}
+_Lines = GenericAlias(list, _Line)
+_Taxes = GenericAlias(list, _model("TaxItem", Type=_Text, Value=_Text))
+_Retail = {**dict.fromkeys(_RETAIL_TEXT, _Text), **dict.fromkeys(_RETAIL_DATES, _Date)}
+#: A v4 websubmit body (the XML ``<Request>`` as the JSON it stands for).
+WebSubmit = _model(
+    "WebSubmit",
+    WebSalesOrder=(_WebSalesOrder, ...),
+    SalesOrderHeader=_model("SalesOrderHeader", DCCode=_Text100) | None,
+    DeliveryDetails=_model("DeliveryDetails", _Address, DeliveryContactIDNumber=_Text) | None,
+    BillingDetails=_Address | None,
+    RetailCompliance=_model("RetailCompliance", **_Retail) | None,
+    List=(_model("List", SalesOrderLineItem=(
+        Annotated[_Lines, BeforeValidator(_lines)], Field(None, validate_default=True)
+    )), ...),
+    TaxItems=_Taxes | None,
+)
 
 
 _SHOWN = {
-    "missing": "is required",
-    "model_type": "must be an object",
-    "list_type": "must be an array",
+    "missing": "is required", "model_type": "must be an object", "list_type": "must be an array"
 }
 
 
-def websubmit_problem(exc: ValidationError) -> str:
-    """SupplyStream's failure message for an invalid websubmit body: the first problem, with its
-    path (``"Error. WebSalesOrder.Notes is longer than 4000 characters."``)."""
-    error = exc.errors()[0]
-    return f"Error. {json_path(error['loc'])} {_SHOWN.get(error['type'], error['msg'])}."
+def websubmit_problem(body: dict[str, Any], *, xml: bool) -> str | None:
+    """SupplyStream's failure message for an invalid websubmit body, or None: the first problem,
+    with its path (``"Error. WebSalesOrder.Notes is longer than 4000 characters."``)."""
+    # Without a WebSalesOrder object there is no SalesOrderNumber, without a List no line.
+    empty = [k for k in ("WebSalesOrder", "List") if not isinstance(body.get(k), dict)]
+    try:
+        WebSubmit.model_validate({**body, **{k: {} for k in empty}}, context={"xml": xml})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        return f"Error. {json_path(error['loc'])} {_SHOWN.get(error['type'], error['msg'])}."
+    return None
 
 
 class SupplyStreamSettings(SimulatorSettings):
@@ -599,10 +516,8 @@ class SupplyStreamSimulator(VendorSimulator):
         body, problem = _parse(raw, in_fmt)
         if body is None:
             return self._failure(out, problem or "", documented_wrapped=True)
-        try:
-            WebSubmit.model_validate(body, context={"xml": in_fmt == "xml"})
-        except ValidationError as exc:
-            return self._failure(out, websubmit_problem(exc))
+        if (problem := websubmit_problem(body, xml=in_fmt == "xml")) is not None:
+            return self._failure(out, problem)
         header = body.get("SalesOrderHeader") or {}
         dc = str(header.get("DCCode") or "").strip()
         if dc not in self.dc_codes:
