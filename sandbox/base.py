@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any, ClassVar, Self
 
 from aiohttp import web
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings
 
 
@@ -172,6 +172,13 @@ def json_path(loc: tuple[int | str, ...]) -> str:
         elif part != "[key]":
             path += f".{part}" if path else part
     return path
+
+
+def model_of(name: str, base: type[BaseModel] = BaseModel, **fields: Any) -> type[BaseModel]:
+    """A model of ``fields`` in their order: ``name=type`` (optional, default None) or
+    ``name=(type, default)`` (``...`` for required), for request bodies that are field tables."""
+    defs = {k: v if isinstance(v, tuple) else (v, None) for k, v in fields.items()}
+    return create_model(name, __base__=base, **defs)  # type: ignore[call-overload, no-any-return]
 
 
 def json_response(

@@ -97,15 +97,7 @@ from aiohttp import web
 
 # defusedxml ships no type stubs; never parse requests with the bare stdlib parser.
 from defusedxml.ElementTree import fromstring as _parse_xml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    create_model,
-)
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from sandbox import aspnet
@@ -114,6 +106,7 @@ from sandbox.base import (
     VendorSimulator,
     json_path,
     json_response,
+    model_of,
     retry_after_header,
     status_reason,
 )
@@ -322,13 +315,7 @@ _Date = Annotated[Any, _leaf(_date)]
 _Count = Annotated[Any, _leaf(_count, required=True)]
 
 
-def _model(name: str, base: type[BaseModel] = BaseModel, **fields: Any) -> type[BaseModel]:
-    """A model of ``fields`` (name=type, optional unless given as ``(type, ...)``), in order."""
-    defs = {k: v if isinstance(v, tuple) else (v, None) for k, v in fields.items()}
-    return create_model(name, __base__=base, **defs)  # type: ignore[call-overload, no-any-return]
-
-
-_WebSalesOrder = _model(
+_WebSalesOrder = model_of(
     "WebSalesOrder",
     SalesOrderNumber=(Annotated[Any, _leaf(_order_number, required=True)], ...),
     SalesOrderReference=_Text50, CourierName=_Text100, CourierService=_Text100,
@@ -343,7 +330,7 @@ _WebSalesOrder = _model(
     ShippingTotal=_Number, TaxTotal=_Number, SubTotal=_Number, GiftWrap=_Boolean,
     DoNotPushToDC=_Boolean, OnHold=_Boolean, SalesOrderDate=_Date, ScheduledShipDate=_Date,
 )
-_Address = _model(
+_Address = model_of(
     "Address",
     City=_Text50, County=_Text50, CountryCode=_Text20, EmailAddress=_Text150, FirstName=_Text50,
     LastName=_Text50, Line1=_Text100, Line2=_Text100, Line3=_Text100, Line4=_Text100,
@@ -356,7 +343,7 @@ _RETAIL_TEXT = (
     "ShipToDcCode", "ShipToDcDeptNo",
 )
 _RETAIL_DATES = ("PoDate", "ShipByDate", "ShipAfterDate", "ArriveByDate", "CancelByDate")
-_Line = _model(
+_Line = model_of(
     "SalesOrderLineItem",
     LineNumber=(_Count, ...), Quantity=(_Count, ...), ProductCode=_Text100, EAN=_Text100,
     CurrencyCode=_Text3, GUID=_Text100, ExternalDocumentNo=_Text100, LotNo=_Text100,
@@ -374,17 +361,17 @@ def _lines(value: Any) -> Any:
 
 
 _Lines = GenericAlias(list, _Line)
-_Taxes = GenericAlias(list, _model("TaxItem", Type=_Text, Value=_Text))
+_Taxes = GenericAlias(list, model_of("TaxItem", Type=_Text, Value=_Text))
 _Retail = {**dict.fromkeys(_RETAIL_TEXT, _Text), **dict.fromkeys(_RETAIL_DATES, _Date)}
 #: A v4 websubmit body (the XML ``<Request>`` as the JSON it stands for).
-WebSubmit = _model(
+WebSubmit = model_of(
     "WebSubmit",
     WebSalesOrder=(_WebSalesOrder, ...),
-    SalesOrderHeader=_model("SalesOrderHeader", DCCode=_Text100) | None,
-    DeliveryDetails=_model("DeliveryDetails", _Address, DeliveryContactIDNumber=_Text) | None,
+    SalesOrderHeader=model_of("SalesOrderHeader", DCCode=_Text100) | None,
+    DeliveryDetails=model_of("DeliveryDetails", _Address, DeliveryContactIDNumber=_Text) | None,
     BillingDetails=_Address | None,
-    RetailCompliance=_model("RetailCompliance", **_Retail) | None,
-    List=(_model("List", SalesOrderLineItem=(
+    RetailCompliance=model_of("RetailCompliance", **_Retail) | None,
+    List=(model_of("List", SalesOrderLineItem=(
         Annotated[_Lines, BeforeValidator(_lines)], Field(None, validate_default=True)
     )), ...),
     TaxItems=_Taxes | None,
