@@ -174,7 +174,7 @@ def json_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def model_of(name: str, base: type[BaseModel] = BaseModel, **fields: Any) -> type[BaseModel]:
+def model_of(name: str, base: type[BaseModel] = BaseModel, /, **fields: Any) -> type[BaseModel]:
     """A model of ``fields`` in their order: ``name=type`` (optional, default None) or
     ``name=(type, default)`` (``...`` for required), for request bodies that are field tables."""
     defs = {k: v if isinstance(v, tuple) else (v, None) for k, v in fields.items()}
