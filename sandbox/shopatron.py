@@ -91,6 +91,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from types import GenericAlias
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
@@ -109,6 +110,7 @@ from sandbox.base import (
     VendorSimulator,
     json_path,
     json_response,
+    model_of,
     read_json,
     retry_after_header,
 )
@@ -213,124 +215,93 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True)
 
 
-class _Address(_Strict):
-    addressLine1: Annotated[_AddressLine, Field(min_length=1)]
-    city: _Text
-    postalCode: _Text
-    countryCode: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
-    addressLine2: _AddressLine | None = None
-    addressLine3: _AddressLine | None = None
-    state: str | None = None
-
-
-class _Customer(_Strict):
-    firstName: _Text
-    lastName: _Text
-    email: Annotated[str, Field(min_length=3, max_length=255, pattern="@")]
-
-
-class _Product(_Strict):
-    # "Part Number, Price and Quantity, Name"
-    partNumber: _Text
-    name: _Text
-
-
-class _ItemSpecifics(_Strict):
-    quantity: Annotated[int, Field(ge=1)]
-    actualPrice: _Amount
-    itemTaxOverride: _Amount | None = None
-    shipping: _Amount | None = None
-    shippingTax: _Amount | None = None
-
-
-class _OrderItem(_Strict):
-    product: _Product
-    itemSpecifics: _ItemSpecifics
-
-
-class _ShippingMethod(_Strict):
-    shippingType: _Text
-    shippingClass: str | None = None
-
-
-class _PaymentMethod(_Strict):
-    billingAddress: _Address
-    paymentType: _Text
-
-
-class _Payment(_Strict):
-    paymentMethod: _PaymentMethod
-
-
-class _Gift(_Strict):
-    recipient: str | None = None
-    message: str | None = None
-
-
-class CreateOrder(_Strict):
-    """A createOrder body: importOrder's table without orderStatus, assignedLocation and
-    useInventory; sendEmail optional. Optional members may be null; others are refused."""
+class _Closed(_Strict):
+    """A body whose members are all listed: others are refused."""
 
     model_config = ConfigDict(extra="forbid")
 
+
+def _strict(name: str, base: type[BaseModel] = _Strict, /, **fields: Any) -> type[BaseModel]:
+    """A strict model of ``fields`` in their order, each required unless given as ``_opt(type)``."""
+    defs = {k: v if isinstance(v, tuple) else (v, ...) for k, v in fields.items()}
+    return model_of(name, base, **defs)
+
+
+def _opt(annotation: Any) -> tuple[Any, None]:
+    """An optional member, which may be null."""
+    return (annotation | None, None)
+
+
+_Address = _strict(
+    "Address",
+    addressLine1=Annotated[_AddressLine, Field(min_length=1)], city=_Text, postalCode=_Text,
+    countryCode=Annotated[str, Field(pattern=r"^[A-Z]{2}$")], addressLine2=_opt(_AddressLine),
+    addressLine3=_opt(_AddressLine), state=_opt(str),
+)
+_OrderItem = _strict(
+    "OrderItem",
+    # "Part Number, Price and Quantity, Name"
+    product=_strict("Product", partNumber=_Text, name=_Text),
+    itemSpecifics=_strict(
+        "ItemSpecifics", quantity=Annotated[int, Field(ge=1)], actualPrice=_Amount,
+        itemTaxOverride=_opt(_Amount), shipping=_opt(_Amount), shippingTax=_opt(_Amount),
+    ),
+)
+_PaymentMethod = _strict("PaymentMethod", billingAddress=_Address, paymentType=_Text)
+_Email = Annotated[str, Field(min_length=3, max_length=255, pattern="@")]
+#: A createOrder body: importOrder's table without orderStatus, assignedLocation and
+#: useInventory; sendEmail optional. Optional members may be null; others are refused.
+CreateOrder = _strict(
+    "CreateOrder",
+    _Closed,
     # importOrder's "Required Parameters" table, in the document's order.
-    externalOrderID: Annotated[str, Field(min_length=1, max_length=100)]
-    manufacturerID: Annotated[int, Field(ge=1)]
-    catalogID: Annotated[int, Field(ge=0)]
-    locale: _Locale
-    currency: Annotated[str, AfterValidator(_currency)]
-    customer: _Customer
-    orderItems: Annotated[list[_OrderItem], Field(min_length=1)]
-    shippingMethod: _ShippingMethod
-    shippingAddress: _Address
-    orderPayments: Annotated[list[_Payment], Field(min_length=1)]
-    customerIP: Annotated[str, AfterValidator(_ipv4)]
-    sendEmail: bool | None = None
+    externalOrderID=Annotated[str, Field(min_length=1, max_length=100)],
+    manufacturerID=Annotated[int, Field(ge=1)], catalogID=Annotated[int, Field(ge=0)],
+    locale=_Locale, currency=Annotated[str, AfterValidator(_currency)],
+    customer=_strict("Customer", firstName=_Text, lastName=_Text, email=_Email),
+    orderItems=Annotated[GenericAlias(list, _OrderItem), Field(min_length=1)],
+    shippingMethod=_strict("ShippingMethod", shippingType=_Text, shippingClass=_opt(str)),
+    shippingAddress=_Address,
+    orderPayments=Annotated[
+        GenericAlias(list, _strict("Payment", paymentMethod=_PaymentMethod)), Field(min_length=1)
+    ],
+    customerIP=Annotated[str, AfterValidator(_ipv4)], sendEmail=_opt(bool),
     # The optional parameters, with the document's bounds.
-    orderID: Annotated[int, Field(ge=1)] | None = None
-    cartID: Annotated[str, Field(max_length=512)] | None = None
-    currencyLocale: _Locale | None = None
-    orderGift: _Gift | None = None
-    shippingTax: _Amount | None = None
-    shippingTaxRate: _Amount | None = None
-    forceItemTaxOverride: bool | None = None
-    orderComment: Annotated[str, Field(max_length=1000)] | None = None
-    optInRetailer: bool | None = None
-    landingCode: Annotated[str, Field(min_length=10, max_length=200)] | None = None
+    orderID=_opt(Annotated[int, Field(ge=1)]), cartID=_opt(Annotated[str, Field(max_length=512)]),
+    currencyLocale=_opt(_Locale),
+    orderGift=_opt(_strict("Gift", recipient=_opt(str), message=_opt(str))),
+    shippingTax=_opt(_Amount), shippingTaxRate=_opt(_Amount), forceItemTaxOverride=_opt(bool),
+    orderComment=_opt(Annotated[str, Field(max_length=1000)]), optInRetailer=_opt(bool),
+    landingCode=_opt(Annotated[str, Field(min_length=10, max_length=200)]),
     # The bounds of the custom-order-data endpoint.
-    customOrderData: dict[_CustomDataName, _CustomDataValue] | None = None
-    fraudData: list[dict[str, Any]] | None = None
-    allowSplit: bool | None = None
-    isTestOrder: bool | None = None
-    expectedDeliveryDate: _DateTime | None = None
-    promotions: list[dict[str, Any]] | None = None
-    discounts: list[dict[str, Any]] | None = None
-    channel: str | None = None
-
-    def problem(self) -> Problem | None:
-        """What the model cannot say: a missing itemTaxOverride under forceItemTaxOverride."""
-        if self.forceItemTaxOverride:
-            # "forceItemTaxOverride ... force the orderItem -> itemSpecifics -> itemTaxOverride to
-            # be required"
-            for n, item in enumerate(self.orderItems):
-                if item.itemSpecifics.itemTaxOverride is None:
-                    path = f"orderItems[{n}].itemSpecifics.itemTaxOverride"
-                    return (5011, path, f"{path} is required when forceItemTaxOverride is true")
-        return None
-
-
-class ImportOrder(CreateOrder):
-    """An importOrder body (Historic Order Import)."""
-
-    sendEmail: bool
+    customOrderData=_opt(dict[_CustomDataName, _CustomDataValue]),
+    fraudData=_opt(list[dict[str, Any]]), allowSplit=_opt(bool), isTestOrder=_opt(bool),
+    expectedDeliveryDate=_opt(_DateTime), promotions=_opt(list[dict[str, Any]]),
+    discounts=_opt(list[dict[str, Any]]), channel=_opt(str),
+)
+#: An importOrder body (Historic Order Import).
+ImportOrder = _strict(
+    "ImportOrder", CreateOrder,
+    sendEmail=bool,
     # "orderStatus enum The status that the order is in at the time of import (SHIPPED, READY, or
     # CANCELLED)."
-    orderStatus: Literal["SHIPPED", "READY", "CANCELLED"]
-    importedCreationDate: _DateTime | None = None
+    orderStatus=Literal["SHIPPED", "READY", "CANCELLED"],
+    importedCreationDate=_opt(_DateTime),
     # The prose says "If the order is imported without a specified orderCreationDate".
-    orderCreationDate: _DateTime | None = None
-    assignedLocation: str | None = None
-    useInventory: bool | None = None
+    orderCreationDate=_opt(_DateTime), assignedLocation=_opt(str), useInventory=_opt(bool),
+)
+
+
+def tax_override_problem(order: dict[str, Any]) -> Problem | None:
+    """What the model cannot say: a missing itemTaxOverride under forceItemTaxOverride."""
+    if order["forceItemTaxOverride"]:
+        # "forceItemTaxOverride ... force the orderItem -> itemSpecifics -> itemTaxOverride to be
+        # required"
+        for n, item in enumerate(order["orderItems"]):
+            if item["itemSpecifics"]["itemTaxOverride"] is None:
+                path = f"orderItems[{n}].itemSpecifics.itemTaxOverride"
+                return (5011, path, f"{path} is required when forceItemTaxOverride is true")
+    return None
 
 
 _SHOWN = {
@@ -492,7 +463,7 @@ class ShopatronSimulator(VendorSimulator):
         except ValidationError as exc:
             problem: Problem | None = order_problem(exc)
         else:
-            problem = valid.problem()
+            problem = tax_override_problem(valid.model_dump())
         if problem is not None:
             code, path, message = problem
             return oms_error(400, code, message, field=path)
