@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 from collections import Counter
 from typing import Any, ClassVar, Self
 
@@ -81,6 +82,8 @@ class VendorSimulator:
     name: ClassVar[str] = ""
     #: The vendor's settings model.
     settings_class: ClassVar[type[SimulatorSettings]] = SimulatorSettings
+    #: The body of an injected malformed answer: a cut-off answer of the vendor's.
+    malformed: ClassVar[bytes] = b'{"orderId": "soo_12'
 
     def __init__(self, settings: SimulatorSettings | None = None, /, **overrides: Any) -> None:
         self.settings = self.settings_class.build(settings, **overrides)
@@ -89,6 +92,7 @@ class VendorSimulator:
         #: Requests received per path under the prefix (``/oauthserver/oauth2/token``: tokens).
         self.requests_by_path: Counter[str] = Counter()
         self._ids = itertools.count(1)
+        self._windows: dict[str, tuple[float, int]] = {}
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or "settings" not in self.__dict__:
@@ -106,11 +110,12 @@ class VendorSimulator:
         raise NotImplementedError(f"{type(self).__name__} must implement routes")
 
     def reset(self) -> None:
-        """Forget every order and token (``POST /_sandbox/reset``)."""
+        """Forget every order, token and rate-limit window (``POST /_sandbox/reset``)."""
         self.store.clear()
         self.requests = 0
         self.requests_by_path.clear()
         self._ids = itertools.count(1)
+        self._windows.clear()
 
     def expire_tokens(self) -> None:
         """Make every token issued so far invalid (vendors with tokens override this)."""
@@ -122,6 +127,16 @@ class VendorSimulator:
     def next_number(self) -> int:
         """A fresh sequence number for ids."""
         return next(self._ids)
+
+    def count_request(self, key: str, window_s: float) -> tuple[int, float]:
+        """Count a request of ``key`` in its fixed window of ``window_s``, which starts at the
+        key's first request: the requests counted in the window, and when it ends (epoch s)."""
+        now = time.time()
+        start, used = self._windows.get(key, (0.0, 0))
+        if now >= start + window_s:
+            start, used = now, 0
+        self._windows[key] = (start, used + 1)
+        return used + 1, start + window_s
 
     # Failure shapes: overridden so injected failures look like the vendor's own answers.
 
@@ -139,7 +154,7 @@ class VendorSimulator:
 
     def malformed_body(self, content_type: str) -> bytes:
         """The body of an injected malformed answer (the real answer was ``content_type``)."""
-        return b'{"orderId": "soo_12'
+        return self.malformed
 
 
 def status_reason(status: int) -> str:

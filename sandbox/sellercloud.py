@@ -348,6 +348,8 @@ class SellerCloudSimulator(VendorSimulator):
     name = "sellercloud"
     settings_class = SellerCloudSettings
     settings: SellerCloudSettings
+    #: A cut-off answer (not a bare integer, not JSON).
+    malformed = b'{"Items":[{"ID":10000'
     #: A setting that tests switch on a running simulator.
     reject_duplicate_source_id: bool
 
@@ -355,7 +357,6 @@ class SellerCloudSimulator(VendorSimulator):
         super().__init__(settings, **overrides)
         self.company_ids = {int(c) for c in self.settings.company_ids.split(",") if c.strip()}
         self._tokens: dict[str, tuple[str, float]] = {}
-        self._windows: dict[str, list[float]] = {}
         self._by_source: dict[str, list[int]] = {}
         #: Tokens issued since the last reset (tests count token fetches with it).
         self.tokens_issued = 0
@@ -380,18 +381,12 @@ class SellerCloudSimulator(VendorSimulator):
         """Count one request of ``user``; the documented rate-limit answer when over."""
         if self.rate_limit_per_hour <= 0:
             return None
-        now = time.time()
-        window = self._windows.get(user)
-        if window is None or now >= window[0] + 3600:
-            self._windows[user] = [now, 1.0]
+        used, ends = self.count_request(user, 3600)
+        if used <= self.rate_limit_per_hour:
             return None
-        window[1] += 1
-        if window[1] > self.rate_limit_per_hour:
-            return json_response(
-                {"Error": "Too many requests.", "RateLimitResetTime": _iso(window[0] + 3600)},
-                status=429,
-            )
-        return None
+        return json_response(
+            {"Error": "Too many requests.", "RateLimitResetTime": _iso(ends)}, status=429
+        )
 
     def _authorize(self, request: web.Request) -> web.Response | None:
         """None when the Bearer token is valid and the user is under the limit."""
@@ -461,7 +456,6 @@ class SellerCloudSimulator(VendorSimulator):
     def reset(self) -> None:
         """Forget orders, rate-limit windows, the OrderSourceOrderID index and the token count."""
         super().reset()
-        self._windows.clear()
         self._by_source.clear()
         self.tokens_issued = 0
 
@@ -675,10 +669,6 @@ class SellerCloudSimulator(VendorSimulator):
             status=429,
             headers=retry_after_header(retry_after),
         )
-
-    def malformed_body(self, content_type: str) -> bytes:
-        """A cut-off answer (not a bare integer, not JSON)."""
-        return b'{"Items":[{"ID":10000'
 
 
 def _int(value: str) -> int | None:

@@ -99,7 +99,6 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -209,16 +208,12 @@ _CustomDataValue = Annotated[str, Field(min_length=1, max_length=1000)]
 _DateTime = Annotated[str, AfterValidator(_date_time)]
 
 
-class _Strict(BaseModel):
+class _Strict(BaseModel, strict=True):
     """JSON values as they are sent; members a model does not list are not checked."""
 
-    model_config = ConfigDict(strict=True)
 
-
-class _Closed(_Strict):
+class _Closed(_Strict, extra="forbid"):
     """A body whose members are all listed: others are refused."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 def _strict(name: str, base: type[BaseModel] = _Strict, /, **fields: Any) -> type[BaseModel]:
@@ -354,6 +349,8 @@ class ShopatronSimulator(VendorSimulator):
     name = "shopatron"
     settings_class = ShopatronSettings
     settings: ShopatronSettings
+    #: A cut-off import answer.
+    malformed = b'{"orderID":1000'
 
     def __init__(self, settings: ShopatronSettings | None = None, /, **overrides: Any) -> None:
         super().__init__(settings, **overrides)
@@ -560,10 +557,6 @@ class ShopatronSimulator(VendorSimulator):
         headers = retry_after_header(retry_after if retry_after is not None else 60)
         headers["x-vol-correlation"] = uuid.uuid4().hex
         return oms_error(429, 5001, "Too Many Requests", headers=headers)
-
-    def malformed_body(self, content_type: str) -> bytes:
-        """A cut-off import answer."""
-        return b'{"orderID":1000'
 
 
 def _bearer_error(message: str, error: str) -> web.Response:

@@ -126,7 +126,6 @@ except ZoneInfoNotFoundError:  # no tz database on this machine: PST all year
     _PACIFIC = timezone(timedelta(hours=-8), "PST")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _US_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
-_WINDOW_S = 60.0
 
 _T = TypeVar("_T")
 
@@ -447,13 +446,14 @@ class SophioSimulator(VendorSimulator):
     name = "sophio"
     settings_class = SophioSettings
     settings: SophioSettings
+    #: A cut-off order echo.
+    malformed = b'{"orderId":123456,"orderNumber":"2965'
 
     def __init__(self, settings: SophioSettings | None = None, /, **overrides: Any) -> None:
         super().__init__(settings, **overrides)
         credentials = f"{self.api_key}:{self.api_secret}".encode()
         self._token = base64.b64encode(credentials).decode().rstrip("=")
         self._by_order_key: dict[str, str] = {}
-        self._windows: dict[str, list[float]] = {}
         self._item_ids = itertools.count(328_070_751)
 
     def routes(self) -> list[web.RouteDef]:
@@ -464,7 +464,6 @@ class SophioSimulator(VendorSimulator):
         """Forget orders, the orderKey index and the rate-limit windows."""
         super().reset()
         self._by_order_key.clear()
-        self._windows.clear()
 
     # Auth and rate limit
 
@@ -481,18 +480,11 @@ class SophioSimulator(VendorSimulator):
         limit = self.rate_limit_per_minute
         if limit <= 0:
             return True, {}
-        now = time.monotonic()
-        window = self._windows.get(api_key)
-        if window is None or now >= window[0]:
-            window = [now + _WINDOW_S, 0.0]
-            self._windows[api_key] = window
-        window[1] += 1
-        used = int(window[1])
-        reset = max(1, math.ceil(window[0] - now))
+        used, ends = self.count_request(api_key, 60)
         headers = {
             "X-Rate-Limit-Limit": str(limit),
             "X-Rate-Limit-Remaining": str(max(0, limit - used)),
-            "X-Rate-Limit-Reset": str(reset),
+            "X-Rate-Limit-Reset": str(max(1, math.ceil(ends - time.time()))),
         }
         return used <= limit, headers
 
@@ -620,7 +612,3 @@ class SophioSimulator(VendorSimulator):
                 "X-Rate-Limit-Reset": headers["Retry-After"],
             })
         return json_response({"message": "Too Many Requests"}, status=429, headers=headers)
-
-    def malformed_body(self, content_type: str) -> bytes:
-        """A cut-off order echo."""
-        return b'{"orderId":123456,"orderNumber":"2965'
