@@ -400,9 +400,12 @@ class SellerCloudSimulator(VendorSimulator):
         return self._count(entry[0])
 
     async def _body(
-        self, request: web.Request, param: str, *, form: bool = False
+        self, request: web.Request, param: str, *, form: bool = False, auth: bool = True
     ) -> tuple[Any, web.Response | None]:
-        """The JSON (or form) body, or the .NET answer to one that cannot be read."""
+        """The JSON (or form) body, or the .NET answer to one that cannot be read (or to a
+        request without a valid token, unless ``auth`` is False)."""
+        if auth and (denied := self._authorize(request)) is not None:
+            return None, denied
         if form and request.content_type == _FORM:
             return dict(await request.post()), None
         if request.content_type not in _JSON_TYPES:
@@ -418,7 +421,7 @@ class SellerCloudSimulator(VendorSimulator):
 
     async def token(self, request: web.Request) -> web.Response:
         """``POST /rest/api/token``."""
-        body, problem = await self._body(request, "model", form=True)
+        body, problem = await self._body(request, "model", form=True, auth=False)
         if problem is not None:
             return problem
         if not isinstance(body, dict):
@@ -478,8 +481,6 @@ class SellerCloudSimulator(VendorSimulator):
 
     async def create(self, request: web.Request) -> web.Response:
         """``POST /rest/api/Orders``: 200 with the new order ID as a bare integer."""
-        if (denied := self._authorize(request)) is not None:
-            return denied
         body, problem = await self._body(request, "model")
         if problem is not None:
             return problem
@@ -517,32 +518,28 @@ class SellerCloudSimulator(VendorSimulator):
             self._by_source.setdefault(source_id, []).append(order_id)
         return json_response(order_id)
 
-    def _find(self, raw_id: str) -> tuple[dict[str, Any] | None, web.Response | None]:
+    def _find(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The order the path's id names, or the answer refusing the request."""
+        if (denied := self._authorize(request)) is not None:
+            return denied
+        raw_id = request.match_info["id"]
         try:
             order_id = int(raw_id)
         except ValueError:
-            return None, aspnet.invalid({"id": [f"The value '{raw_id}' is not valid for id."]})
+            return aspnet.invalid({"id": [f"The value '{raw_id}' is not valid for id."]})
         order = self.store.get(str(order_id))
-        if order is None:
-            return None, aspnet.message(404, f"Order {order_id} was not found.")
-        return order, None
+        return aspnet.message(404, f"Order {order_id} was not found.") if order is None else order
 
     async def get(self, request: web.Request) -> web.Response:
         """``GET /rest/api/Orders/{id}``: the SingleOrderDataDto-like order."""
-        if (denied := self._authorize(request)) is not None:
-            return denied
-        order, problem = self._find(request.match_info["id"])
-        if order is None:
-            return problem or aspnet.message(404, "Not found")
-        return json_response(order)
+        order = self._find(request)
+        return order if isinstance(order, web.Response) else json_response(order)
 
     async def delete(self, request: web.Request) -> web.Response:
         """``DELETE /rest/api/Orders/{id}``: 200, empty body."""
-        if (denied := self._authorize(request)) is not None:
-            return denied
-        order, problem = self._find(request.match_info["id"])
-        if order is None:
-            return problem or aspnet.message(404, "Not found")
+        order = self._find(request)
+        if isinstance(order, web.Response):
+            return order
         del self.store[str(order["ID"])]
         ids = self._by_source.get(order["OrderDetails"]["OrderSourceOrderId"] or "", [])
         if order["ID"] in ids:
@@ -603,8 +600,6 @@ class SellerCloudSimulator(VendorSimulator):
 
     async def status_code(self, request: web.Request) -> web.Response:
         """``PUT /rest/api/Orders/StatusCode``: the ids whose OrderStatus was changed."""
-        if (denied := self._authorize(request)) is not None:
-            return denied
         body, problem = await self._body(request, "request")
         if problem is not None:
             return problem
