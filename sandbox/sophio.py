@@ -78,6 +78,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Annotated, Any, ClassVar, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -166,35 +167,40 @@ def _string(value: Any) -> str | None:
     raise conversion(f"Unexpected token {_kind(value)} when reading a string.")
 
 
-def _integer(value: Any) -> int | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+def _convert(target: str, parse: Callable[[Any], Any]) -> BeforeValidator:
+    """Json.NET's conversion to ``target``: null and blank strings are null; a value ``parse``
+    refuses (ValueError, TypeError) is "Could not convert ... to <target>."."""
+
+    def convert(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
         try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise conversion(f"Could not convert {_show(value)} to integer.")
+            return parse(value)
+        except (TypeError, ValueError):
+            raise conversion(f"Could not convert {_show(value)} to {target}.") from None
+
+    return BeforeValidator(convert)
 
 
-def _decimal(value: Any) -> float | int | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(value.strip() if isinstance(value, str) else value)
+
+
+def _decimal(value: Any) -> float | int:
+    if isinstance(value, str) and math.isfinite(number := float(value)):
+        return number
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(number):
-                return number
-    raise conversion(f"Could not convert {_show(value)} to decimal.")
+    raise ValueError(value)
+
+
+def _date(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    datetime.fromisoformat(value.strip())
+    return value
 
 
 def _boolean(value: Any) -> bool | None:
@@ -203,19 +209,6 @@ def _boolean(value: Any) -> bool | None:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     raise conversion(f"Could not convert {_show(value)} to boolean.")
-
-
-def _date(value: Any) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, str):
-        try:
-            datetime.fromisoformat(value.strip())
-        except ValueError:
-            pass
-        else:
-            return value
-    raise conversion(f"Could not convert {_show(value)} to DateTime.")
 
 
 def _array(value: Any) -> list[Any] | None:
@@ -257,10 +250,10 @@ def _quantity(value: int | None, info: ValidationInfo) -> int | None:
 
 
 _Str = Annotated[str | None, BeforeValidator(_string)]
-_Int = Annotated[int | None, BeforeValidator(_integer)]
-_Decimal = Annotated[int | float | None, BeforeValidator(_decimal)]
+_Int = Annotated[int | None, _convert("integer", _integer)]
+_Decimal = Annotated[int | float | None, _convert("decimal", _decimal)]
 _Bool = Annotated[bool | None, BeforeValidator(_boolean)]
-_Date = Annotated[str | None, BeforeValidator(_date)]
+_Date = Annotated[str | None, _convert("DateTime", _date)]
 _Country = Annotated[_Str, AfterValidator(_country)]
 _List = Annotated[list[_T] | None, BeforeValidator(_array)]
 
