@@ -458,24 +458,18 @@ class SupplyStreamSimulator(VendorSimulator):
         v1: bool = False,
     ) -> web.Response:
         """A 200 answer: ``CallStatus`` and ``extra``, in JSON (maybe wrapped) or XML."""
-        extra = extra if extra is not None else {}
+        extra, code = extra or {}, 0 if success else 100
         if fmt == "xml":
-            parts = [
-                f"<Response><CallStatus><Success>{'true' if success else 'false'}</Success>"
-                f"<Code>{0 if success else 100}</Code>"
-                + (f"<Message>{escape(message)}</Message>" if message or not v1 else "<Message/>")
-                + "</CallStatus>"
-            ]
-            for key, value in extra.items():
-                parts.append(f"<{key} />" if value is None else f"<{key}>{escape(value)}</{key}>")
-            parts.append("</Response>")
-            return web.Response(
-                text="".join(parts), content_type="application/xml", charset="utf-8"
+            said = f"<Message>{escape(message)}</Message>" if message or not v1 else "<Message/>"
+            call = f"<Success>{str(success).lower()}</Success><Code>{code}</Code>{said}"
+            rest = "".join(
+                f"<{k} />" if v is None else f"<{k}>{escape(v)}</{k}>" for k, v in extra.items()
             )
+            text = f"<Response><CallStatus>{call}</CallStatus>{rest}</Response>"
+            return web.Response(text=text, content_type="application/xml", charset="utf-8")
         # v1 JSON is converted from XML, so an empty <Message/> shows as {} (NOTES.md §4.3).
         shown: Any = message if message or not v1 else {}
-        call = {"Success": success, "Code": 0 if success else 100, "Message": shown}
-        body: dict[str, Any] = {"CallStatus": call, **extra}
+        body = {"CallStatus": {"Success": success, "Code": code, "Message": shown}, **extra}
         return json_response({"Response": body} if wrapped or v1 else body)
 
     def _failure(self, fmt: Fmt, message: str, *, documented_wrapped: bool = False) -> web.Response:
