@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections import Counter
+from http import HTTPStatus
 from typing import Any, ClassVar, Self
 
 from aiohttp import web
@@ -159,8 +160,6 @@ class VendorSimulator:
 
 def status_reason(status: int) -> str:
     """The standard reason phrase of an HTTP status."""
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:

@@ -129,6 +129,8 @@ OMS_CODES = {
 _CODE_OF_STATUS = {400: 5003, 401: 5004, 403: 5004, 404: 5002, 405: 5005, 500: 5006, 503: 5001}
 
 CREATED_STATUS = "READY"
+#: The members of a placed order that import and create answer with.
+_ANSWERED = ("orderID", "externalOrderID", "manufacturerID", "orderStatus")
 FIRST_ORDER_ID = 100001
 
 #: ISO 4217 currency codes.
@@ -412,14 +414,9 @@ class ShopatronSimulator(VendorSimulator):
             self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
         token = secrets.token_urlsafe(24)
         self._tokens[token] = now + self.token_ttl_s
-        return json_response(
-            {
-                "access_token": token,
-                "token_type": "Bearer",
-                "expires_in": max(1, math.ceil(self.token_ttl_s)),
-            },
-            headers={"Cache-Control": "no-store"},
-        )
+        expires_in = max(1, math.ceil(self.token_ttl_s))
+        body = {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}
+        return json_response(body, headers={"Cache-Control": "no-store"})
 
     def _unauthorized(self, request: web.Request) -> web.Response | None:
         key = request.headers.get("API-Key")
@@ -490,14 +487,7 @@ class ShopatronSimulator(VendorSimulator):
         order = {**body, "orderID": order_id, "orderStatus": status, "orderCreationDate": created}
         self.store[str(order_id)] = order
         self._by_external[external] = [*holders, order_id]
-        return json_response(
-            {
-                "orderID": order_id,
-                "externalOrderID": external,
-                "manufacturerID": manufacturer,
-                "orderStatus": status,
-            }
-        )
+        return json_response({k: order[k] for k in _ANSWERED})
 
     async def search(self, request: web.Request) -> web.Response:
         """``GET /api/v2/order/?manufacturerID=&orderStatus=&orderID=1,2&perPage=&page=``."""
