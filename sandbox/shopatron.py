@@ -289,8 +289,26 @@ ImportOrder = _strict(
 )
 
 
-def tax_override_problem(order: dict[str, Any]) -> Problem | None:
-    """What the model cannot say: a missing itemTaxOverride under forceItemTaxOverride."""
+_SHOWN = {
+    "model_type": "must be an object",
+    "dict_type": "must be an object",
+    "extra_forbidden": "is not a property of this request",
+}
+
+
+def order_problem(body: dict[str, Any], *, importing: bool) -> Problem | None:
+    """Shopatron's answer to an invalid order body, or None: the first problem pydantic found,
+    5011 for a required member missing or null, 5015 for any other, with the path of the field;
+    then what the model cannot say, a missing itemTaxOverride under forceItemTaxOverride."""
+    try:
+        order = (ImportOrder if importing else CreateOrder).model_validate(body).model_dump()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        path, loc = json_path(error["loc"]), error["loc"]
+        if error["type"] == "missing" or (error["input"] is None and isinstance(loc[-1], str)):
+            return (5011, path, f"{path} is required")
+        shown = _SHOWN.get(error["type"])
+        return (5015, path, f"{path} {shown}" if shown else f"{path}: {error['msg']}")
     if order["forceItemTaxOverride"]:
         # "forceItemTaxOverride ... force the orderItem -> itemSpecifics -> itemTaxOverride to be
         # required"
@@ -299,24 +317,6 @@ def tax_override_problem(order: dict[str, Any]) -> Problem | None:
                 path = f"orderItems[{n}].itemSpecifics.itemTaxOverride"
                 return (5011, path, f"{path} is required when forceItemTaxOverride is true")
     return None
-
-
-_SHOWN = {
-    "model_type": "must be an object",
-    "dict_type": "must be an object",
-    "extra_forbidden": "is not a property of this request",
-}
-
-
-def order_problem(exc: ValidationError) -> Problem:
-    """Shopatron's answer to an invalid order body: the first problem pydantic found, 5011 for
-    a required member missing or null, 5015 for any other, with the path of the field."""
-    error = exc.errors()[0]
-    path = json_path(error["loc"])
-    if error["type"] == "missing" or (error["input"] is None and isinstance(error["loc"][-1], str)):
-        return (5011, path, f"{path} is required")
-    shown = _SHOWN.get(error["type"])
-    return (5015, path, f"{path} {shown}" if shown else f"{path}: {error['msg']}")
 
 
 def _comma_list(value: str) -> list[str]:
@@ -452,13 +452,7 @@ class ShopatronSimulator(VendorSimulator):
             return oms_error(400, 5003, reason)
         if not isinstance(body, dict):
             return oms_error(400, 5003, "body must be a JSON object")
-        try:
-            valid = (ImportOrder if importing else CreateOrder).model_validate(body)
-        except ValidationError as exc:
-            problem: Problem | None = order_problem(exc)
-        else:
-            problem = tax_override_problem(valid.model_dump())
-        if problem is not None:
+        if (problem := order_problem(body, importing=importing)) is not None:
             code, path, message = problem
             return oms_error(400, code, message, field=path)
         external = body["externalOrderID"]
