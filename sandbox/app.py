@@ -26,18 +26,12 @@ from pydantic import ValidationError
 
 from sandbox.base import VendorSimulator, json_response, retry_after_header
 from sandbox.faults import FaultSpec, VendorFaults
+from sandbox.registry import all_simulators
 
 SIMULATORS = web.AppKey("simulators", dict[str, VendorSimulator])
 FAULTS = web.AppKey("faults", dict[str, VendorFaults])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def default_simulators() -> list[VendorSimulator]:
-    """One instance of every simulator the sandbox ships."""
-    from sandbox.registry import all_simulators
-
-    return all_simulators()
 
 
 def _drop_connection(request: web.Request) -> None:
@@ -192,7 +186,7 @@ async def _reset(request: web.Request) -> web.Response:
 
 def build_app(simulators: Iterable[VendorSimulator] | None = None) -> web.Application:
     """The sandbox application with the given simulators (default: all of them)."""
-    sims = {s.name: s for s in (simulators if simulators is not None else default_simulators())}
+    sims = {s.name: s for s in (simulators if simulators is not None else all_simulators())}
     app = web.Application(middlewares=[fault_middleware], client_max_size=8 * 1024 * 1024)
     app[SIMULATORS] = sims
     app[FAULTS] = {name: VendorFaults() for name in sims}

@@ -5,25 +5,31 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 from collections import Counter
+from http import HTTPStatus
 from typing import Any, ClassVar, Self
 
 from aiohttp import web
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, SecretStr, ValidationError, create_model
+from pydantic_settings import BaseSettings
 
 
-class SimulatorSettings(BaseSettings):
+class SimulatorSettings(BaseSettings, extra="forbid", frozen=True):
     """Base of a simulator's settings: its credentials and the switches for what its vendor's
     document leaves open.
 
-    Each vendor subclasses it with ``env_prefix="ORDER_DISPATCH_SANDBOX_<VENDOR>_"``, so setting
-    ``rate_limit_per_minute`` of Sophio is ``ORDER_DISPATCH_SANDBOX_SOPHIO_RATE_LIMIT_PER_MINUTE``
-    (what ``order-dispatch sandbox --set sophio.rate_limit_per_minute=0`` sets). Constructing a
-    subclass reads the environment, as pydantic-settings does; :meth:`build` does not.
+    Each vendor subclasses it as ``<Vendor>Settings``, which reads the environment variables
+    ``ORDER_DISPATCH_SANDBOX_<VENDOR>_<NAME>``: setting ``rate_limit_per_minute`` of Sophio is
+    ``ORDER_DISPATCH_SANDBOX_SOPHIO_RATE_LIMIT_PER_MINUTE`` (what ``order-dispatch sandbox --set
+    sophio.rate_limit_per_minute=0`` sets). Constructing a subclass reads the environment, as
+    pydantic-settings does; :meth:`build` does not.
     """
 
-    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        vendor = cls.__name__.removesuffix("Settings").upper()
+        cls.model_config["env_prefix"] = f"ORDER_DISPATCH_SANDBOX_{vendor}_"
 
     @classmethod
     def build(cls, settings: SimulatorSettings | None = None, /, **overrides: Any) -> Self:
@@ -69,12 +75,16 @@ class VendorSimulator:
 
     It is built from its settings, from keyword overrides of the demo defaults, or both:
     ``SophioSimulator(SophioSettings())`` (the environment), ``SophioSimulator(api_key="k")``.
+    Its settings read as its attributes, secrets revealed (``sim.api_secret``); assigning one
+    changes it for this instance only.
     """
 
     #: The path prefix and the vendor's name in the product (``/sourceorders/...``).
     name: ClassVar[str] = ""
     #: The vendor's settings model.
     settings_class: ClassVar[type[SimulatorSettings]] = SimulatorSettings
+    #: The body of an injected malformed answer: a cut-off answer of the vendor's.
+    malformed: ClassVar[bytes] = b'{"orderId": "soo_12'
 
     def __init__(self, settings: SimulatorSettings | None = None, /, **overrides: Any) -> None:
         self.settings = self.settings_class.build(settings, **overrides)
@@ -83,6 +93,13 @@ class VendorSimulator:
         #: Requests received per path under the prefix (``/oauthserver/oauth2/token``: tokens).
         self.requests_by_path: Counter[str] = Counter()
         self._ids = itertools.count(1)
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or "settings" not in self.__dict__:
+            raise AttributeError(name)
+        value = getattr(self.settings, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
 
     @classmethod
     def from_env(cls) -> Self:
@@ -94,11 +111,12 @@ class VendorSimulator:
         raise NotImplementedError(f"{type(self).__name__} must implement routes")
 
     def reset(self) -> None:
-        """Forget every order and token (``POST /_sandbox/reset``)."""
+        """Forget every order, token and rate-limit window (``POST /_sandbox/reset``)."""
         self.store.clear()
         self.requests = 0
         self.requests_by_path.clear()
         self._ids = itertools.count(1)
+        self._windows.clear()
 
     def expire_tokens(self) -> None:
         """Make every token issued so far invalid (vendors with tokens override this)."""
@@ -110,6 +128,16 @@ class VendorSimulator:
     def next_number(self) -> int:
         """A fresh sequence number for ids."""
         return next(self._ids)
+
+    def count_request(self, key: str, window_s: float) -> tuple[int, float]:
+        """Count a request of ``key`` in its fixed window of ``window_s``, which starts at the
+        key's first request: the requests counted in the window, and when it ends (epoch s)."""
+        now = time.time()
+        start, used = self._windows.get(key, (0.0, 0))
+        if now >= start + window_s:
+            start, used = now, 0
+        self._windows[key] = (start, used + 1)
+        return used + 1, start + window_s
 
     # Failure shapes: overridden so injected failures look like the vendor's own answers.
 
@@ -127,13 +155,11 @@ class VendorSimulator:
 
     def malformed_body(self, content_type: str) -> bytes:
         """The body of an injected malformed answer (the real answer was ``content_type``)."""
-        return b'{"orderId": "soo_12'
+        return self.malformed
 
 
 def status_reason(status: int) -> str:
     """The standard reason phrase of an HTTP status."""
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -160,6 +186,13 @@ def json_path(loc: tuple[int | str, ...]) -> str:
         elif part != "[key]":
             path += f".{part}" if path else part
     return path
+
+
+def model_of(name: str, base: type[BaseModel] = BaseModel, /, **fields: Any) -> type[BaseModel]:
+    """A model of ``fields`` in their order: ``name=type`` (optional, default None) or
+    ``name=(type, default)`` (``...`` for required), for request bodies that are field tables."""
+    defs = {k: v if isinstance(v, tuple) else (v, None) for k, v in fields.items()}
+    return create_model(name, __base__=base, **defs)  # type: ignore[call-overload, no-any-return]
 
 
 def json_response(

@@ -90,17 +90,12 @@ class VendorFaults:
             n = getattr(spec, f"{kind}_next")
             if n is not None:
                 self.counts[kind] = n
-        self.status = spec.status
-        self.retry_after = spec.retry_after
-        self.body = spec.body
-        self.hang_s = spec.hang_s
-        self.error_status = spec.error_status
-        if spec.error_rate is not None:
-            self.error_rate = spec.error_rate
-        if spec.rate_limit_rate is not None:
-            self.rate_limit_rate = spec.rate_limit_rate
-        if spec.latency is not None:
-            self.latency = spec.latency
+        # These are set by every change; the rates and latency only when given.
+        for name in ("status", "retry_after", "body", "hang_s", "error_status"):
+            setattr(self, name, getattr(spec, name))
+        for name in ("error_rate", "rate_limit_rate", "latency"):
+            if getattr(spec, name) is not None:
+                setattr(self, name, getattr(spec, name))
         if spec.outage_s is not None:
             self.outage_until = time.monotonic() + spec.outage_s if spec.outage_s else 0.0
         if spec.seed is not None:

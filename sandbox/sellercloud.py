@@ -76,18 +76,30 @@ import json
 import math
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from types import GenericAlias
+from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+)
 
 from sandbox import aspnet
+from sandbox.aspnet import Required, RequiredObject
 from sandbox.base import (
     SimulatorSettings,
     VendorSimulator,
     json_response,
+    model_of,
     retry_after_header,
     status_reason,
 )
@@ -111,7 +123,11 @@ class _Enum:
         self.members = members
         self.values = set(members.values())
         self.by_name = {k.lower(): v for k, v in members.items()}
-        self.names = {v: k for k, v in members.items()}
+
+    @property
+    def convert(self) -> BeforeValidator:
+        """The field type that binds this enum."""
+        return _convert(self.net_type, self.parse)
 
     def parse(self, value: Any) -> int | None:
         """The member's value, or None when ``value`` is not one."""
@@ -156,54 +172,151 @@ NOTE_CATEGORY = _Enum(
 )
 CANCELED = -1
 
-# A field spec: name -> (kind, required). A kind is a scalar name, an _Enum or a nested spec.
-Spec = dict[str, tuple[Any, bool]]
+def _convert(net_type: str, parse: Callable[[Any], Any], *, null: bool = True) -> BeforeValidator:
+    """A value as Json.NET converts it to ``net_type`` (``parse`` answers None when it cannot:
+    "Error converting value"); null stays null unless ``null`` is False."""
 
-_ADDRESS: Spec = dict.fromkeys(
-    ("Business", "FirstName", "MiddleName", "LastName", "Country", "City", "State", "Region",
-     "ZipCode", "Address", "Address2", "Phone", "Fax"),
-    ("string", False),
+    def convert(value: Any) -> Any:
+        if (value is None and null) or (parsed := parse(value)) is not None:
+            return None if value is None else parsed
+        shown = value if isinstance(value, str) else json.dumps(value)
+        raise aspnet.conversion(f"Error converting value \"{shown}\" to type '{net_type}'.")
+
+    return BeforeValidator(convert)
+
+
+def _date_time(value: Any) -> str | None:
+    try:
+        return value if isinstance(value, str) and datetime.fromisoformat(value.strip()) else None
+    except ValueError:
+        return None
+
+
+def _int32(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and _INT32[0] <= value <= _INT32[1]
+    return value if ok else None
+
+
+def _double(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return value if ok else None
+
+
+_String = Annotated[Any, _convert("System.String", lambda v: v if isinstance(v, str) else None)]
+_Int = Annotated[Any, _convert("System.Int32", _int32)]
+_Number = Annotated[Any, _convert("System.Double", _double)]
+_Bool = Annotated[Any, _convert("System.Boolean", lambda v: v if isinstance(v, bool) else None)]
+_DateTime = Annotated[Any, _convert("System.DateTime", _date_time)]
+
+
+def _object(value: Any, info: ValidationInfo, *, null: bool = True) -> Any:
+    if isinstance(value, dict) or (value is None and null):
+        return value
+    raise aspnet.problem(f"Cannot deserialize the current JSON value into '{info.field_name}'.")
+
+
+def _array(value: Any, info: ValidationInfo) -> Any:
+    if value is None or isinstance(value, list):
+        return value or []
+    path = info.field_name
+    raise aspnet.problem(f"Cannot deserialize the current JSON value into '{path}' (an array).")
+
+
+def _nested(model: type[BaseModel], *check: AfterValidator, required: bool = False) -> Any:
+    """A member holding a ``model`` object (or null), required or not."""
+    nested = Annotated[model | None, BeforeValidator(_object), *check]  # type: ignore[valid-type]
+    return RequiredObject[nested] if required else nested  # type: ignore[misc]
+
+
+def _list_of(model: type[BaseModel]) -> Any:
+    """A member holding an array of ``model`` objects (null: empty)."""
+    item = Annotated[model, BeforeValidator(partial(_object, null=False))]  # type: ignore[valid-type]
+    return (Annotated[GenericAlias(list, item), BeforeValidator(_array)], [])
+
+
+def _context(info: ValidationInfo) -> SellerCloudSimulator:
+    sim: SellerCloudSimulator = (info.context or {})["simulator"]
+    return sim
+
+
+def _known_company(value: int | None, info: ValidationInfo) -> int | None:
+    if value is not None and value not in _context(info).company_ids:
+        raise aspnet.problem(f"Company {value} was not found.")
+    return value
+
+
+def _new_source_id(value: str | None, info: ValidationInfo) -> str | None:
+    sim, company = _context(info), info.data.get("CompanyID")
+    existing = None
+    if value and company is not None and sim.reject_duplicate_source_id:
+        existing = sim._duplicate(company, value)
+    if existing is not None:
+        message = f"Order with OrderSourceOrderID '{value}' already exists: order {existing}."
+        raise aspnet.problem(message)
+    return value
+
+
+def _address(value: Any, info: ValidationInfo) -> Any:
+    return aspnet.required(value, info) if _context(info).require_addresses else value
+
+
+def _quantity(value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise aspnet.problem("The field Qty must be between 1 and 2147483647.")
+    return value
+
+
+_RequiredString = Required[_String]
+_Company = Required[Annotated[_Int, AfterValidator(_known_company)]]
+_Channel = Required[Annotated[Any, CHANNEL.convert]]
+_SourceId = Annotated[_String, AfterValidator(_new_source_id)]
+_Status = RequiredObject[Annotated[Any, ORDER_STATUS.convert]]
+_Qty = Required[Annotated[_Int, AfterValidator(_quantity)]]
+_OrderIds = RequiredObject[Annotated[
+    list[Annotated[Any, _convert("System.Int32", _int32, null=False)]] | None,
+    BeforeValidator(lambda v: v if isinstance(v, list) and v else None),  # [] is no list either
+]]
+_Address = model_of("Address", **dict.fromkeys((
+    "Business", "FirstName", "MiddleName", "LastName", "Country", "City", "State", "Region",
+    "ZipCode", "Address", "Address2", "Phone", "Fax"), _String))
+_Customer = model_of(
+    "CustomerDetails", ID=_Int, Email=_RequiredString, FirstName=_RequiredString,
+    LastName=_RequiredString, Business=_String, IsWholesale=_Bool,
 )
-_CUSTOMER: Spec = {
-    "ID": ("int", False), "Email": ("string", True), "FirstName": ("string", True),
-    "LastName": ("string", True), "Business": ("string", False), "IsWholesale": ("bool", False),
-}
-_ORDER_DETAILS: Spec = {
-    "CompanyID": ("int", True), "MarketingSource": ("int", False),
-    "SalesRepresentative": ("int", False), "TaxExempt": ("bool", False),
-    "GiftOrder": ("bool", False), "Channel": (CHANNEL, True),
-    "OrderSourceOrderID": ("string", False), "DisableInventoryCount": ("bool", False),
-    "OrderDate": ("datetime", False), "EbaySellingManagerSalesRecordNumber": ("string", False),
-}
-_PRODUCT: Spec = {
-    "ProductID": ("string", True), "ReferenceID": ("string", False),
-    "ProductName": ("string", False), "SitePrice": ("number", False),
-    "DiscountValue": ("number", False), "DiscountType": (DISCOUNT_TYPE, False),
-    "Qty": ("int", True), "LineTaxTotal": ("number", False), "FinalValueFee": ("number", False),
-    "Notes": ("string", False),
-}
-_SHIPPING: Spec = {
-    "Carrier": ("string", False), "ShippingMethod": ("string", False),
-    "Weight": ({"Pounds": ("number", False), "Ounces": ("number", False)}, False),
-    "Dimension": (
-        {"Width": ("number", False), "Height": ("number", False), "Length": ("number", False)},
-        False,
-    ),
-    "HandlingFee": ("number", False), "ShippingFee": ("number", False),
-    "InsuranceFee": ("number", False), "LockShippingMethod": ("bool", False),
-    "RushOrder": ("bool", False), "RequirePinToShip": ("bool", False),
-    "OtherCarrier": ("string", False), "OtherMethod": ("string", False),
-    "PromiseDate": ("datetime", False),
-}
-_GIFT: Spec = {
-    "UseGiftWrap": ("bool", False), "GiftMessage": ("string", False),
-    "GiftWrap": ("number", False), "GiftWrapType": ("string", False),
-}
-_NOTE: Spec = {"Category": (NOTE_CATEGORY, False), "Note": ("string", False)}
-_NET_TYPES = {
-    "string": "System.String", "int": "System.Int32", "number": "System.Double",
-    "bool": "System.Boolean", "datetime": "System.DateTime",
-}
+_OrderDetails = model_of(
+    "OrderDetails", CompanyID=_Company, MarketingSource=_Int, SalesRepresentative=_Int,
+    TaxExempt=_Bool, GiftOrder=_Bool, Channel=_Channel, OrderSourceOrderID=_SourceId,
+    DisableInventoryCount=_Bool, OrderDate=_DateTime, EbaySellingManagerSalesRecordNumber=_String,
+)
+_Product = model_of(
+    "Product", ProductID=_RequiredString, ReferenceID=_String, ProductName=_String,
+    SitePrice=_Number, DiscountValue=_Number, DiscountType=Annotated[Any, DISCOUNT_TYPE.convert],
+    Qty=_Qty, LineTaxTotal=_Number, FinalValueFee=_Number, Notes=_String,
+)
+_Shipping = model_of(
+    "ShippingMethodDetails", Carrier=_String, ShippingMethod=_String,
+    Weight=_nested(model_of("Weight", Pounds=_Number, Ounces=_Number)),
+    Dimension=_nested(model_of("Dimension", Width=_Number, Height=_Number, Length=_Number)),
+    HandlingFee=_Number, ShippingFee=_Number, InsuranceFee=_Number, LockShippingMethod=_Bool,
+    RushOrder=_Bool, RequirePinToShip=_Bool, OtherCarrier=_String, OtherMethod=_String,
+    PromiseDate=_DateTime,
+)
+_Gift = model_of(
+    "GiftDetails", UseGiftWrap=_Bool, GiftMessage=_String, GiftWrap=_Number, GiftWrapType=_String
+)
+_Note = model_of("Note", Category=Annotated[Any, NOTE_CATEGORY.convert], Note=_String)
+_AddressPart = (_nested(_Address, AfterValidator(_address)), Field(None, validate_default=True))
+#: The body of ``POST /Orders`` (OrderBaseModel), bound with the simulator as context.
+_Order = model_of(
+    "OrderBaseModel",
+    CustomerDetails=_nested(_Customer, required=True),
+    OrderDetails=_nested(_OrderDetails, required=True),
+    ShippingAddress=_AddressPart, BillingAddress=_AddressPart,
+    ShippingMethodDetails=_nested(_Shipping), GiftDetails=_nested(_Gift),
+    Products=_list_of(_Product), Notes=_list_of(_Note),
+)
+#: The body of ``PUT /Orders/StatusCode``.
+_StatusCodeRequest = model_of("StatusCodeRequest", Orders=_OrderIds, Status=_Status)
 
 
 def _iso(ts: float) -> str:
@@ -215,95 +328,9 @@ def _not_valid_token() -> web.Response:
     return aspnet.message(401, "Not Valid Token", {"WWW-Authenticate": "Bearer"})
 
 
-class _Errors:
-    """ModelState being collected: ``{"model.Path.Field": [messages]}``."""
-
-    def __init__(self, param: str) -> None:
-        self.param = param
-        self.state: dict[str, list[str]] = {}
-
-    def add(self, path: str, message: str) -> None:
-        key = f"{self.param}.{path}" if path else self.param
-        self.state.setdefault(key, []).append(message)
-
-    def conversion(self, value: Any, net_type: str, path: str) -> None:
-        shown = value if isinstance(value, str) else json.dumps(value)
-        self.add(path, f"Error converting value \"{shown}\" to type '{net_type}'. Path '{path}'.")
-
-
-def _field_name(path: str) -> str:
-    return path.rsplit(".", 1)[-1].split("[", 1)[0]
-
-
-def _scalar(kind: Any, value: Any, path: str, errors: _Errors) -> Any:
-    """The value of one field normalized, or None after noting why it is refused."""
-    if isinstance(kind, _Enum):
-        parsed = kind.parse(value)
-        if parsed is None:
-            errors.conversion(value, kind.net_type, path)
-        return parsed
-    if isinstance(kind, dict):
-        return _object(kind, value, path, errors)
-    ok: bool
-    if kind == "string":
-        ok = isinstance(value, str)
-    elif kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        ok = ok and _INT32[0] <= value <= _INT32[1]
-    elif kind == "number":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = ok and math.isfinite(value)
-    elif kind == "bool":
-        ok = isinstance(value, bool)
-    else:  # datetime
-        ok = isinstance(value, str)
-        if ok:
-            try:
-                datetime.fromisoformat(value.strip())
-            except ValueError:
-                ok = False
-    if not ok:
-        errors.conversion(value, _NET_TYPES[kind], path)
-        return None
-    return value
-
-
-def _object(spec: Spec, value: Any, path: str, errors: _Errors) -> dict[str, Any] | None:
-    """A nested object with every field of ``spec`` (missing ones as null)."""
-    if not isinstance(value, dict):
-        errors.add(path, f"Cannot deserialize the current JSON value into '{_field_name(path)}'.")
-        return None
-    out: dict[str, Any] = {}
-    for field, (kind, required) in spec.items():
-        item = value.get(field)
-        sub = f"{path}.{field}"
-        if item is None or (required and isinstance(item, str) and not item.strip()):
-            if required:
-                errors.add(sub, f"The {field} field is required.")
-            out[field] = None
-            continue
-        out[field] = _scalar(kind, item, sub, errors)
-    return out
-
-
-def _array(spec: Spec, value: Any, path: str, errors: _Errors) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        errors.add(path, f"Cannot deserialize the current JSON value into '{path}' (an array).")
-        return []
-    return [
-        item
-        for n, raw in enumerate(value)
-        if (item := _object(spec, raw, f"{path}[{n}]", errors)) is not None
-    ]
-
-
 class SellerCloudSettings(SimulatorSettings):
     """SellerCloud's user, known companies, limits and switches
     (``ORDER_DISPATCH_SANDBOX_SELLERCLOUD_<NAME>``)."""
-
-    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SELLERCLOUD_")
 
     username: str = DEFAULT_USERNAME
     password: SecretStr = SecretStr(DEFAULT_PASSWORD)
@@ -321,18 +348,15 @@ class SellerCloudSimulator(VendorSimulator):
     name = "sellercloud"
     settings_class = SellerCloudSettings
     settings: SellerCloudSettings
+    #: A cut-off answer (not a bare integer, not JSON).
+    malformed = b'{"Items":[{"ID":10000'
+    #: A setting that tests switch on a running simulator.
+    reject_duplicate_source_id: bool
 
     def __init__(self, settings: SellerCloudSettings | None = None, /, **overrides: Any) -> None:
         super().__init__(settings, **overrides)
-        self.username = self.settings.username
-        self.password = self.settings.password.get_secret_value()
-        self.token_ttl_s = self.settings.token_ttl_s
         self.company_ids = {int(c) for c in self.settings.company_ids.split(",") if c.strip()}
-        self.require_addresses = self.settings.require_addresses
-        self.reject_duplicate_source_id = self.settings.reject_duplicate_source_id
-        self.rate_limit_per_hour = self.settings.rate_limit_per_hour
         self._tokens: dict[str, tuple[str, float]] = {}
-        self._windows: dict[str, list[float]] = {}
         self._by_source: dict[str, list[int]] = {}
         #: Tokens issued since the last reset (tests count token fetches with it).
         self.tokens_issued = 0
@@ -357,18 +381,12 @@ class SellerCloudSimulator(VendorSimulator):
         """Count one request of ``user``; the documented rate-limit answer when over."""
         if self.rate_limit_per_hour <= 0:
             return None
-        now = time.time()
-        window = self._windows.get(user)
-        if window is None or now >= window[0] + 3600:
-            self._windows[user] = [now, 1.0]
+        used, ends = self.count_request(user, 3600)
+        if used <= self.rate_limit_per_hour:
             return None
-        window[1] += 1
-        if window[1] > self.rate_limit_per_hour:
-            return json_response(
-                {"Error": "Too many requests.", "RateLimitResetTime": _iso(window[0] + 3600)},
-                status=429,
-            )
-        return None
+        return json_response(
+            {"Error": "Too many requests.", "RateLimitResetTime": _iso(ends)}, status=429
+        )
 
     def _authorize(self, request: web.Request) -> web.Response | None:
         """None when the Bearer token is valid and the user is under the limit."""
@@ -382,9 +400,12 @@ class SellerCloudSimulator(VendorSimulator):
         return self._count(entry[0])
 
     async def _body(
-        self, request: web.Request, param: str, *, form: bool = False
+        self, request: web.Request, param: str, *, form: bool = False, auth: bool = True
     ) -> tuple[Any, web.Response | None]:
-        """The JSON (or form) body, or the .NET answer to one that cannot be read."""
+        """The JSON (or form) body, or the .NET answer to one that cannot be read (or to a
+        request without a valid token, unless ``auth`` is False)."""
+        if auth and (denied := self._authorize(request)) is not None:
+            return None, denied
         if form and request.content_type == _FORM:
             return dict(await request.post()), None
         if request.content_type not in _JSON_TYPES:
@@ -400,18 +421,17 @@ class SellerCloudSimulator(VendorSimulator):
 
     async def token(self, request: web.Request) -> web.Response:
         """``POST /rest/api/token``."""
-        body, problem = await self._body(request, "model", form=True)
+        body, problem = await self._body(request, "model", form=True, auth=False)
         if problem is not None:
             return problem
         if not isinstance(body, dict):
             return aspnet.invalid({"model": ["The model field is required."]})
-        errors = _Errors("model")
-        for field in ("Username", "Password"):
-            value = body.get(field)
-            if not isinstance(value, str) or not value:
-                errors.add(field, f"The {field} field is required.")
-        if errors.state:
-            return aspnet.invalid(errors.state)
+        state = {
+            f"model.{f}": [f"The {f} field is required."]
+            for f in ("Username", "Password") if not isinstance(body.get(f), str) or not body[f]
+        }
+        if state:
+            return aspnet.invalid(state)
         if not (
             secrets.compare_digest(body["Username"].encode(), self.username.encode())
             and secrets.compare_digest(body["Password"].encode(), self.password.encode())
@@ -439,7 +459,6 @@ class SellerCloudSimulator(VendorSimulator):
     def reset(self) -> None:
         """Forget orders, rate-limit windows, the OrderSourceOrderID index and the token count."""
         super().reset()
-        self._windows.clear()
         self._by_source.clear()
         self.tokens_issued = 0
 
@@ -447,45 +466,12 @@ class SellerCloudSimulator(VendorSimulator):
 
     def _validate(self, body: Any) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
         """The normalized order, or the ModelState of everything wrong with it."""
-        errors = _Errors("model")
         if not isinstance(body, dict):
-            errors.add("", "The model field is required.")
-            return None, errors.state
-        out: dict[str, Any] = {}
-        for part, spec, required in (
-            ("CustomerDetails", _CUSTOMER, True),
-            ("OrderDetails", _ORDER_DETAILS, True),
-            ("ShippingAddress", _ADDRESS, self.require_addresses),
-            ("BillingAddress", _ADDRESS, self.require_addresses),
-            ("ShippingMethodDetails", _SHIPPING, False),
-            ("GiftDetails", _GIFT, False),
-        ):
-            if body.get(part) is None:
-                if required:
-                    errors.add(part, f"The {part} field is required.")
-                out[part] = None
-            else:
-                out[part] = _object(spec, body[part], part, errors)
-        out["Products"] = _array(_PRODUCT, body.get("Products"), "Products", errors)
-        out["Notes"] = _array(_NOTE, body.get("Notes"), "Notes", errors)
-        for n, product in enumerate(out["Products"]):
-            if isinstance(product["Qty"], int) and product["Qty"] < 1:
-                errors.add(f"Products[{n}].Qty", "The field Qty must be between 1 and 2147483647.")
-        details = out["OrderDetails"]
-        if details is not None and isinstance(details["CompanyID"], int):
-            if details["CompanyID"] not in self.company_ids:
-                errors.add(
-                    "OrderDetails.CompanyID", f"Company {details['CompanyID']} was not found."
-                )
-            elif self.reject_duplicate_source_id and details["OrderSourceOrderID"]:
-                existing = self._duplicate(details["CompanyID"], details["OrderSourceOrderID"])
-                if existing is not None:
-                    errors.add(
-                        "OrderDetails.OrderSourceOrderID",
-                        f"Order with OrderSourceOrderID '{details['OrderSourceOrderID']}' already "
-                        f"exists: order {existing}.",
-                    )
-        return (None if errors.state else out), errors.state
+            return None, {"model": ["The model field is required."]}
+        try:
+            return _Order.model_validate(body, context={"simulator": self}).model_dump(), {}
+        except ValidationError as exc:
+            return None, aspnet.model_state(exc, "model")
 
     def _duplicate(self, company_id: int, source_id: str) -> int | None:
         for order_id in self._by_source.get(source_id, ()):
@@ -495,8 +481,6 @@ class SellerCloudSimulator(VendorSimulator):
 
     async def create(self, request: web.Request) -> web.Response:
         """``POST /rest/api/Orders``: 200 with the new order ID as a bare integer."""
-        if (denied := self._authorize(request)) is not None:
-            return denied
         body, problem = await self._body(request, "model")
         if problem is not None:
             return problem
@@ -534,32 +518,28 @@ class SellerCloudSimulator(VendorSimulator):
             self._by_source.setdefault(source_id, []).append(order_id)
         return json_response(order_id)
 
-    def _find(self, raw_id: str) -> tuple[dict[str, Any] | None, web.Response | None]:
+    def _find(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The order the path's id names, or the answer refusing the request."""
+        if (denied := self._authorize(request)) is not None:
+            return denied
+        raw_id = request.match_info["id"]
         try:
             order_id = int(raw_id)
         except ValueError:
-            return None, aspnet.invalid({"id": [f"The value '{raw_id}' is not valid for id."]})
+            return aspnet.invalid({"id": [f"The value '{raw_id}' is not valid for id."]})
         order = self.store.get(str(order_id))
-        if order is None:
-            return None, aspnet.message(404, f"Order {order_id} was not found.")
-        return order, None
+        return aspnet.message(404, f"Order {order_id} was not found.") if order is None else order
 
     async def get(self, request: web.Request) -> web.Response:
         """``GET /rest/api/Orders/{id}``: the SingleOrderDataDto-like order."""
-        if (denied := self._authorize(request)) is not None:
-            return denied
-        order, problem = self._find(request.match_info["id"])
-        if order is None:
-            return problem or aspnet.message(404, "Not found")
-        return json_response(order)
+        order = self._find(request)
+        return order if isinstance(order, web.Response) else json_response(order)
 
     async def delete(self, request: web.Request) -> web.Response:
         """``DELETE /rest/api/Orders/{id}``: 200, empty body."""
-        if (denied := self._authorize(request)) is not None:
-            return denied
-        order, problem = self._find(request.match_info["id"])
-        if order is None:
-            return problem or aspnet.message(404, "Not found")
+        order = self._find(request)
+        if isinstance(order, web.Response):
+            return order
         del self.store[str(order["ID"])]
         ids = self._by_source.get(order["OrderDetails"]["OrderSourceOrderId"] or "", [])
         if order["ID"] in ids:
@@ -575,14 +555,15 @@ class SellerCloudSimulator(VendorSimulator):
         for key, value in request.query.items():
             name = key.lower().removeprefix("model.")
             query.setdefault(name, []).append(value)
-        errors = _Errors("model")
+        state: dict[str, list[str]] = {}
 
         def ints(name: str, field: str, enum: _Enum | None = None) -> list[int]:
             out: list[int] = []
             for value in query.get(name, []):
                 parsed = enum.parse(value) if enum else _int(value)
                 if parsed is None:
-                    errors.add(field, f"The value '{value}' is not valid for {field}.")
+                    message = f"The value '{value}' is not valid for {field}."
+                    state.setdefault(f"model.{field}", []).append(message)
                 else:
                     out.append(parsed)
             return out
@@ -592,12 +573,12 @@ class SellerCloudSimulator(VendorSimulator):
         order_ids = set(ints("orderids", "orderIDs"))
         companies = set(ints("companyid", "companyID"))
         statuses = set(ints("orderstatus", "orderStatus", ORDER_STATUS))
-        if not errors.state and not 1 <= size[-1] <= 50:
-            errors.add("pageSize", "The field pageSize must be between 1 and 50.")
-        if not errors.state and page[-1] < 1:
-            errors.add("pageNumber", "The field pageNumber must be at least 1.")
-        if errors.state:
-            return aspnet.invalid(errors.state)
+        if not state and not 1 <= size[-1] <= 50:
+            state["model.pageSize"] = ["The field pageSize must be between 1 and 50."]
+        if not state and page[-1] < 1:
+            state["model.pageNumber"] = ["The field pageNumber must be at least 1."]
+        if state:
+            return aspnet.invalid(state)
         if "ordersourceorderidlist" in query:
             wanted = {
                 oid for s in query["ordersourceorderidlist"] for oid in self._by_source.get(s, ())
@@ -619,30 +600,16 @@ class SellerCloudSimulator(VendorSimulator):
 
     async def status_code(self, request: web.Request) -> web.Response:
         """``PUT /rest/api/Orders/StatusCode``: the ids whose OrderStatus was changed."""
-        if (denied := self._authorize(request)) is not None:
-            return denied
         body, problem = await self._body(request, "request")
         if problem is not None:
             return problem
-        errors = _Errors("request")
         if not isinstance(body, dict):
             return aspnet.invalid({"request": ["The request field is required."]})
-        raw_ids = body.get("Orders")
-        ids: list[int] = []
-        if not isinstance(raw_ids, list) or not raw_ids:
-            errors.add("Orders", "The Orders field is required.")
-        else:
-            for n, raw in enumerate(raw_ids):
-                value = _scalar("int", raw, f"Orders[{n}]", errors)
-                if value is not None:
-                    ids.append(value)
-        status: int | None = None
-        if body.get("Status") is None:
-            errors.add("Status", "The Status field is required.")
-        else:
-            status = _scalar(ORDER_STATUS, body["Status"], "Status", errors)
-        if errors.state or status is None:
-            return aspnet.invalid(errors.state)
+        try:
+            valid = _StatusCodeRequest.model_validate(body).model_dump()
+        except ValidationError as exc:
+            return aspnet.invalid(aspnet.model_state(exc, "request"))
+        ids, status = valid["Orders"], valid["Status"]
         updated = []
         for order_id in ids:
             order = self.store.get(str(order_id))
@@ -697,10 +664,6 @@ class SellerCloudSimulator(VendorSimulator):
             status=429,
             headers=retry_after_header(retry_after),
         )
-
-    def malformed_body(self, content_type: str) -> bytes:
-        """A cut-off answer (not a bare integer, not JSON)."""
-        return b'{"Items":[{"ID":10000'
 
 
 def _int(value: str) -> int | None:

@@ -91,6 +91,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from types import GenericAlias
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
@@ -98,18 +99,17 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
 )
-from pydantic_settings import SettingsConfigDict
 
 from sandbox.base import (
     SimulatorSettings,
     VendorSimulator,
     json_path,
     json_response,
+    model_of,
     read_json,
     retry_after_header,
 )
@@ -120,25 +120,17 @@ DEFAULT_TOKEN_TTL_S = 3600.0
 
 #: OMS status codes and their names (kibocommerce.com/oms-dev/get-started/status-codes/).
 OMS_CODES = {
-    5000: "GENERIC_OK",
-    5001: "GENERIC_UNAVAILABLE",
-    5002: "GENERIC_NOT_FOUND",
-    5003: "GENERIC_BAD_REQUEST",
-    5004: "GENERIC_NOT_AUTHORIZED",
-    5005: "GENERIC_NOT_ALLOWED",
-    5006: "GENERIC_SERVER_ERROR",
-    5010: "MISSING_QUERY_PARAM",
-    5011: "MISSING_REQUEST_DATA",
-    5012: "ID_MISMATCH",
-    5013: "INVALID_ID",
-    5014: "INVALID_QUERY_PARAM",
-    5015: "INVALID_REQUEST_DATA",
-    5016: "UNSUPPORTED_QUERY_PARAM",
-    5017: "NO_VALID_QUERY_PARAMS",
+    5000: "GENERIC_OK", 5001: "GENERIC_UNAVAILABLE", 5002: "GENERIC_NOT_FOUND",
+    5003: "GENERIC_BAD_REQUEST", 5004: "GENERIC_NOT_AUTHORIZED", 5005: "GENERIC_NOT_ALLOWED",
+    5006: "GENERIC_SERVER_ERROR", 5010: "MISSING_QUERY_PARAM", 5011: "MISSING_REQUEST_DATA",
+    5012: "ID_MISMATCH", 5013: "INVALID_ID", 5014: "INVALID_QUERY_PARAM",
+    5015: "INVALID_REQUEST_DATA", 5016: "UNSUPPORTED_QUERY_PARAM", 5017: "NO_VALID_QUERY_PARAMS",
 }
 _CODE_OF_STATUS = {400: 5003, 401: 5004, 403: 5004, 404: 5002, 405: 5005, 500: 5006, 503: 5001}
 
 CREATED_STATUS = "READY"
+#: The members of a placed order that import and create answer with.
+_ANSWERED = ("orderID", "externalOrderID", "manufacturerID", "orderStatus")
 FIRST_ORDER_ID = 100001
 
 #: ISO 4217 currency codes.
@@ -218,130 +210,83 @@ _CustomDataValue = Annotated[str, Field(min_length=1, max_length=1000)]
 _DateTime = Annotated[str, AfterValidator(_date_time)]
 
 
-class _Strict(BaseModel):
+class _Strict(BaseModel, strict=True):
     """JSON values as they are sent; members a model does not list are not checked."""
 
-    model_config = ConfigDict(strict=True)
+
+class _Closed(_Strict, extra="forbid"):
+    """A body whose members are all listed: others are refused."""
 
 
-class _Address(_Strict):
-    addressLine1: Annotated[_AddressLine, Field(min_length=1)]
-    city: _Text
-    postalCode: _Text
-    countryCode: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
-    addressLine2: _AddressLine | None = None
-    addressLine3: _AddressLine | None = None
-    state: str | None = None
+def _strict(name: str, base: type[BaseModel] = _Strict, /, **fields: Any) -> type[BaseModel]:
+    """A strict model of ``fields`` in their order, each required unless given as ``_opt(type)``."""
+    defs = {k: v if isinstance(v, tuple) else (v, ...) for k, v in fields.items()}
+    return model_of(name, base, **defs)
 
 
-class _Customer(_Strict):
-    firstName: _Text
-    lastName: _Text
-    email: Annotated[str, Field(min_length=3, max_length=255, pattern="@")]
+def _opt(annotation: Any) -> tuple[Any, None]:
+    """An optional member, which may be null."""
+    return (annotation | None, None)
 
 
-class _Product(_Strict):
+_Address = _strict(
+    "Address",
+    addressLine1=Annotated[_AddressLine, Field(min_length=1)], city=_Text, postalCode=_Text,
+    countryCode=Annotated[str, Field(pattern=r"^[A-Z]{2}$")], addressLine2=_opt(_AddressLine),
+    addressLine3=_opt(_AddressLine), state=_opt(str),
+)
+_OrderItem = _strict(
+    "OrderItem",
     # "Part Number, Price and Quantity, Name"
-    partNumber: _Text
-    name: _Text
-
-
-class _ItemSpecifics(_Strict):
-    quantity: Annotated[int, Field(ge=1)]
-    actualPrice: _Amount
-    itemTaxOverride: _Amount | None = None
-    shipping: _Amount | None = None
-    shippingTax: _Amount | None = None
-
-
-class _OrderItem(_Strict):
-    product: _Product
-    itemSpecifics: _ItemSpecifics
-
-
-class _ShippingMethod(_Strict):
-    shippingType: _Text
-    shippingClass: str | None = None
-
-
-class _PaymentMethod(_Strict):
-    billingAddress: _Address
-    paymentType: _Text
-
-
-class _Payment(_Strict):
-    paymentMethod: _PaymentMethod
-
-
-class _Gift(_Strict):
-    recipient: str | None = None
-    message: str | None = None
-
-
-class CreateOrder(_Strict):
-    """A createOrder body: importOrder's table without orderStatus, assignedLocation and
-    useInventory; sendEmail optional. Optional members may be null; others are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
+    product=_strict("Product", partNumber=_Text, name=_Text),
+    itemSpecifics=_strict(
+        "ItemSpecifics", quantity=Annotated[int, Field(ge=1)], actualPrice=_Amount,
+        itemTaxOverride=_opt(_Amount), shipping=_opt(_Amount), shippingTax=_opt(_Amount),
+    ),
+)
+_PaymentMethod = _strict("PaymentMethod", billingAddress=_Address, paymentType=_Text)
+_Email = Annotated[str, Field(min_length=3, max_length=255, pattern="@")]
+#: A createOrder body: importOrder's table without orderStatus, assignedLocation and
+#: useInventory; sendEmail optional. Optional members may be null; others are refused.
+CreateOrder = _strict(
+    "CreateOrder",
+    _Closed,
     # importOrder's "Required Parameters" table, in the document's order.
-    externalOrderID: Annotated[str, Field(min_length=1, max_length=100)]
-    manufacturerID: Annotated[int, Field(ge=1)]
-    catalogID: Annotated[int, Field(ge=0)]
-    locale: _Locale
-    currency: Annotated[str, AfterValidator(_currency)]
-    customer: _Customer
-    orderItems: Annotated[list[_OrderItem], Field(min_length=1)]
-    shippingMethod: _ShippingMethod
-    shippingAddress: _Address
-    orderPayments: Annotated[list[_Payment], Field(min_length=1)]
-    customerIP: Annotated[str, AfterValidator(_ipv4)]
-    sendEmail: bool | None = None
+    externalOrderID=Annotated[str, Field(min_length=1, max_length=100)],
+    manufacturerID=Annotated[int, Field(ge=1)], catalogID=Annotated[int, Field(ge=0)],
+    locale=_Locale, currency=Annotated[str, AfterValidator(_currency)],
+    customer=_strict("Customer", firstName=_Text, lastName=_Text, email=_Email),
+    orderItems=Annotated[GenericAlias(list, _OrderItem), Field(min_length=1)],
+    shippingMethod=_strict("ShippingMethod", shippingType=_Text, shippingClass=_opt(str)),
+    shippingAddress=_Address,
+    orderPayments=Annotated[
+        GenericAlias(list, _strict("Payment", paymentMethod=_PaymentMethod)), Field(min_length=1)
+    ],
+    customerIP=Annotated[str, AfterValidator(_ipv4)], sendEmail=_opt(bool),
     # The optional parameters, with the document's bounds.
-    orderID: Annotated[int, Field(ge=1)] | None = None
-    cartID: Annotated[str, Field(max_length=512)] | None = None
-    currencyLocale: _Locale | None = None
-    orderGift: _Gift | None = None
-    shippingTax: _Amount | None = None
-    shippingTaxRate: _Amount | None = None
-    forceItemTaxOverride: bool | None = None
-    orderComment: Annotated[str, Field(max_length=1000)] | None = None
-    optInRetailer: bool | None = None
-    landingCode: Annotated[str, Field(min_length=10, max_length=200)] | None = None
+    orderID=_opt(Annotated[int, Field(ge=1)]), cartID=_opt(Annotated[str, Field(max_length=512)]),
+    currencyLocale=_opt(_Locale),
+    orderGift=_opt(_strict("Gift", recipient=_opt(str), message=_opt(str))),
+    shippingTax=_opt(_Amount), shippingTaxRate=_opt(_Amount), forceItemTaxOverride=_opt(bool),
+    orderComment=_opt(Annotated[str, Field(max_length=1000)]), optInRetailer=_opt(bool),
+    landingCode=_opt(Annotated[str, Field(min_length=10, max_length=200)]),
     # The bounds of the custom-order-data endpoint.
-    customOrderData: dict[_CustomDataName, _CustomDataValue] | None = None
-    fraudData: list[dict[str, Any]] | None = None
-    allowSplit: bool | None = None
-    isTestOrder: bool | None = None
-    expectedDeliveryDate: _DateTime | None = None
-    promotions: list[dict[str, Any]] | None = None
-    discounts: list[dict[str, Any]] | None = None
-    channel: str | None = None
-
-    def problem(self) -> Problem | None:
-        """What the model cannot say: a missing itemTaxOverride under forceItemTaxOverride."""
-        if self.forceItemTaxOverride:
-            # "forceItemTaxOverride ... force the orderItem -> itemSpecifics -> itemTaxOverride to
-            # be required"
-            for n, item in enumerate(self.orderItems):
-                if item.itemSpecifics.itemTaxOverride is None:
-                    path = f"orderItems[{n}].itemSpecifics.itemTaxOverride"
-                    return (5011, path, f"{path} is required when forceItemTaxOverride is true")
-        return None
-
-
-class ImportOrder(CreateOrder):
-    """An importOrder body (Historic Order Import)."""
-
-    sendEmail: bool
+    customOrderData=_opt(dict[_CustomDataName, _CustomDataValue]),
+    fraudData=_opt(list[dict[str, Any]]), allowSplit=_opt(bool), isTestOrder=_opt(bool),
+    expectedDeliveryDate=_opt(_DateTime), promotions=_opt(list[dict[str, Any]]),
+    discounts=_opt(list[dict[str, Any]]), channel=_opt(str),
+)
+#: An importOrder body (Historic Order Import).
+ImportOrder = _strict(
+    "ImportOrder", CreateOrder,
+    sendEmail=bool,
     # "orderStatus enum The status that the order is in at the time of import (SHIPPED, READY, or
     # CANCELLED)."
-    orderStatus: Literal["SHIPPED", "READY", "CANCELLED"]
-    importedCreationDate: _DateTime | None = None
+    orderStatus=Literal["SHIPPED", "READY", "CANCELLED"],
+    importedCreationDate=_opt(_DateTime),
     # The prose says "If the order is imported without a specified orderCreationDate".
-    orderCreationDate: _DateTime | None = None
-    assignedLocation: str | None = None
-    useInventory: bool | None = None
+    orderCreationDate=_opt(_DateTime), assignedLocation=_opt(str), useInventory=_opt(bool),
+)
 
 
 _SHOWN = {
@@ -351,15 +296,27 @@ _SHOWN = {
 }
 
 
-def order_problem(exc: ValidationError) -> Problem:
-    """Shopatron's answer to an invalid order body: the first problem pydantic found, 5011 for
-    a required member missing or null, 5015 for any other, with the path of the field."""
-    error = exc.errors()[0]
-    path = json_path(error["loc"])
-    if error["type"] == "missing" or (error["input"] is None and isinstance(error["loc"][-1], str)):
-        return (5011, path, f"{path} is required")
-    shown = _SHOWN.get(error["type"])
-    return (5015, path, f"{path} {shown}" if shown else f"{path}: {error['msg']}")
+def order_problem(body: dict[str, Any], *, importing: bool) -> Problem | None:
+    """Shopatron's answer to an invalid order body, or None: the first problem pydantic found,
+    5011 for a required member missing or null, 5015 for any other, with the path of the field;
+    then what the model cannot say, a missing itemTaxOverride under forceItemTaxOverride."""
+    try:
+        order = (ImportOrder if importing else CreateOrder).model_validate(body).model_dump()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        path, loc = json_path(error["loc"]), error["loc"]
+        if error["type"] == "missing" or (error["input"] is None and isinstance(loc[-1], str)):
+            return (5011, path, f"{path} is required")
+        shown = _SHOWN.get(error["type"])
+        return (5015, path, f"{path} {shown}" if shown else f"{path}: {error['msg']}")
+    if order["forceItemTaxOverride"]:
+        # "forceItemTaxOverride ... force the orderItem -> itemSpecifics -> itemTaxOverride to be
+        # required"
+        for n, item in enumerate(order["orderItems"]):
+            if item["itemSpecifics"]["itemTaxOverride"] is None:
+                path = f"orderItems[{n}].itemSpecifics.itemTaxOverride"
+                return (5011, path, f"{path} is required when forceItemTaxOverride is true")
+    return None
 
 
 def _comma_list(value: str) -> list[str]:
@@ -381,8 +338,6 @@ class ShopatronSettings(SimulatorSettings):
     """Shopatron's credentials, token lifetime and switches
     (``ORDER_DISPATCH_SANDBOX_SHOPATRON_<NAME>``)."""
 
-    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SHOPATRON_")
-
     api_key: str = DEFAULT_API_KEY
     client_secret: SecretStr = SecretStr(DEFAULT_CLIENT_SECRET)
     token_ttl_s: float = Field(DEFAULT_TOKEN_TTL_S, ge=0)
@@ -396,14 +351,11 @@ class ShopatronSimulator(VendorSimulator):
     name = "shopatron"
     settings_class = ShopatronSettings
     settings: ShopatronSettings
+    #: A cut-off import answer.
+    malformed = b'{"orderID":1000'
 
     def __init__(self, settings: ShopatronSettings | None = None, /, **overrides: Any) -> None:
         super().__init__(settings, **overrides)
-        self.api_key = self.settings.api_key
-        self.client_secret = self.settings.client_secret.get_secret_value()
-        self.token_ttl_s = self.settings.token_ttl_s
-        self.reject_duplicate_external_id = self.settings.reject_duplicate_external_id
-        self.search_by_external_id = self.settings.search_by_external_id
         credentials = f"{self.api_key}:{self.client_secret}".encode()
         self._basic = "Basic " + base64.b64encode(credentials).decode()
         #: token -> monotonic expiry
@@ -462,14 +414,9 @@ class ShopatronSimulator(VendorSimulator):
             self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
         token = secrets.token_urlsafe(24)
         self._tokens[token] = now + self.token_ttl_s
-        return json_response(
-            {
-                "access_token": token,
-                "token_type": "Bearer",
-                "expires_in": max(1, math.ceil(self.token_ttl_s)),
-            },
-            headers={"Cache-Control": "no-store"},
-        )
+        expires_in = max(1, math.ceil(self.token_ttl_s))
+        body = {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}
+        return json_response(body, headers={"Cache-Control": "no-store"})
 
     def _unauthorized(self, request: web.Request) -> web.Response | None:
         key = request.headers.get("API-Key")
@@ -505,13 +452,7 @@ class ShopatronSimulator(VendorSimulator):
             return oms_error(400, 5003, reason)
         if not isinstance(body, dict):
             return oms_error(400, 5003, "body must be a JSON object")
-        try:
-            valid = (ImportOrder if importing else CreateOrder).model_validate(body)
-        except ValidationError as exc:
-            problem: Problem | None = order_problem(exc)
-        else:
-            problem = valid.problem()
-        if problem is not None:
+        if (problem := order_problem(body, importing=importing)) is not None:
             code, path, message = problem
             return oms_error(400, code, message, field=path)
         external = body["externalOrderID"]
@@ -540,14 +481,7 @@ class ShopatronSimulator(VendorSimulator):
         order = {**body, "orderID": order_id, "orderStatus": status, "orderCreationDate": created}
         self.store[str(order_id)] = order
         self._by_external[external] = [*holders, order_id]
-        return json_response(
-            {
-                "orderID": order_id,
-                "externalOrderID": external,
-                "manufacturerID": manufacturer,
-                "orderStatus": status,
-            }
-        )
+        return json_response({k: order[k] for k in _ANSWERED})
 
     async def search(self, request: web.Request) -> web.Response:
         """``GET /api/v2/order/?manufacturerID=&orderStatus=&orderID=1,2&perPage=&page=``."""
@@ -607,10 +541,6 @@ class ShopatronSimulator(VendorSimulator):
         headers = retry_after_header(retry_after if retry_after is not None else 60)
         headers["x-vol-correlation"] = uuid.uuid4().hex
         return oms_error(429, 5001, "Too Many Requests", headers=headers)
-
-    def malformed_body(self, content_type: str) -> bytes:
-        """A cut-off import answer."""
-        return b'{"orderID":1000'
 
 
 def _bearer_error(message: str, error: str) -> web.Response:

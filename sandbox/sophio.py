@@ -78,6 +78,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Annotated, Any, ClassVar, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -93,7 +94,6 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
-from pydantic_settings import SettingsConfigDict
 
 from sandbox import aspnet
 from sandbox.aspnet import Required, RequiredObject, conversion, problem
@@ -101,6 +101,7 @@ from sandbox.base import (
     SimulatorSettings,
     VendorSimulator,
     json_response,
+    model_of,
     read_json,
     retry_after_header,
     status_reason,
@@ -126,7 +127,6 @@ except ZoneInfoNotFoundError:  # no tz database on this machine: PST all year
     _PACIFIC = timezone(timedelta(hours=-8), "PST")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _US_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
-_WINDOW_S = 60.0
 
 _T = TypeVar("_T")
 
@@ -167,35 +167,40 @@ def _string(value: Any) -> str | None:
     raise conversion(f"Unexpected token {_kind(value)} when reading a string.")
 
 
-def _integer(value: Any) -> int | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+def _convert(target: str, parse: Callable[[Any], Any]) -> BeforeValidator:
+    """Json.NET's conversion to ``target``: null and blank strings are null; a value ``parse``
+    refuses (ValueError, TypeError) is "Could not convert ... to <target>."."""
+
+    def convert(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
         try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise conversion(f"Could not convert {_show(value)} to integer.")
+            return parse(value)
+        except (TypeError, ValueError):
+            raise conversion(f"Could not convert {_show(value)} to {target}.") from None
+
+    return BeforeValidator(convert)
 
 
-def _decimal(value: Any) -> float | int | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(value.strip() if isinstance(value, str) else value)
+
+
+def _decimal(value: Any) -> float | int:
+    if isinstance(value, str) and math.isfinite(number := float(value)):
+        return number
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(number):
-                return number
-    raise conversion(f"Could not convert {_show(value)} to decimal.")
+    raise ValueError(value)
+
+
+def _date(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    datetime.fromisoformat(value.strip())
+    return value
 
 
 def _boolean(value: Any) -> bool | None:
@@ -204,19 +209,6 @@ def _boolean(value: Any) -> bool | None:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     raise conversion(f"Could not convert {_show(value)} to boolean.")
-
-
-def _date(value: Any) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, str):
-        try:
-            datetime.fromisoformat(value.strip())
-        except ValueError:
-            pass
-        else:
-            return value
-    raise conversion(f"Could not convert {_show(value)} to DateTime.")
 
 
 def _array(value: Any) -> list[Any] | None:
@@ -258,10 +250,10 @@ def _quantity(value: int | None, info: ValidationInfo) -> int | None:
 
 
 _Str = Annotated[str | None, BeforeValidator(_string)]
-_Int = Annotated[int | None, BeforeValidator(_integer)]
-_Decimal = Annotated[int | float | None, BeforeValidator(_decimal)]
+_Int = Annotated[int | None, _convert("integer", _integer)]
+_Decimal = Annotated[int | float | None, _convert("decimal", _decimal)]
 _Bool = Annotated[bool | None, BeforeValidator(_boolean)]
-_Date = Annotated[str | None, BeforeValidator(_date)]
+_Date = Annotated[str | None, _convert("DateTime", _date)]
 _Country = Annotated[_Str, AfterValidator(_country)]
 _List = Annotated[list[_T] | None, BeforeValidator(_array)]
 
@@ -269,7 +261,7 @@ _List = Annotated[list[_T] | None, BeforeValidator(_array)]
 class _NetModel(BaseModel):
     """A Json.NET-like binding of one .NET type; a member left null takes its default."""
 
-    #: The .NET type's name, as conversion errors show it.
+    #: The .NET type's name (the model's), as conversion errors show it.
     net_type: ClassVar[str]
     #: Member names by their lower case; the members whose default is not null.
     lower_names: ClassVar[dict[str, str]]
@@ -278,6 +270,7 @@ class _NetModel(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
+        cls.net_type = cls.__name__
         fields = cls.model_fields
         cls.lower_names = {name.lower(): name for name in fields}
         cls.defaulted = [
@@ -301,153 +294,96 @@ class _NetModel(BaseModel):
         return self
 
 
-class _Address(_NetModel):
-    """billTo: only the name is required."""
-
-    net_type = "Address"
-    name: Required[_Str] = None
-    company: _Str = None
-    street1: _Str = None
-    street2: _Str = None
-    street3: _Str = None
-    city: _Str = None
-    state: _Str = None
-    postalCode: _Str = None
-    country: _Country = None
-    phone: _Str = None
-    residential: _Bool = None
+_ReqStr = Required[_Str]
+_ReqDate = Required[_Date]
+_ReqDecimal = Required[_Decimal]
+_ReqCountry = Required[_Country]
+_WeightUnits = Required[Annotated[_Str, _one_of(tuple(WEIGHT_UNITS))]]
+_DimensionUnits = Required[Annotated[_Str, _one_of(DIMENSION_UNITS)]]
+_OrderNumber = Required[Annotated[_Str, _max_length(50)]]
+_OrderStatus = Required[Annotated[_Str, _one_of(ORDER_STATUSES)]]
+_Quantity = Required[Annotated[_Int, AfterValidator(_quantity)]]
+_Ints = _List[_Int]
 
 
-class _ShipTo(_Address):
-    street1: Required[_Str] = None
-    city: Required[_Str] = None
-    postalCode: Required[_Str] = None
-    country: Required[_Country] = None
+def _net(name: str, base: type[_NetModel] | None = None, /, **fields: Any) -> type[_NetModel]:
+    """A Json.NET-bound .NET type ``name`` (its ``net_type``) with ``fields`` in their order."""
+    model: type[_NetModel] = model_of(name, base or _NetModel, **fields)  # type: ignore[assignment]
+    return model
 
 
-class _Weight(_NetModel):
-    net_type = "Weight"
-    value: Required[_Decimal] = None
-    units: Required[Annotated[_Str, _one_of(tuple(WEIGHT_UNITS))]] = None
+def _list_of(model: type[_NetModel]) -> Any:
+    return _List[model]  # type: ignore[misc, valid-type]
 
 
-class _Dimensions(_NetModel):
-    net_type = "Dimensions"
-    units: Required[Annotated[_Str, _one_of(DIMENSION_UNITS)]] = None
-    length: _Decimal = None
-    width: _Decimal = None
-    height: _Decimal = None
+def _required(model: type[_NetModel]) -> Any:
+    return (RequiredObject[model | None], None)  # type: ignore[misc, valid-type]
 
 
-class _ItemOption(_NetModel):
-    net_type = "ItemOption"
-    name: _Str = None
-    value: _Str = None
-
-
-class _OrderItem(_NetModel):
-    net_type = "OrderItem"
-    lineItemKey: _Str = None
-    sku: Required[_Str] = None
-    name: _Str = None
-    imageUrl: _Str = None
-    weight: _Weight | None = None
-    quantity: Required[Annotated[_Int, AfterValidator(_quantity)]] = None
-    unitPrice: _Decimal = None
-    taxAmount: _Decimal = None
-    shippingAmount: _Decimal = None
-    warehouseLocation: _Str = None
-    options: _List[_ItemOption] = Field(default_factory=list)
-    productId: _Int = None
-    fulfillmentSku: _Str = None
-    adjustment: _Bool = False
-    upc: _Str = None
-
-
-class _InsuranceOptions(_NetModel):
-    net_type = "InsuranceOptions"
-    provider: _Str = None
-    insureShipment: _Bool = False
-    insuredValue: _Decimal = 0.0
-
-
-class _CustomsItem(_NetModel):
-    net_type = "CustomsItem"
-    customsItemId: _Int = None
-    description: _Str = None
-    quantity: _Int = None
-    value: _Decimal = None
-    harmonizedTariffCode: _Str = None
-    countryOfOrigin: _Country = None
-
-
-class _InternationalOptions(_NetModel):
-    net_type = "InternationalOptions"
-    contents: Annotated[_Str, _one_of(CONTENTS)] = None
-    customsItems: _List[_CustomsItem] = None
-    nonDelivery: Annotated[_Str, _one_of(NON_DELIVERY)] = None
-
-
-class _AdvancedOptions(_NetModel):
-    net_type = "AdvancedOptions"
-    warehouseId: _Int = None
-    nonMachinable: _Bool = False
-    saturdayDelivery: _Bool = False
-    containsAlcohol: _Bool = False
-    mergedOrSplit: _Bool = False
-    mergedIds: _List[_Int] = Field(default_factory=list)
-    parentId: _Int = None
-    storeId: _Int = None
-    customField1: _Str = None
-    customField2: _Str = None
-    customField3: _Str = None
-    source: _Str = None
-    billToParty: Annotated[_Str, _one_of(BILL_TO_PARTIES)] = None
-    billToAccount: _Str = None
-    billToPostalCode: _Str = None
-    billToCountryCode: _Country = None
-    billToMyOtherAccount: _Int = None
-
-
-class _Order(_NetModel):
-    """ShipStation's V1 Order as the request binds it."""
-
-    net_type = "Order"
-    orderNumber: Required[Annotated[_Str, _max_length(50)]] = None
-    orderKey: _Str = None
-    orderDate: Required[_Date] = None
-    paymentDate: _Date = None
-    shipByDate: _Date = None
-    orderStatus: Required[Annotated[_Str, _one_of(ORDER_STATUSES)]] = None
-    customerId: _Int = None
-    customerUsername: _Str = None
-    customerEmail: _Str = None
-    billTo: RequiredObject[_Address | None] = None
-    shipTo: RequiredObject[_ShipTo | None] = None
-    items: _List[_OrderItem] = Field(default_factory=list)
-    amountPaid: _Decimal = None
-    taxAmount: _Decimal = None
-    shippingAmount: _Decimal = None
-    customerNotes: _Str = None
-    internalNotes: _Str = None
-    gift: _Bool = False
-    giftMessage: _Str = None
-    paymentMethod: _Str = None
-    requestedShippingService: _Str = None
-    carrierCode: _Str = None
-    serviceCode: _Str = None
-    packageCode: _Str = None
-    confirmation: Annotated[_Str, _one_of(CONFIRMATIONS)] = "none"
-    shipDate: _Date = None
-    holdUntilDate: _Date = None
-    weight: _Weight | None = None
-    dimensions: _Dimensions | None = None
-    insuranceOptions: _InsuranceOptions | None = Field(default_factory=_InsuranceOptions)
-    internationalOptions: _InternationalOptions | None = Field(
-        default_factory=_InternationalOptions
-    )
-    advancedOptions: _AdvancedOptions | None = Field(default_factory=_AdvancedOptions)
-    tagIds: _List[_Int] = None
+_Address = _net(
+    "Address",
+    name=_ReqStr, company=_Str, street1=_Str, street2=_Str, street3=_Str, city=_Str, state=_Str,
+    postalCode=_Str, country=_Country, phone=_Str, residential=_Bool,
+)
+# shipTo: billTo's type, with more members required
+_ShipTo = _net(
+    "Address", _Address,
+    street1=_ReqStr, city=_ReqStr, postalCode=_ReqStr, country=_ReqCountry,
+)
+_Weight = _net("Weight", value=_ReqDecimal, units=_WeightUnits)
+_Dimensions = _net(
+    "Dimensions", units=_DimensionUnits, length=_Decimal, width=_Decimal, height=_Decimal
+)
+_OrderItem = _net(
+    "OrderItem",
+    lineItemKey=_Str, sku=_ReqStr, name=_Str, imageUrl=_Str, weight=_Weight | None,
+    quantity=_Quantity, unitPrice=_Decimal, taxAmount=_Decimal, shippingAmount=_Decimal,
+    warehouseLocation=_Str,
+    options=(_list_of(_net("ItemOption", name=_Str, value=_Str)), Field(default_factory=list)),
+    productId=_Int, fulfillmentSku=_Str, adjustment=(_Bool, False), upc=_Str,
+)
+_InsuranceOptions = _net(
+    "InsuranceOptions",
+    provider=_Str, insureShipment=(_Bool, False), insuredValue=(_Decimal, 0.0),
+)
+_CustomsItem = _net(
+    "CustomsItem",
+    customsItemId=_Int, description=_Str, quantity=_Int, value=_Decimal,
+    harmonizedTariffCode=_Str, countryOfOrigin=_Country,
+)
+_InternationalOptions = _net(
+    "InternationalOptions",
+    contents=Annotated[_Str, _one_of(CONTENTS)], customsItems=_list_of(_CustomsItem),
+    nonDelivery=Annotated[_Str, _one_of(NON_DELIVERY)],
+)
+_AdvancedOptions = _net(
+    "AdvancedOptions",
+    warehouseId=_Int, nonMachinable=(_Bool, False), saturdayDelivery=(_Bool, False),
+    containsAlcohol=(_Bool, False), mergedOrSplit=(_Bool, False),
+    mergedIds=(_Ints, Field(default_factory=list)), parentId=_Int, storeId=_Int,
+    customField1=_Str, customField2=_Str, customField3=_Str, source=_Str,
+    billToParty=Annotated[_Str, _one_of(BILL_TO_PARTIES)], billToAccount=_Str,
+    billToPostalCode=_Str, billToCountryCode=_Country, billToMyOtherAccount=_Int,
+)
+#: ShipStation's V1 Order as the request binds it.
+_Order = _net(
+    "Order",
+    orderNumber=_OrderNumber, orderKey=_Str, orderDate=_ReqDate, paymentDate=_Date,
+    shipByDate=_Date, orderStatus=_OrderStatus, customerId=_Int, customerUsername=_Str,
+    customerEmail=_Str, billTo=_required(_Address), shipTo=_required(_ShipTo),
+    items=(_list_of(_OrderItem), Field(default_factory=list)), amountPaid=_Decimal,
+    taxAmount=_Decimal, shippingAmount=_Decimal, customerNotes=_Str, internalNotes=_Str,
+    gift=(_Bool, False), giftMessage=_Str, paymentMethod=_Str, requestedShippingService=_Str,
+    carrierCode=_Str, serviceCode=_Str, packageCode=_Str,
+    confirmation=(Annotated[_Str, _one_of(CONFIRMATIONS)], "none"), shipDate=_Date,
+    holdUntilDate=_Date, weight=_Weight | None, dimensions=_Dimensions | None,
+    insuranceOptions=(_InsuranceOptions | None, Field(default_factory=_InsuranceOptions)),
+    internationalOptions=(
+        _InternationalOptions | None, Field(default_factory=_InternationalOptions)
+    ),
+    advancedOptions=(_AdvancedOptions | None, Field(default_factory=_AdvancedOptions)),
+    tagIds=_Ints,
+)
 
 
 def model_state(exc: ValidationError) -> dict[str, list[str]]:
@@ -491,8 +427,6 @@ def _order_total(order: dict[str, Any]) -> float:
 class SophioSettings(SimulatorSettings):
     """Sophio's credentials and switches (``ORDER_DISPATCH_SANDBOX_SOPHIO_<NAME>``)."""
 
-    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SOPHIO_")
-
     api_key: str = DEFAULT_API_KEY
     api_secret: SecretStr = SecretStr(DEFAULT_API_SECRET)
     upsert_by_order_key: bool = True
@@ -505,17 +439,14 @@ class SophioSimulator(VendorSimulator):
     name = "sophio"
     settings_class = SophioSettings
     settings: SophioSettings
+    #: A cut-off order echo.
+    malformed = b'{"orderId":123456,"orderNumber":"2965'
 
     def __init__(self, settings: SophioSettings | None = None, /, **overrides: Any) -> None:
         super().__init__(settings, **overrides)
-        self.api_key = self.settings.api_key
-        self.api_secret = self.settings.api_secret.get_secret_value()
-        self.upsert_by_order_key = self.settings.upsert_by_order_key
-        self.rate_limit_per_minute = self.settings.rate_limit_per_minute
         credentials = f"{self.api_key}:{self.api_secret}".encode()
         self._token = base64.b64encode(credentials).decode().rstrip("=")
         self._by_order_key: dict[str, str] = {}
-        self._windows: dict[str, list[float]] = {}
         self._item_ids = itertools.count(328_070_751)
 
     def routes(self) -> list[web.RouteDef]:
@@ -526,7 +457,6 @@ class SophioSimulator(VendorSimulator):
         """Forget orders, the orderKey index and the rate-limit windows."""
         super().reset()
         self._by_order_key.clear()
-        self._windows.clear()
 
     # Auth and rate limit
 
@@ -543,18 +473,11 @@ class SophioSimulator(VendorSimulator):
         limit = self.rate_limit_per_minute
         if limit <= 0:
             return True, {}
-        now = time.monotonic()
-        window = self._windows.get(api_key)
-        if window is None or now >= window[0]:
-            window = [now + _WINDOW_S, 0.0]
-            self._windows[api_key] = window
-        window[1] += 1
-        used = int(window[1])
-        reset = max(1, math.ceil(window[0] - now))
+        used, ends = self.count_request(api_key, 60)
         headers = {
             "X-Rate-Limit-Limit": str(limit),
             "X-Rate-Limit-Remaining": str(max(0, limit - used)),
-            "X-Rate-Limit-Reset": str(reset),
+            "X-Rate-Limit-Reset": str(max(1, math.ceil(ends - time.time()))),
         }
         return used <= limit, headers
 
@@ -682,7 +605,3 @@ class SophioSimulator(VendorSimulator):
                 "X-Rate-Limit-Reset": headers["Retry-After"],
             })
         return json_response({"message": "Too Many Requests"}, status=429, headers=headers)
-
-    def malformed_body(self, content_type: str) -> bytes:
-        """A cut-off order echo."""
-        return b'{"orderId":123456,"orderNumber":"2965'

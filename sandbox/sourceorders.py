@@ -22,7 +22,6 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import SecretStr
-from pydantic_settings import SettingsConfigDict
 
 from sandbox.base import (
     SimulatorSettings,
@@ -37,18 +36,8 @@ DEFAULT_API_KEY = "sandbox-sourceorders-key"
 
 _SKU = re.compile(r"^sop_[0-9A-Za-z]{1,40}$")
 _ADDRESS_FIELDS = (
-    "city",
-    "company",
-    "country",
-    "email",
-    "firstName",
-    "lastName",
-    "phone",
-    "phoneExt",
-    "postalCode",
-    "stateOrProvince",
-    "street1",
-    "street2",
+    "city", "company", "country", "email", "firstName", "lastName", "phone", "phoneExt",
+    "postalCode", "stateOrProvince", "street1", "street2",
 )
 _REQUIRED_ADDRESS = ("firstName", "lastName", "street1", "city", "postalCode", "country")
 STATUSES = ("RECEIVED", "IN PRODUCTION", "SHIPPED", "CANCELED")
@@ -114,8 +103,6 @@ def _item_problems(items: Any) -> str | None:
 class SourceOrdersSettings(SimulatorSettings):
     """SourceOrders' key and merchant (``ORDER_DISPATCH_SANDBOX_SOURCEORDERS_<NAME>``)."""
 
-    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SOURCEORDERS_")
-
     api_key: SecretStr = SecretStr(DEFAULT_API_KEY)
     merchant_id: str = "som_0123456789"
 
@@ -126,11 +113,6 @@ class SourceOrdersSimulator(VendorSimulator):
     name = "sourceorders"
     settings_class = SourceOrdersSettings
     settings: SourceOrdersSettings
-
-    def __init__(self, settings: SourceOrdersSettings | None = None, /, **overrides: Any) -> None:
-        super().__init__(settings, **overrides)
-        self.api_key = self.settings.api_key.get_secret_value()
-        self.merchant_id = self.settings.merchant_id
 
     def routes(self) -> list[web.RouteDef]:
         """POST/GET/PUT on /v1/orders."""

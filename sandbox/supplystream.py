@@ -87,6 +87,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from types import GenericAlias
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 from xml.etree.ElementTree import Element, ParseError
@@ -96,17 +97,8 @@ from aiohttp import web
 
 # defusedxml ships no type stubs; never parse requests with the bare stdlib parser.
 from defusedxml.ElementTree import fromstring as _parse_xml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
-from pydantic_settings import SettingsConfigDict
 
 from sandbox import aspnet
 from sandbox.base import (
@@ -114,6 +106,7 @@ from sandbox.base import (
     VendorSimulator,
     json_path,
     json_response,
+    model_of,
     retry_after_header,
     status_reason,
 )
@@ -125,12 +118,8 @@ STATUSES = (
     "To Be Picked", "Being Picked", "Pick Complete", "To Dispatch", "Dispatched", "Cancelled"
 )
 REASON_CODES = {
-    "001": "Customer Request",
-    "002": "Order Delayed",
-    "003": "Duplicate",
-    "004": "Item not available",
-    "005": "Cannot ship to address",
-    "006": "Other",
+    "001": "Customer Request", "002": "Order Delayed", "003": "Duplicate",
+    "004": "Item not available", "005": "Cannot ship to address", "006": "Other",
 }
 _NOT_CANCELLABLE = ("To Dispatch", "Dispatched")
 
@@ -317,187 +306,99 @@ def _date(value: Any, xml: bool) -> str | None:
     return "must be an ISO 8601 date"
 
 
-_Text = Annotated[Any, _leaf(_text())]
-_Text20 = Annotated[Any, _leaf(_text(20))]
-_Text50 = Annotated[Any, _leaf(_text(50))]
-_Text100 = Annotated[Any, _leaf(_text(100))]
+_Text, _Text3, _Text20, _Text50, _Text100, _Text150, _Text400, _Text500, _Text4000 = (
+    Annotated[Any, _leaf(_text(n))] for n in (None, 3, 20, 50, 100, 150, 400, 500, 4000)
+)
 _Number = Annotated[Any, _leaf(_number)]
 _Boolean = Annotated[Any, _leaf(_boolean)]
 _Date = Annotated[Any, _leaf(_date)]
 _Count = Annotated[Any, _leaf(_count, required=True)]
 
 
-class _WebSalesOrder(BaseModel):
-    SalesOrderNumber: Annotated[Any, _leaf(_order_number, required=True)]
-    SalesOrderReference: _Text50 = None
-    CourierName: _Text100 = None
-    CourierService: _Text100 = None
-    CourierShopID: _Text50 = None
-    CurrencyCode: Annotated[Any, _leaf(_text(3))] = None
-    GUID: _Text100 = None
-    Notes: Annotated[Any, _leaf(_text(4000))] = None
-    SpecialInstructions: Annotated[Any, _leaf(_text(400))] = None
-    GiftMessage: Annotated[Any, _leaf(_text(500))] = None
-    GiftMessageFrom: _Text100 = None
-    GiftMessageTo: _Text100 = None
-    NotificationMethod: _Text50 = None
-    OrderType: _Text100 = None
-    ShippingTerm: _Text50 = None
-    ShippingTermLocation: _Text50 = None
-    DocumentIdentifier: _Text100 = None
-    NIFNumber: _Text100 = None
-    SalesInvoiceNumber: _Text100 = None
-    LocationType: _Text100 = None
-    DeliveryAddressLocationType: _Text100 = None
-    ShipmentTerms: _Text100 = None
-    UltimateDestination: _Text100 = None
-    CarrierCustomerAccountNo: _Text100 = None
-    PurchaseOrderNumber: _Text = None
-    GroupReference: _Text = None
-    ShippingVAT: _Number = None
-    ShippingExVAT: _Number = None
-    CustomsValueTotal: _Number = None
-    DiscountPriceTotal: _Number = None
-    ShippingTotal: _Number = None
-    TaxTotal: _Number = None
-    SubTotal: _Number = None
-    GiftWrap: _Boolean = None
-    DoNotPushToDC: _Boolean = None
-    OnHold: _Boolean = None
-    SalesOrderDate: _Date = None
-    ScheduledShipDate: _Date = None
-
-
-class _Header(BaseModel):
-    DCCode: _Text100 = None
-
-
-class _Address(BaseModel):
-    City: _Text50 = None
-    County: _Text50 = None
-    CountryCode: _Text20 = None
-    EmailAddress: Annotated[Any, _leaf(_text(150))] = None
-    FirstName: _Text50 = None
-    LastName: _Text50 = None
-    Line1: _Text100 = None
-    Line2: _Text100 = None
-    Line3: _Text100 = None
-    Line4: _Text100 = None
-    PhoneNumber: _Text20 = None
-    PostcodeZip: _Text20 = None
-    Title: _Text20 = None
-    ContactCode: _Text100 = None
-
-
-class _Delivery(_Address):
-    DeliveryContactIDNumber: _Text = None
-
-
-class _RetailCompliance(BaseModel):
-    Gs1Prefix: _Text = None
-    MarkForDcCode: _Text = None
-    MarkForDcName: _Text = None
-    MarkForDcDept: _Text = None
-    MarkForDcLine1: _Text = None
-    MarkForDcLine2: _Text = None
-    MarkForDcLine3: _Text = None
-    MarkForDcLine4: _Text = None
-    MarkForDcCity: _Text = None
-    MarkForDcCountyState: _Text = None
-    MarkForDcPostCodeZip: _Text = None
-    MarkForDcCountryCode: _Text = None
-    SiteId: _Text = None
-    StoreId: _Text = None
-    StoreName: _Text = None
-    ShipToDcCode: _Text = None
-    ShipToDcDeptNo: _Text = None
-    PoDate: _Date = None
-    ShipByDate: _Date = None
-    ShipAfterDate: _Date = None
-    ArriveByDate: _Date = None
-    CancelByDate: _Date = None
-
-
-class _Line(BaseModel):
-    LineNumber: _Count
-    Quantity: _Count
-    ProductCode: _Text100 = None
-    EAN: _Text100 = None
-    CurrencyCode: Annotated[Any, _leaf(_text(3))] = None
-    GUID: _Text100 = None
-    ExternalDocumentNo: _Text100 = None
-    LotNo: _Text100 = None
-    Channel: _Text100 = None
-    CountryCode: _Text100 = None
-    OrderLineMessage: _Text100 = None
-    SecondaryCurrencyCode: _Text = None
-    StyleCode: _Text = None
-    ASNNumber: _Text = None
-    UnitPrice: _Number = None
-    UnitDiscountPrice: _Number = None
-    VAT: _Number = None
-    CustomsValue: _Number = None
-    SecondaryUnitPrice: _Number = None
-    SecondaryVAT: _Number = None
+_WebSalesOrder = model_of(
+    "WebSalesOrder",
+    SalesOrderNumber=(Annotated[Any, _leaf(_order_number, required=True)], ...),
+    SalesOrderReference=_Text50, CourierName=_Text100, CourierService=_Text100,
+    CourierShopID=_Text50, CurrencyCode=_Text3, GUID=_Text100, Notes=_Text4000,
+    SpecialInstructions=_Text400, GiftMessage=_Text500, GiftMessageFrom=_Text100,
+    GiftMessageTo=_Text100, NotificationMethod=_Text50, OrderType=_Text100, ShippingTerm=_Text50,
+    ShippingTermLocation=_Text50, DocumentIdentifier=_Text100, NIFNumber=_Text100,
+    SalesInvoiceNumber=_Text100, LocationType=_Text100, DeliveryAddressLocationType=_Text100,
+    ShipmentTerms=_Text100, UltimateDestination=_Text100, CarrierCustomerAccountNo=_Text100,
+    PurchaseOrderNumber=_Text, GroupReference=_Text, ShippingVAT=_Number,
+    ShippingExVAT=_Number, CustomsValueTotal=_Number, DiscountPriceTotal=_Number,
+    ShippingTotal=_Number, TaxTotal=_Number, SubTotal=_Number, GiftWrap=_Boolean,
+    DoNotPushToDC=_Boolean, OnHold=_Boolean, SalesOrderDate=_Date, ScheduledShipDate=_Date,
+)
+_Address = model_of(
+    "Address",
+    City=_Text50, County=_Text50, CountryCode=_Text20, EmailAddress=_Text150, FirstName=_Text50,
+    LastName=_Text50, Line1=_Text100, Line2=_Text100, Line3=_Text100, Line4=_Text100,
+    PhoneNumber=_Text20, PostcodeZip=_Text20, Title=_Text20, ContactCode=_Text100,
+)
+_RETAIL_TEXT = (
+    "Gs1Prefix", "MarkForDcCode", "MarkForDcName", "MarkForDcDept", "MarkForDcLine1",
+    "MarkForDcLine2", "MarkForDcLine3", "MarkForDcLine4", "MarkForDcCity", "MarkForDcCountyState",
+    "MarkForDcPostCodeZip", "MarkForDcCountryCode", "SiteId", "StoreId", "StoreName",
+    "ShipToDcCode", "ShipToDcDeptNo",
+)
+_RETAIL_DATES = ("PoDate", "ShipByDate", "ShipAfterDate", "ArriveByDate", "CancelByDate")
+_Line = model_of(
+    "SalesOrderLineItem",
+    LineNumber=(_Count, ...), Quantity=(_Count, ...), ProductCode=_Text100, EAN=_Text100,
+    CurrencyCode=_Text3, GUID=_Text100, ExternalDocumentNo=_Text100, LotNo=_Text100,
+    Channel=_Text100, CountryCode=_Text100, OrderLineMessage=_Text100,
+    SecondaryCurrencyCode=_Text, StyleCode=_Text, ASNNumber=_Text, UnitPrice=_Number,
+    UnitDiscountPrice=_Number, VAT=_Number, CustomsValue=_Number, SecondaryUnitPrice=_Number,
+    SecondaryVAT=_Number,
+)
 
 
 def _lines(value: Any) -> Any:
-    if not isinstance(value, list) or not value:
-        raise PydanticCustomError(
-            "supplystream", "{problem}", {"problem": "must contain at least one line item"}
-        )
-    return value
+    if isinstance(value, list) and value:
+        return value
+    raise PydanticCustomError("supplystream", "must contain at least one line item")
 
 
-class _Lines(BaseModel):
-    SalesOrderLineItem: Annotated[list[_Line], BeforeValidator(_lines)] = Field(
-        None, validate_default=True
-    )
-
-
-class _Tax(BaseModel):
-    Type: _Text = None
-    Value: _Text = None
-
-
-class WebSubmit(BaseModel):
-    """A v4 websubmit body (the XML ``<Request>`` as the JSON it stands for)."""
-
-    WebSalesOrder: _WebSalesOrder
-    SalesOrderHeader: _Header | None = None
-    DeliveryDetails: _Delivery | None = None
-    BillingDetails: _Address | None = None
-    RetailCompliance: _RetailCompliance | None = None
-    List: _Lines
-    TaxItems: list[_Tax] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _objects_to_check(cls, body: dict[str, Any]) -> dict[str, Any]:
-        # Without a WebSalesOrder object there is no SalesOrderNumber, without a List no line.
-        missing = [k for k in ("WebSalesOrder", "List") if not isinstance(body.get(k), dict)]
-        return {**body, **{key: {} for key in missing}}
+_Lines = GenericAlias(list, _Line)
+_Taxes = GenericAlias(list, model_of("TaxItem", Type=_Text, Value=_Text))
+_Retail = {**dict.fromkeys(_RETAIL_TEXT, _Text), **dict.fromkeys(_RETAIL_DATES, _Date)}
+#: A v4 websubmit body (the XML ``<Request>`` as the JSON it stands for).
+WebSubmit = model_of(
+    "WebSubmit",
+    WebSalesOrder=(_WebSalesOrder, ...),
+    SalesOrderHeader=model_of("SalesOrderHeader", DCCode=_Text100) | None,
+    DeliveryDetails=model_of("DeliveryDetails", _Address, DeliveryContactIDNumber=_Text) | None,
+    BillingDetails=_Address | None,
+    RetailCompliance=model_of("RetailCompliance", **_Retail) | None,
+    List=(model_of("List", SalesOrderLineItem=(
+        Annotated[_Lines, BeforeValidator(_lines)], Field(None, validate_default=True)
+    )), ...),
+    TaxItems=_Taxes | None,
+)
 
 
 _SHOWN = {
-    "missing": "is required",
-    "model_type": "must be an object",
-    "list_type": "must be an array",
+    "missing": "is required", "model_type": "must be an object", "list_type": "must be an array"
 }
 
 
-def websubmit_problem(exc: ValidationError) -> str:
-    """SupplyStream's failure message for an invalid websubmit body: the first problem, with its
-    path (``"Error. WebSalesOrder.Notes is longer than 4000 characters."``)."""
-    error = exc.errors()[0]
-    return f"Error. {json_path(error['loc'])} {_SHOWN.get(error['type'], error['msg'])}."
+def websubmit_problem(body: dict[str, Any], *, xml: bool) -> str | None:
+    """SupplyStream's failure message for an invalid websubmit body, or None: the first problem,
+    with its path (``"Error. WebSalesOrder.Notes is longer than 4000 characters."``)."""
+    # Without a WebSalesOrder object there is no SalesOrderNumber, without a List no line.
+    empty = [k for k in ("WebSalesOrder", "List") if not isinstance(body.get(k), dict)]
+    try:
+        WebSubmit.model_validate({**body, **{k: {} for k in empty}}, context={"xml": xml})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        return f"Error. {json_path(error['loc'])} {_SHOWN.get(error['type'], error['msg'])}."
+    return None
 
 
 class SupplyStreamSettings(SimulatorSettings):
     """SupplyStream's key, known DCs and switches
     (``ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_<NAME>``)."""
-
-    model_config = SettingsConfigDict(env_prefix="ORDER_DISPATCH_SANDBOX_SUPPLYSTREAM_")
 
     api_key: SecretStr = SecretStr(DEFAULT_API_KEY)
     #: Comma-separated DC codes that map (``DC1,DC2``).
@@ -518,11 +419,8 @@ class SupplyStreamSimulator(VendorSimulator):
 
     def __init__(self, settings: SupplyStreamSettings | None = None, /, **overrides: Any) -> None:
         super().__init__(settings, **overrides)
-        self.api_key = self.settings.api_key.get_secret_value()
         codes = self.settings.dc_codes.split(",")
         self.dc_codes = frozenset(c.strip() for c in codes if c.strip())
-        self.reject_duplicate_order_number = self.settings.reject_duplicate_order_number
-        self.wrap_json_failures = self.settings.wrap_json_failures
         self._by_number: dict[str, list[str]] = {}
 
     def routes(self) -> list[web.RouteDef]:
@@ -560,24 +458,18 @@ class SupplyStreamSimulator(VendorSimulator):
         v1: bool = False,
     ) -> web.Response:
         """A 200 answer: ``CallStatus`` and ``extra``, in JSON (maybe wrapped) or XML."""
-        extra = extra if extra is not None else {}
+        extra, code = extra or {}, 0 if success else 100
         if fmt == "xml":
-            parts = [
-                f"<Response><CallStatus><Success>{'true' if success else 'false'}</Success>"
-                f"<Code>{0 if success else 100}</Code>"
-                + (f"<Message>{escape(message)}</Message>" if message or not v1 else "<Message/>")
-                + "</CallStatus>"
-            ]
-            for key, value in extra.items():
-                parts.append(f"<{key} />" if value is None else f"<{key}>{escape(value)}</{key}>")
-            parts.append("</Response>")
-            return web.Response(
-                text="".join(parts), content_type="application/xml", charset="utf-8"
+            said = f"<Message>{escape(message)}</Message>" if message or not v1 else "<Message/>"
+            call = f"<Success>{str(success).lower()}</Success><Code>{code}</Code>{said}"
+            rest = "".join(
+                f"<{k} />" if v is None else f"<{k}>{escape(v)}</{k}>" for k, v in extra.items()
             )
+            text = f"<Response><CallStatus>{call}</CallStatus>{rest}</Response>"
+            return web.Response(text=text, content_type="application/xml", charset="utf-8")
         # v1 JSON is converted from XML, so an empty <Message/> shows as {} (NOTES.md §4.3).
         shown: Any = message if message or not v1 else {}
-        call = {"Success": success, "Code": 0 if success else 100, "Message": shown}
-        body: dict[str, Any] = {"CallStatus": call, **extra}
+        body = {"CallStatus": {"Success": success, "Code": code, "Message": shown}, **extra}
         return json_response({"Response": body} if wrapped or v1 else body)
 
     def _failure(self, fmt: Fmt, message: str, *, documented_wrapped: bool = False) -> web.Response:
@@ -587,10 +479,8 @@ class SupplyStreamSimulator(VendorSimulator):
         return self._answer(fmt, message, success=False, extra={"GUID": None})
 
     def _key_ok(self, request: web.Request) -> bool:
-        key = request.query.get("api_key")
-        if key is None:
-            key = request.query.get("token")
-        return key == self.api_key
+        key = request.query.get("api_key", request.query.get("token"))
+        return bool(key == self.api_key)
 
     # Handlers.
 
@@ -607,10 +497,8 @@ class SupplyStreamSimulator(VendorSimulator):
         body, problem = _parse(raw, in_fmt)
         if body is None:
             return self._failure(out, problem or "", documented_wrapped=True)
-        try:
-            WebSubmit.model_validate(body, context={"xml": in_fmt == "xml"})
-        except ValidationError as exc:
-            return self._failure(out, websubmit_problem(exc))
+        if (problem := websubmit_problem(body, xml=in_fmt == "xml")) is not None:
+            return self._failure(out, problem)
         header = body.get("SalesOrderHeader") or {}
         dc = str(header.get("DCCode") or "").strip()
         if dc not in self.dc_codes:
