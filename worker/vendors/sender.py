@@ -5,7 +5,8 @@ network. Everything here runs on the worker process's event loop (:mod:`worker.r
 
 Tokens: one cache per worker process, keyed by (vendor, account), shared by every concurrent
 task. When many tasks need a token at the same moment it is fetched once; it is refreshed
-before it expires; after a 401/403 it is dropped, fetched again, and the request resent once.
+before it expires; after a 401/403 it is dropped, fetched again and the request resent (at most
+twice, for a token revoked while it was being fetched).
 A token fetch that fails is classified like any other failure of a request that never carried
 the order: connection problems and 5xx retry, a refusal of the credentials is an auth failure.
 It never makes an order ``in_doubt``.
@@ -40,6 +41,8 @@ from worker.vendors.base import (
 
 log = get_logger("worker.vendors")
 
+#: Sends of one request at most when the vendor keeps refusing tokens (the first and resends).
+MAX_TOKEN_SENDS = 3
 #: A token is refreshed when less than this share of its life, or this many seconds, is left.
 REFRESH_SHARE = 0.1
 REFRESH_MIN_S = 30.0
@@ -57,6 +60,17 @@ class TokenFailure(Exception):
 class _CachedToken:
     token: Token
     refresh_at: float  # monotonic
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A token as a task holds it: its value, which fetch it came from, and whether this task's
+    own call fetched it."""
+
+    value: str
+    generation: int
+    fetched_here: bool
 
 
 class TokenCache:
@@ -67,17 +81,17 @@ class TokenCache:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.fetches = 0
 
-    async def get(self, vendor: Vendor, fetch: Callable[[Vendor], Awaitable[Token]]) -> str:
+    async def get(self, vendor: Vendor, fetch: Callable[[Vendor], Awaitable[Token]]) -> Held:
         """A valid token for ``vendor``'s account, fetching it if there is none or it is old."""
         key = (vendor.name, vendor.account_name)
         cached = self._tokens.get(key)
         if cached is not None and time.monotonic() < cached.refresh_at:
-            return cached.token.value
+            return Held(cached.token.value, cached.generation, False)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             cached = self._tokens.get(key)
             if cached is not None and time.monotonic() < cached.refresh_at:
-                return cached.token.value
+                return Held(cached.token.value, cached.generation, False)
             token = await fetch(vendor)
             redact.register([token.value])
             self.fetches += 1
@@ -87,14 +101,14 @@ class TokenCache:
                 if life is None
                 else max(0.0, life - max(REFRESH_MIN_S, life * REFRESH_SHARE))
             )
-            self._tokens[key] = _CachedToken(token, time.monotonic() + refresh_in)
-            return token.value
+            self._tokens[key] = _CachedToken(token, time.monotonic() + refresh_in, self.fetches)
+            return Held(token.value, self.fetches, True)
 
-    def invalidate(self, vendor: Vendor, value: str) -> None:
-        """Drop ``value`` if it is still the cached token (a 401 says it stopped working)."""
+    def invalidate(self, vendor: Vendor, held: Held) -> None:
+        """Drop ``held`` if it is still the cached token (a 401 says it stopped working)."""
         key = (vendor.name, vendor.account_name)
         cached = self._tokens.get(key)
-        if cached is not None and cached.token.value == value:
+        if cached is not None and cached.generation == held.generation:
             del self._tokens[key]
 
 
@@ -155,14 +169,21 @@ class Sender:
     async def _send_authorized(self, vendor: Vendor, request: VendorRequest) -> VendorResponse:
         if not vendor.uses_tokens:
             return await self._send(vendor, vendor.authorize(request, None))
-        token = await self.tokens.get(vendor, self._fetch_token)
-        response = await self._send(vendor, vendor.authorize(request, token))
-        if response.status in (401, 403):
-            # The token may have been revoked or expired early: fetch a new one, resend once.
-            log.info("vendor refused the token; fetching a new one", http_status=response.status)
-            self.tokens.invalidate(vendor, token)
-            token = await self.tokens.get(vendor, self._fetch_token)
-            response = await self._send(vendor, vendor.authorize(request, token))
+        held = await self.tokens.get(vendor, self._fetch_token)
+        response = await self._send(vendor, vendor.authorize(request, held.value))
+        renewed = False
+        for _ in range(MAX_TOKEN_SENDS - 1):
+            if response.status not in (401, 403) or renewed:
+                # A token this call fetched after a refusal, refused too: the refusal is real.
+                return response
+            # The token may have been revoked or expired early: drop it and resend with a new
+            # one. A token that another task fetched meanwhile may itself be already revoked
+            # (revocation racing a fetch); then this call fetches one of its own.
+            log.info("vendor refused the token; using a new one", http_status=response.status)
+            self.tokens.invalidate(vendor, held)
+            held = await self.tokens.get(vendor, self._fetch_token)
+            renewed = held.fetched_here
+            response = await self._send(vendor, vendor.authorize(request, held.value))
         return response
 
     async def _fetch_token(self, vendor: Vendor) -> Token:
