@@ -4,9 +4,10 @@ Why each choice (see ARCHITECTURE.md and ANCHORS.md section C):
 - JSON only: no pickle from a shared Redis.
 - Late acks and a prefetch multiplier of 1: a job is acknowledged after it ran, and a worker
   holds no more than it is running, so a killed worker leaves its jobs for another.
-- Not acking a task that raised: the pipeline turns every expected failure into a result event,
-  so an exception here means Redis or the worker itself failed; the job stays unacked and is
-  redelivered after the visibility timeout instead of being lost.
+- Nothing received is dropped: the transport (``worker.broker``) quarantines what it cannot
+  read and puts back what it popped when Redis failed; the consumer (``worker.consumer``)
+  quarantines what it cannot route; the task quarantines what cannot run and waits out a Redis
+  outage. Each setting below says its part.
 - Visibility timeout above the task time limit plus the longest retry wait (checked by
   Settings), so a waiting or running task is never redelivered while it is still alive.
 - One queue per vendor (``od.<vendor>``) so a slow vendor cannot starve the others.
@@ -15,12 +16,23 @@ Why each choice (see ARCHITECTURE.md and ANCHORS.md section C):
 
 from __future__ import annotations
 
+import ssl
+
 from order_dispatch.keys import queue_for
 from order_dispatch.settings import get_settings
 
 _settings = get_settings()
 
 broker_url = _settings.redis_url
+# kombu's Redis transport, except that a message it cannot read goes to the quarantine and one
+# it popped while Redis failed goes back to its queue (kombu 5.7 loses both and stops).
+broker_transport = "worker.broker:Transport"
+if broker_url.startswith("rediss://"):
+    # kombu turns TLS on from the URL scheme only when it picks the transport itself.
+    broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+# Quarantines what Celery would log whole and delete (unknown task, bad envelope), and
+# refuses a Redis without append-only persistence at every connection.
+worker_consumer = "worker.consumer:Consumer"
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None
 broker_transport_options = {
@@ -39,12 +51,23 @@ result_serializer = "json"
 accept_content = ["json"]
 event_serializer = "json"
 
+# Ack after the job ran: a worker killed mid-job leaves its message unacked for another.
 task_acks_late = True
+# A task that raised is rejected without requeue (Celery 5.7, late acks). The task raises only
+# for a defect outside its own handling, and the transport quarantines what is rejected without
+# requeue; acking would delete it silently.
 task_acks_on_failure = False
+# A time limit that fires requeues the message (the next delivery reconciles the attempt).
 task_acks_on_timeout = False
+# A pool process that dies mid-job requeues its message (prefork; threads cannot die alone).
 task_reject_on_worker_lost = True
+# The worker holds no more messages than it runs, so a killed worker strands few.
 worker_prefetch_multiplier = 1
-worker_cancel_long_running_tasks_on_connection_loss = True
+# On a lost broker connection, running jobs go on: the thread pool cannot cancel them anyway,
+# and their result is recorded once Redis is back (the pipeline waits for it), then acked.
+worker_cancel_long_running_tasks_on_connection_loss = False
+# A cold shutdown (SIGQUIT) waits this long for running jobs; the product's own watchdog
+# (shutdown_timeout_s) bounds every requested stop, warm or cold.
 worker_soft_shutdown_timeout = 10.0
 
 task_time_limit = _settings.task_time_limit_s

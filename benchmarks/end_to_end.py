@@ -81,6 +81,8 @@ def pipeline(
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "ORDER_DISPATCH_REDIS_URL": redis_url,
            "ORDER_DISPATCH_KEY_PREFIX": prefix, "ORDER_DISPATCH_LOG_LEVEL": "WARNING",
+           # The benchmark's embedded Redis keeps nothing on disk.
+           "ORDER_DISPATCH_ALLOW_NON_PERSISTENT_REDIS": "true",
            "ORDER_DISPATCH_ACCOUNTS": json.dumps({"sourceorders": {"default": {
                "base_url": base_url, "credentials": {"api_key": DEFAULT_API_KEY}}}})}
     worker = subprocess.Popen(

@@ -164,7 +164,8 @@ def run_demo(timeout: float = 90.0) -> int:
         if redis_url:
             click.echo(f"Redis: {redis_url} (REDIS_URL)")
         else:
-            server = stack.enter_context(EmbeddedRedis())
+            # With append-only persistence, as the worker requires of a Redis.
+            server = stack.enter_context(EmbeddedRedis(appendonly=True))
             redis_url = server.url
             click.echo(f"Redis: embedded redis-server on port {server.port}")
         sandbox = stack.enter_context(BackgroundSandbox())

@@ -44,3 +44,9 @@ class Keys:
     def dead_letters(self) -> str:
         """Hash: job id -> job document of dead-lettered and in-doubt jobs, for replay."""
         return f"{self.prefix}:dead"
+
+    @property
+    def quarantine(self) -> str:
+        """Stream: messages the workers could not decode or run, each with its raw bytes and
+        the reason."""
+        return f"{self.prefix}:quarantine"

@@ -89,6 +89,17 @@ class Settings(BaseSettings):
         30.0, ge=1, description="How long an attempt's lease outlives its vendor call's deadline."
     )
     worker_concurrency: int = Field(32, ge=1)
+    shutdown_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long a stopping worker (SIGTERM) lets its running jobs finish; past "
+        "it, they go back to the queue and the worker exits.",
+    )
+    allow_non_persistent_redis: bool = Field(
+        False,
+        description="Let the worker start on a Redis without append-only persistence (tests, "
+        "demos): a restart of such a Redis loses every queued job.",
+    )
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     http: HttpSettings = Field(default_factory=HttpSettings)
     accounts: dict[str, dict[str, VendorAccount]] = Field(default_factory=dict)

@@ -34,6 +34,7 @@ from order_dispatch.keys import Keys
 from order_dispatch.logs import get_logger
 from order_dispatch.settings import Settings
 from worker.ledger import JobLedger, LedgerEntry, LedgerState
+from worker.outage import ride_out
 from worker.outcomes import Outcome, OutcomeKind
 from worker.retry import Decision, decide
 from worker.runtime import EventLoopThread
@@ -292,7 +293,14 @@ class Pipeline:
             vendor_response=redact.text(outcome.body) if outcome.body is not None else None,
             reconciled=reconciled or None,
         )
-        written = self.ledger.record(job, event)
+        # Once the vendor answered, the answer is kept through a Redis outage: tried again until
+        # Redis takes it, never dropped (a lost accepted order would come back in doubt).
+        written = ride_out(
+            lambda: self.ledger.record(job, event),
+            what="record the outcome",
+            status=status.value,
+            vendor_order_id=event.vendor_order_id,
+        )
         log.info(
             "job event" if written else "run already ended; event not written",
             status=status.value,

@@ -97,6 +97,8 @@ def worker_env_factory(redis_url: str, sandbox: BackgroundSandbox) -> Callable[.
             "ORDER_DISPATCH_RETRY__MAX_DELAY_S": "0.5",
             "ORDER_DISPATCH_RETRY__MAX_ATTEMPTS": "5",
             "ORDER_DISPATCH_HTTP__READ_TIMEOUT_S": "5",
+            # The session's redis-server keeps nothing on disk.
+            "ORDER_DISPATCH_ALLOW_NON_PERSISTENT_REDIS": "true",
             "PYTHONPATH": str(ROOT),
         }
         return worker_env(redis_url, prefix, sandbox, **{**settings, **overrides})

@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from click.testing import CliRunner
 
 from cli.main import main
 
 
-def run_worker(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str]:
+def run_worker(
+    monkeypatch: pytest.MonkeyPatch, *args: str, celery_status: int | None = 0
+) -> tuple[list[str], int]:
+    """The argv given to Celery, and the command's exit status when Celery returns
+    ``celery_status``."""
     from worker.app import app
 
     captured: list[list[str]] = []
-    monkeypatch.setattr(app, "worker_main", lambda argv: captured.append(argv))
+
+    def start(argv: list[str]) -> int | None:
+        captured.append(argv)
+        return celery_status
+
+    monkeypatch.setattr(app, "start", start)
     result = CliRunner().invoke(main, ["worker", *args])
-    assert result.exit_code == 0, result.output
-    return captured[0]
+    return captured[0], result.exit_code
 
 
 def test_defaults_are_threads_every_vendor_queue_and_events(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    argv = run_worker(monkeypatch)
+    argv, status = run_worker(monkeypatch)
 
+    assert status == 0
     assert argv[0] == "worker"
     assert argv[argv.index("--pool") + 1] == "threads"
     assert argv[argv.index("--concurrency") + 1] == "32"
@@ -33,10 +44,36 @@ def test_defaults_are_threads_every_vendor_queue_and_events(
 def test_extra_arguments_go_through_to_celery(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORDER_DISPATCH_KEY_PREFIX", "shop1")
 
-    argv = run_worker(
+    argv, status = run_worker(
         monkeypatch, "--vendors", "sourceorders", "-c", "64", "--hostname", "so@%h", "-O", "fair"
     )
 
     assert argv[argv.index("--queues") + 1] == "shop1.sourceorders"
     assert argv[argv.index("--concurrency") + 1] == "64"
     assert argv[-4:] == ["--hostname", "so@%h", "-O", "fair"]
+    assert status == 0
+
+
+@pytest.mark.parametrize(("celery_status", "expected"), [(1, 1), (78, 78), (None, 1)])
+def test_celery_exit_status_reaches_the_shell(
+    monkeypatch: pytest.MonkeyPatch, celery_status: int | None, expected: int
+) -> None:
+    _, status = run_worker(monkeypatch, celery_status=celery_status)
+
+    assert status == expected
+
+
+def test_a_requested_stop_exits_zero_whatever_celery_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker import shutdown
+
+    monkeypatch.setattr(shutdown, "requested", _set_event())
+
+    _, status = run_worker(monkeypatch, celery_status=1)  # Celery's status after SIGINT
+
+    assert status == 0
+
+
+def _set_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
