@@ -13,13 +13,15 @@ Two more rules on messages kombu already holds:
 
 - a message rejected without requeue (Celery does that to a late-ack task that raised, with
   ``task_acks_on_failure=False``) goes to the quarantine instead of away;
-- a requeue that Redis refuses (out of memory, down) leaves the message where it is, unacked in
-  Redis, and logs it: the transport brings it back after the visibility timeout.
+- an ack or a requeue that Redis refuses (out of memory, down) is tried again until Redis takes
+  it (kombu lets the error stop the worker); if a stop comes first, the message stays unacked in
+  Redis and the transport brings it back after the visibility timeout.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from queue import Empty
 from typing import Any
 
@@ -31,6 +33,7 @@ from order_dispatch.logs import get_logger
 from order_dispatch.settings import get_settings
 from worker.outage import is_outage, ride_out
 from worker.quarantine import Quarantine, envelope
+from worker.shutdown import requested
 
 log = get_logger("worker.broker")
 
@@ -60,21 +63,18 @@ class QoS(kombu_redis.QoS):
         super().append(message, delivery_tag)
         self.noted += 1
 
+    def ack(self, delivery_tag: str) -> None:
+        """Forget the message; through a Redis outage (a full Redis refuses even the removal,
+        inside a transaction), tried again until Redis takes it or a stop is requested."""
+        self._through_outage(lambda: super(QoS, self).ack(delivery_tag), "ack a message")
+
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         """Requeue the message, or quarantine it: a rejected message is never dropped."""
         channel: Channel = self.channel  # type: ignore[assignment]
         if requeue:
-            try:
-                super().reject(delivery_tag, requeue=True)
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                # The requeue is one transaction: refused, it left the message unacked in Redis.
-                log.warning(
-                    "could not requeue a message while Redis is out; it stays unacked and "
-                    "comes back after the visibility timeout",
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+            self._through_outage(
+                lambda: super(QoS, self).reject(delivery_tag, requeue=True), "requeue a message"
+            )
             return
         message = self._delivered.get(delivery_tag) if self._delivered is not None else None
         if message is not None:
@@ -88,6 +88,19 @@ class QoS(kombu_redis.QoS):
                 task_id=headers.get("id"),
             )
         super().reject(delivery_tag, requeue=False)
+
+    def _through_outage(self, call: Callable[[], None], what: str) -> None:
+        try:
+            ride_out(call, what=what, stop=requested)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # Both are one transaction: refused, it left the message unacked in Redis.
+            log.warning(
+                f"could not {what} while Redis is out; it stays unacked and comes back after "
+                "the visibility timeout",
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
 
 class Channel(kombu_redis.Channel):

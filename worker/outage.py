@@ -34,6 +34,9 @@ log = get_logger("worker.outage")
 
 # Replies redis-py has no class for, that a healthy Redis does not give.
 _OUTAGE_REPLIES = ("MISCONF ", "BUSY ")
+# The same errors met by a command inside a Lua script come back inside the script's error
+# ("Error running script ...: @user_script:7: -OOM command not allowed ...").
+_OUTAGE_IN_SCRIPT = ("-OOM ", "-MISCONF ", "-READONLY ", "-LOADING ", "-BUSY ", "-MASTERDOWN ")
 
 #: Longest pause between two tries while Redis is out.
 BACKOFF_CAP_S = 2.0
@@ -52,7 +55,10 @@ def is_outage(exc: BaseException) -> bool:
         return True  # BusyLoadingError (LOADING) is a ConnectionError too
     if isinstance(exc, OutOfMemoryError | ReadOnlyError | TryAgainError | ClusterDownError):
         return True
-    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_OUTAGE_REPLIES)
+    if not isinstance(exc, redis.ResponseError):
+        return False
+    text = str(exc)
+    return text.startswith(_OUTAGE_REPLIES) or any(code in text for code in _OUTAGE_IN_SCRIPT)
 
 
 def ride_out(

@@ -40,6 +40,8 @@ class QuarantinedMessage:
     entry_id: str
     raw: bytes
     """The message as it arrived."""
+    encoding: str
+    """How the stream holds ``raw``: ``utf-8`` text, or ``base64``."""
     queue: str
     at: datetime
     reason: str
@@ -144,6 +146,7 @@ def _entry(entry_id: Any, fields: Any) -> QuarantinedMessage:
     return QuarantinedMessage(
         entry_id=_text(entry_id),
         raw=decode_raw(f["raw"], f.get("encoding", "utf-8")),
+        encoding=f.get("encoding", "utf-8"),
         queue=f["queue"],
         at=datetime.fromisoformat(f["at"]),
         reason=f["reason"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ import httpx
 import pytest
 import redis
 
+from cli.embedded_redis import EmbeddedRedis
 from order_dispatch.keys import DISPATCH_TASK, Keys
 from producers.enqueue import Producer
 from producers.message import task_message
@@ -106,8 +108,7 @@ def test_an_unreadable_message_is_quarantined_raw(
 
     assert reason in entry.reason
     assert entry.queue == Keys(prefix).queue("sourceorders")
-    stored = redis_client.xrange(Keys(prefix).quarantine, entry.entry_id, entry.entry_id)
-    assert stored[0][1][b"encoding"] == encoding.encode()
+    assert entry.encoding == encoding
     _still_serves(poison_worker, redis_client, prefix, sandbox_admin)
 
 
@@ -185,3 +186,59 @@ def test_a_job_whose_ledger_has_the_wrong_type_is_quarantined(
     assert entry.reason.startswith("the job failed: ResponseError")
     assert json.loads(entry.raw)["headers"]["task"] == DISPATCH_TASK
     _still_serves(poison_worker, redis_client, prefix, sandbox_admin)
+
+
+def test_redis_out_of_memory_for_a_while_loses_and_quarantines_nothing(
+    worker_env_factory: Callable[..., dict[str, str]], sandbox_admin: httpx.Client
+) -> None:
+    prefix = f"odm-{uuid.uuid4().hex[:6]}"
+    sandbox_admin.post("/_sandbox/faults/sourceorders", json={"latency": {"ms": 100}})
+    with EmbeddedRedis() as server:  # our own: the test fills its memory
+        client = redis.Redis.from_url(server.url)
+        keys, events = Keys(prefix), Events(client, Keys(prefix))
+        jobs = []
+        for i in range(60):
+            job = order_job(f"{prefix}-{i:03d}")
+            job["order"]["ship_to"]["company"] = f"{prefix}-{i:03d}"
+            jobs.append(job)
+        ids = [r.job_id for r in Producer(client, key_prefix=prefix).enqueue_many(jobs)]
+        worker = WorkerProcess(
+            worker_env_factory(prefix, ORDER_DISPATCH_REDIS_URL=server.url), concurrency=8
+        )
+        try:
+            _wait(lambda: len(events.wait_terminal(ids, timeout=0)) >= 5, 30)
+            client.config_set("maxmemory", 1)  # every write that may grow memory is refused
+            time.sleep(3)
+            during = len(events.wait_terminal(ids, timeout=0))
+            client.config_set("maxmemory", 0)
+            done = events.wait_terminal(ids, timeout=60)
+            output = worker.output()
+            assert worker.proc.poll() is None, output[-3000:]
+        finally:
+            worker.close()
+        terminal = Counter(e.job_id for e in events.all() if e.terminal)
+        quarantined = Quarantine(client, keys).entries()
+        client.close()
+
+    assert "OOM" in output, "Redis was never out of memory while the worker ran"
+    assert during < len(ids), "every job ended before Redis ran out of memory"
+    assert set(done) == set(ids), f"lost: {set(ids) - set(done)}"
+    assert all(terminal[i] == 1 for i in ids), terminal
+    assert {e.status for e in done.values()} == {"accepted"}
+    assert quarantined == []
+    copies = Counter(
+        o["shippingAddress"]["company"]
+        for o in sandbox_admin.get("/_sandbox/orders", params={"vendor": "sourceorders"}).json()[
+            "orders"
+        ]
+        if o["shippingAddress"]["company"].startswith(prefix)
+    )
+    assert len(copies) == 60 and max(copies.values()) == 1, copies
+
+
+def _wait(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
