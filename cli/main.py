@@ -181,8 +181,9 @@ def worker(vendors: str | None, concurrency: int | None, celery_args: tuple[str,
         settings.log_level,
         *celery_args,
     ]
-    # app.worker_main would throw Celery's exit status away; app.start returns it.
-    sys.exit(exit_status(app.start(argv)))
+    # app.start (and worker_main) return None whatever the worker's exit status was.
+    app.start(argv)
+    sys.exit(exit_status())
 
 
 @main.command()

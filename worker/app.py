@@ -47,6 +47,12 @@ def _worker_init(**_: Any) -> None:
     runtime.start(settings)
 
 
+@signals.worker_shutdown.connect
+def _worker_stopped(sender: Any = None, **_: Any) -> None:
+    """Keep Celery's exit status: ``app.start`` returns None whatever it was."""
+    shutdown.note_exit(getattr(sender, "exitcode", None))
+
+
 @signals.worker_shutting_down.connect
 def _worker_shutting_down(**_: Any) -> None:
     """A stop was requested (SIGTERM, SIGINT, SIGQUIT): bound the wait for running jobs."""

@@ -31,6 +31,7 @@ requested = threading.Event()
 
 _lock = threading.Lock()
 _watchdog: threading.Timer | None = None
+_celery_status: int | None = None
 
 
 def request_stop(timeout_s: float) -> None:
@@ -45,11 +46,18 @@ def request_stop(timeout_s: float) -> None:
             _watchdog.start()
 
 
-def exit_status(celery_status: int | None) -> int:
-    """The worker process's exit status, from Celery's (None when Celery gave none)."""
+def note_exit(celery_status: int | None) -> None:
+    """Keep the exit status Celery chose for its worker (the ``worker_shutdown`` signal's)."""
+    global _celery_status
+    _celery_status = celery_status
+
+
+def exit_status() -> int:
+    """The worker process's exit status: 0 after a requested stop, else Celery's (1 when the
+    worker ended without one)."""
     if requested.is_set():
         return 0
-    return 1 if celery_status is None else celery_status
+    return 1 if _celery_status is None else _celery_status
 
 
 def _hand_back(timeout_s: float) -> None:

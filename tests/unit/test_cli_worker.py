@@ -15,13 +15,14 @@ def run_worker(
 ) -> tuple[list[str], int]:
     """The argv given to Celery, and the command's exit status when Celery returns
     ``celery_status``."""
+    from worker import shutdown
     from worker.app import app
 
     captured: list[list[str]] = []
 
-    def start(argv: list[str]) -> int | None:
+    def start(argv: list[str]) -> None:
         captured.append(argv)
-        return celery_status
+        shutdown.note_exit(celery_status)  # as the worker_shutdown signal does
 
     monkeypatch.setattr(app, "start", start)
     result = CliRunner().invoke(main, ["worker", *args])
