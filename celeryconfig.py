@@ -66,9 +66,9 @@ worker_prefetch_multiplier = 1
 # On a lost broker connection, running jobs go on: the thread pool cannot cancel them anyway,
 # and their result is recorded once Redis is back (the pipeline waits for it), then acked.
 worker_cancel_long_running_tasks_on_connection_loss = False
-# A cold shutdown (SIGQUIT) waits this long for running jobs; the product's own watchdog
-# (shutdown_timeout_s) bounds every requested stop, warm or cold.
-worker_soft_shutdown_timeout = 10.0
+# No worker_soft_shutdown_timeout: Celery's cold shutdown (which it bounds) tries to kill running
+# jobs, and stops a thread pool with an error. worker.shutdown bounds a warm stop (SIGTERM) by
+# shutdown_timeout_s and makes SIGQUIT hand the running jobs back to the queue at once.
 
 task_time_limit = _settings.task_time_limit_s
 task_soft_time_limit = max(1, _settings.task_time_limit_s - 30)

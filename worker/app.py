@@ -53,10 +53,18 @@ def _worker_stopped(sender: Any = None, **_: Any) -> None:
     shutdown.note_exit(getattr(sender, "exitcode", None))
 
 
+@signals.worker_ready.connect
+def _worker_ready(**_: Any) -> None:
+    """Celery has set its signal handlers: SIGQUIT becomes the product's cold stop."""
+    shutdown.take_over_cold_stop()
+
+
 @signals.worker_shutting_down.connect
 def _worker_shutting_down(**_: Any) -> None:
-    """A stop was requested (SIGTERM, SIGINT, SIGQUIT): bound the wait for running jobs."""
+    """A stop was requested (SIGTERM, SIGINT): bound the wait for running jobs; a second
+    Ctrl+C or a SIGQUIT now stops at once."""
     shutdown.request_stop(get_settings().shutdown_timeout_s)
+    shutdown.take_over_cold_stop()
 
 
 @signals.worker_process_init.connect

@@ -6,6 +6,9 @@ watchdog gives the running jobs ``shutdown_timeout_s``; past it, their messages 
 queue and the process exits. A job cut off this way is an interrupted attempt: its next
 delivery finds it in flight and reconciles (or ends ``in_doubt``), as after a killed worker.
 
+A cold stop (SIGQUIT, or a second Ctrl+C) hands the running jobs back at once: Celery's own cold
+shutdown tries to kill them, which a thread pool cannot do.
+
 The exit status: 0 after a requested stop (SIGTERM, SIGINT, SIGQUIT), Celery's own status when
 the worker stopped by itself (1 after an unrecoverable error), and :data:`EX_CONFIG` when it
 refused to start or to go on (a Redis that does not persist, wrong account settings). A
@@ -17,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from order_dispatch.logs import get_logger
@@ -31,19 +35,43 @@ requested = threading.Event()
 
 _lock = threading.Lock()
 _watchdog: threading.Timer | None = None
+_deadline = 0.0
 _celery_status: int | None = None
 
 
 def request_stop(timeout_s: float) -> None:
-    """Note that a stop was requested, and hand the running jobs back after ``timeout_s``."""
-    global _watchdog
+    """Note that a stop was requested, and hand the running jobs back after ``timeout_s`` (or
+    sooner, if an earlier request said so)."""
+    global _watchdog, _deadline
     requested.set()
+    deadline = time.monotonic() + timeout_s
     with _lock:
-        if _watchdog is None:
-            _watchdog = threading.Timer(timeout_s, _hand_back, args=(timeout_s,))
-            _watchdog.name = "shutdown-watchdog"
-            _watchdog.daemon = True
-            _watchdog.start()
+        if _watchdog is not None and deadline >= _deadline:
+            return
+        if _watchdog is not None:
+            _watchdog.cancel()
+        _deadline = deadline
+        _watchdog = threading.Timer(timeout_s, _hand_back, args=(timeout_s,))
+        _watchdog.name = "shutdown-watchdog"
+        _watchdog.daemon = True
+        _watchdog.start()
+
+
+def stop_now(*_: Any) -> None:
+    """A cold stop (SIGQUIT, or Ctrl+C once a stop began): hand the running jobs back to the
+    queue at once and end the process."""
+    request_stop(0)
+
+
+def take_over_cold_stop() -> None:
+    """Make SIGQUIT (and SIGINT once a stop began) call :func:`stop_now`. Celery's cold
+    shutdown would try to kill the running jobs, which a thread pool cannot: the worker then
+    stops on ``NotImplementedError``, with exit status 1."""
+    from celery import platforms
+
+    platforms.signals["SIGQUIT"] = stop_now
+    if requested.is_set():
+        platforms.signals["SIGINT"] = stop_now
 
 
 def note_exit(celery_status: int | None) -> None:

@@ -53,7 +53,9 @@ def persistent_redis() -> Iterator[EmbeddedRedis]:
         yield server
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT], ids=["SIGTERM", "SIGINT", "SIGQUIT"]
+)
 def test_a_requested_stop_exits_zero(
     sig: int, worker_env_factory: Callable[..., dict[str, str]]
 ) -> None:
@@ -171,7 +173,14 @@ def test_sigterm_lets_running_jobs_finish_within_the_bound(
     assert {e.status for e in done.values()} == {"accepted"} and len(done) == 4
 
 
-def test_sigterm_past_the_bound_hands_running_jobs_back(
+@pytest.mark.parametrize(
+    ("sig", "bound_s"),
+    [(signal.SIGTERM, 2.0), (signal.SIGQUIT, 0.0)],
+    ids=["SIGTERM-past-the-bound", "SIGQUIT-at-once"],
+)
+def test_a_stop_hands_running_jobs_back_past_its_bound(
+    sig: int,
+    bound_s: float,
     redis_client: redis.Redis,
     worker_env_factory: Callable[..., dict[str, str]],
     sandbox_admin: httpx.Client,
@@ -180,7 +189,7 @@ def test_sigterm_past_the_bound_hands_running_jobs_back(
     keys, events = Keys(prefix), Events(redis_client, Keys(prefix))
     env = worker_env_factory(
         prefix,
-        ORDER_DISPATCH_SHUTDOWN_TIMEOUT_S="2",
+        ORDER_DISPATCH_SHUTDOWN_TIMEOUT_S="2",  # SIGQUIT does not wait at all
         ORDER_DISPATCH_HTTP__READ_TIMEOUT_S="30",
         ORDER_DISPATCH_HTTP__DEADLINE_S="4",
         ORDER_DISPATCH_LEASE_MARGIN_S="1",
@@ -194,14 +203,14 @@ def test_sigterm_past_the_bound_hands_running_jobs_back(
     _wait(lambda: _requests_seen(sandbox_admin) >= 4, 20)
 
     started = time.monotonic()
-    status = first.stop(signal.SIGTERM)
+    status = first.stop(sig)
     took = time.monotonic() - started
     back = redis_client.llen(keys.queue("sourceorders"))
     log = first.output()
     first.close()
 
     assert status == 0, log[-2000:]
-    assert 2 <= took < 9, f"stopped after {took:.1f} s with a 2 s bound and 10 s jobs"
+    assert bound_s <= took < bound_s + 7, f"stopped after {took:.1f} s; bound {bound_s} s"
     assert back == 4, f"{back} of 4 messages back in the queue"
     assert "go back to the queue" in log
 
