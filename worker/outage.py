@@ -46,6 +46,15 @@ BACKOFF_BASE_S = 0.05
 _LOG_EVERY_S = 5.0
 
 
+class _CappedBackoff(EqualJitterBackoff):
+    """redis-py's equal-jitter backoff, whose ``2 ** failures`` overflows a float after about
+    a thousand failures (half an hour of outage at the cap)."""
+
+    def compute(self, failures: int) -> float:
+        """The pause after ``failures`` failures."""
+        return super().compute(min(failures, 32))
+
+
 def is_outage(exc: BaseException) -> bool:
     """True when ``exc`` says Redis is out (down, restarting, out of memory, read-only...),
     not that the call itself is wrong."""
@@ -95,7 +104,7 @@ def ride_out(
             )
 
     retry = Retry(
-        EqualJitterBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S),
+        _CappedBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S),
         retries=-1,
         supported_errors=(redis.RedisError, socket.timeout),
     )
