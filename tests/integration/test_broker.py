@@ -61,7 +61,7 @@ def test_a_message_rejected_without_requeue_is_quarantined_not_dropped(
     assert entry.task_id == "t-1" and entry.task == DISPATCH_TASK
     assert entry.reason.startswith("rejected by the worker without requeue")
     assert entry.queue == Keys(prefix).queue("sourceorders")
-    assert redis_client.hget("unacked", message.delivery_tag) is None
+    assert redis_client.hget("unacked", str(message.delivery_tag)) is None
 
 
 def test_a_requeue_refused_by_a_full_redis_waits_until_redis_takes_it(prefix: str) -> None:
@@ -76,5 +76,5 @@ def test_a_requeue_refused_by_a_full_redis_waits_until_redis_takes_it(prefix: st
 
             assert time.monotonic() - started >= 0.9, "the requeue did not meet a full Redis"
             assert client.llen(Keys(prefix).queue("sourceorders")) == 1
-            assert client.hget("unacked", message.delivery_tag) is None
+            assert client.hget("unacked", str(message.delivery_tag)) is None
         client.close()
