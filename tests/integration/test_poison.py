@@ -22,7 +22,15 @@ from cli.embedded_redis import EmbeddedRedis
 from order_dispatch.keys import DISPATCH_TASK, Keys
 from producers.enqueue import Producer
 from producers.message import task_message
-from tests.integration.conftest import Events, WorkerProcess, order_job, unique
+from tests.integration.conftest import (
+    Events,
+    WorkerProcess,
+    order_job,
+    tagged_jobs,
+    unique,
+    vendor_copies,
+    wait_until,
+)
 from worker.quarantine import Quarantine, QuarantinedMessage
 
 pytestmark = pytest.mark.integration
@@ -196,17 +204,13 @@ def test_redis_out_of_memory_for_a_while_loses_and_quarantines_nothing(
     with EmbeddedRedis() as server:  # our own: the test fills its memory
         client = redis.Redis.from_url(server.url)
         keys, events = Keys(prefix), Events(client, Keys(prefix))
-        jobs = []
-        for i in range(60):
-            job = order_job(f"{prefix}-{i:03d}")
-            job["order"]["ship_to"]["company"] = f"{prefix}-{i:03d}"
-            jobs.append(job)
-        ids = [r.job_id for r in Producer(client, key_prefix=prefix).enqueue_many(jobs)]
+        receipts = Producer(client, key_prefix=prefix).enqueue_many(tagged_jobs(prefix, 60))
+        ids = [r.job_id for r in receipts]
         worker = WorkerProcess(
             worker_env_factory(prefix, ORDER_DISPATCH_REDIS_URL=server.url), concurrency=8
         )
         try:
-            _wait(lambda: len(events.wait_terminal(ids, timeout=0)) >= 5, 30)
+            wait_until(lambda: len(events.wait_terminal(ids, timeout=0)) >= 5, 30)
             client.config_set("maxmemory", 1)  # every write that may grow memory is refused
             time.sleep(3)
             during = len(events.wait_terminal(ids, timeout=0))
@@ -226,19 +230,5 @@ def test_redis_out_of_memory_for_a_while_loses_and_quarantines_nothing(
     assert all(terminal[i] == 1 for i in ids), terminal
     assert {e.status for e in done.values()} == {"accepted"}
     assert quarantined == []
-    copies = Counter(
-        o["shippingAddress"]["company"]
-        for o in sandbox_admin.get("/_sandbox/orders", params={"vendor": "sourceorders"}).json()[
-            "orders"
-        ]
-        if o["shippingAddress"]["company"].startswith(prefix)
-    )
+    copies = vendor_copies(sandbox_admin, prefix)
     assert len(copies) == 60 and max(copies.values()) == 1, copies
-
-
-def _wait(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)

@@ -18,7 +18,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +27,14 @@ from cli.embedded_redis import find_redis_server
 from order_dispatch.keys import Keys
 from producers.enqueue import Producer
 from sandbox.runner import free_port
-from tests.integration.conftest import Events, WorkerProcess, order_job
+from tests.integration.conftest import (
+    QUICK_RECOVERY,
+    Events,
+    WorkerProcess,
+    tagged_jobs,
+    vendor_copies,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -88,24 +94,6 @@ def own_redis() -> Iterator[PersistentRedis]:
         server.stop(signal.SIGKILL)
 
 
-def _jobs(prefix: str) -> list[dict[str, Any]]:
-    jobs = []
-    for i in range(ORDERS):
-        job = order_job(f"{prefix}-{i:03d}")
-        # SourceOrders keeps no reference of ours; the company field carries it for the count.
-        job["order"]["ship_to"]["company"] = f"{prefix}-{i:03d}"
-        jobs.append(job)
-    return jobs
-
-
-def _wait(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_redis_restart_mid_run_loses_and_duplicates_nothing(
     sig: int,
@@ -120,24 +108,19 @@ def test_a_redis_restart_mid_run_loses_and_duplicates_nothing(
         prefix,
         ORDER_DISPATCH_REDIS_URL=own_redis.url,
         ORDER_DISPATCH_ALLOW_NON_PERSISTENT_REDIS="false",
-        # Short enough for a message left unacked by the outage to come back within the test.
-        ORDER_DISPATCH_VISIBILITY_TIMEOUT_S="10",
-        ORDER_DISPATCH_TASK_TIME_LIMIT_S="5",
-        ORDER_DISPATCH_HTTP__DEADLINE_S="4",
-        ORDER_DISPATCH_LEASE_MARGIN_S="2",
-        ORDER_DISPATCH_RETRY__RETRY_AFTER_CAP_S="2",
-        ORDER_DISPATCH_RESTORE_INTERVAL_S="1",
-        ORDER_DISPATCH_RESTORE_THROTTLE="1",
+        # A message left unacked by the outage comes back within the test.
+        **QUICK_RECOVERY,
     )
     sandbox_admin.post("/_sandbox/faults/sourceorders", json={"latency": {"ms": 400}})
-    ids = [r.job_id for r in Producer(client, key_prefix=prefix).enqueue_many(_jobs(prefix))]
+    receipts = Producer(client, key_prefix=prefix).enqueue_many(tagged_jobs(prefix, ORDERS))
+    ids = [r.job_id for r in receipts]
     worker = WorkerProcess(env, concurrency=32)
     try:
-        _wait(lambda: len(events.wait_terminal(ids, timeout=0)) >= 40, 60)
+        wait_until(lambda: len(events.wait_terminal(ids, timeout=0)) >= 40, 60)
         client.close()
         stopped = time.monotonic()
         own_redis.stop(sig)
-        before_restart = _vendor_copies(sandbox_admin, prefix)
+        before_restart = vendor_copies(sandbox_admin, prefix)
         time.sleep(1.5)  # workers meet the outage: refused connections, failed writes
         own_redis.start()
         downtime = time.monotonic() - stopped
@@ -151,7 +134,7 @@ def test_a_redis_restart_mid_run_loses_and_duplicates_nothing(
         worker.close()
     terminal = Counter(e.job_id for e in events.all() if e.terminal)
     statuses = Counter(e.status.value for e in done.values())
-    copies = _vendor_copies(sandbox_admin, prefix)
+    copies = vendor_copies(sandbox_admin, prefix)
     client.close()
     print(
         f"\nRedis {signal.Signals(sig).name}: {ORDERS} orders, {sum(before_restart.values())} "
@@ -170,12 +153,3 @@ def test_a_redis_restart_mid_run_loses_and_duplicates_nothing(
     # (the order never left): SourceOrders cannot be asked, so the job ends in doubt. Rare.
     assert set(statuses) <= {"accepted", "in_doubt"}, statuses
     assert statuses["in_doubt"] <= 2, statuses
-
-
-def _vendor_copies(admin: httpx.Client, prefix: str) -> Counter[str]:
-    orders = admin.get("/_sandbox/orders", params={"vendor": "sourceorders"}).json()["orders"]
-    return Counter(
-        o["shippingAddress"]["company"]
-        for o in orders
-        if str(o["shippingAddress"].get("company", "")).startswith(prefix)
-    )

@@ -24,7 +24,7 @@ from cli.demo import worker_command
 from cli.embedded_redis import EmbeddedRedis
 from order_dispatch.keys import Keys
 from producers.enqueue import Producer
-from tests.integration.conftest import ROOT, Events, WorkerProcess, order_job
+from tests.integration.conftest import ROOT, Events, WorkerProcess, order_job, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +51,18 @@ def _exit_of(env: dict[str, str], timeout: float = 60) -> tuple[int, str]:
 def persistent_redis() -> Iterator[EmbeddedRedis]:
     with EmbeddedRedis(appendonly=True) as server:
         yield server
+
+
+@pytest.fixture
+def persistent_env(
+    persistent_redis: EmbeddedRedis, worker_env_factory: Callable[..., dict[str, str]]
+) -> dict[str, str]:
+    """A worker's environment on ``persistent_redis``, without the allowance."""
+    return worker_env_factory(
+        f"ode-{uuid.uuid4().hex[:6]}",
+        ORDER_DISPATCH_REDIS_URL=persistent_redis.url,
+        ORDER_DISPATCH_ALLOW_NON_PERSISTENT_REDIS="false",
+    )
 
 
 @pytest.mark.parametrize(
@@ -80,16 +92,8 @@ def test_a_redis_without_persistence_is_refused(
     assert "ready." not in log
 
 
-def test_a_persistent_redis_is_served_without_the_allowance(
-    persistent_redis: EmbeddedRedis, worker_env_factory: Callable[..., dict[str, str]]
-) -> None:
-    env = worker_env_factory(
-        f"ode-{uuid.uuid4().hex[:6]}",
-        ORDER_DISPATCH_REDIS_URL=persistent_redis.url,
-        ORDER_DISPATCH_ALLOW_NON_PERSISTENT_REDIS="false",
-    )
-
-    worker = WorkerProcess(env, concurrency=2)
+def test_a_persistent_redis_is_served_without_the_allowance(persistent_env: dict[str, str]) -> None:
+    worker = WorkerProcess(persistent_env, concurrency=2)
     output = worker.output()
     worker.close()
 
@@ -97,14 +101,9 @@ def test_a_persistent_redis_is_served_without_the_allowance(
 
 
 def test_redis_losing_persistence_while_served_stops_the_worker_non_zero(
-    persistent_redis: EmbeddedRedis, worker_env_factory: Callable[..., dict[str, str]]
+    persistent_redis: EmbeddedRedis, persistent_env: dict[str, str]
 ) -> None:
-    env = worker_env_factory(
-        f"ode-{uuid.uuid4().hex[:6]}",
-        ORDER_DISPATCH_REDIS_URL=persistent_redis.url,
-        ORDER_DISPATCH_ALLOW_NON_PERSISTENT_REDIS="false",
-    )
-    worker = WorkerProcess(env, concurrency=2)
+    worker = WorkerProcess(persistent_env, concurrency=2)
     client = redis.Redis.from_url(persistent_redis.url)
 
     client.config_set("appendonly", "no")
@@ -138,14 +137,6 @@ def _requests_seen(admin: httpx.Client) -> int:
     return int(reply["requests"])
 
 
-def _wait(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
 def test_sigterm_lets_running_jobs_finish_within_the_bound(
     redis_client: redis.Redis,
     worker_env_factory: Callable[..., dict[str, str]],
@@ -160,7 +151,7 @@ def test_sigterm_lets_running_jobs_finish_within_the_bound(
     worker = WorkerProcess(
         worker_env_factory(prefix, ORDER_DISPATCH_SHUTDOWN_TIMEOUT_S="20"), concurrency=4
     )
-    _wait(lambda: _requests_seen(sandbox_admin) >= 4, 20)
+    wait_until(lambda: _requests_seen(sandbox_admin) >= 4, 20)
 
     started = time.monotonic()
     status = worker.stop(signal.SIGTERM)
@@ -200,7 +191,7 @@ def test_a_stop_hands_running_jobs_back_past_its_bound(
     )
     ids = [r.job_id for r in receipts]
     first = WorkerProcess(env, concurrency=4)
-    _wait(lambda: _requests_seen(sandbox_admin) >= 4, 20)
+    wait_until(lambda: _requests_seen(sandbox_admin) >= 4, 20)
 
     started = time.monotonic()
     status = first.stop(sig)
