@@ -162,10 +162,12 @@ def run_demo(timeout: float = 90.0) -> int:
     keys = Keys(prefix)
     with ExitStack() as stack:
         redis_url = os.environ.get("REDIS_URL")
+        server: EmbeddedRedis | None = None
         if redis_url:
             click.echo(f"Redis: {redis_url} (REDIS_URL)")
         else:
-            server = stack.enter_context(EmbeddedRedis())
+            # With append-only persistence, as the worker requires of a Redis.
+            server = stack.enter_context(EmbeddedRedis(appendonly=True))
             redis_url = server.url
             click.echo(f"Redis: embedded redis-server on port {server.port}")
         sandbox = stack.enter_context(BackgroundSandbox())
@@ -185,6 +187,9 @@ def run_demo(timeout: float = 90.0) -> int:
             sandbox,
             ORDER_DISPATCH_RETRY__BASE_DELAY_S="0.5",
             ORDER_DISPATCH_RETRY__MAX_DELAY_S="5",
+            # A Redis of the user's may run without persistence: fine for a demo (the worker
+            # says so in its log), never for real orders.
+            ORDER_DISPATCH_ALLOW_NON_PERSISTENT_REDIS="true" if server is None else "false",
         )
         worker = subprocess.Popen(
             worker_command(",".join(known_vendors()), 16),

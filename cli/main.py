@@ -216,9 +216,14 @@ def worker(vendors: str | None, concurrency: int | None, celery_args: tuple[str,
 
     Defaults: a thread pool (vendor calls are I/O-bound and share one HTTP client), one queue
     per vendor, task events on for Flower, JSON logs.
+
+    Exit status: 0 after a requested stop (SIGTERM, SIGINT, SIGQUIT), 78 when the worker refuses
+    its configuration (a Redis without append-only persistence, wrong account settings), and
+    another non-zero status when it stopped by itself (1 after an unrecoverable error).
     """
     from order_dispatch.settings import get_settings
     from worker.app import app
+    from worker.shutdown import exit_status
     from worker.vendors import known_vendors
 
     settings = get_settings()
@@ -241,7 +246,9 @@ def worker(vendors: str | None, concurrency: int | None, celery_args: tuple[str,
         settings.log_level,
         *celery_args,
     ]
-    sys.exit(celery_main(app, argv))
+    # app.start (and worker_main) return None whatever the worker's exit status was.
+    app.start(argv)
+    sys.exit(exit_status())
 
 
 def product_vendors() -> list[str]:

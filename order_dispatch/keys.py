@@ -88,6 +88,12 @@ class Keys:
         return f"{self.prefix}:timeline:{job_id}"
 
     @property
+    def quarantine(self) -> str:
+        """Stream: messages the workers could not decode or run, each with its raw bytes and
+        the reason."""
+        return f"{self.prefix}:quarantine"
+
+    @property
     def schedule(self) -> str:
         """Sorted set: jobs waiting for a delayed retry, scored by when they are due."""
         return f"{self.prefix}:schedule"

@@ -173,6 +173,17 @@ class Settings(BaseSettings):
     task_events: bool = Field(
         True, description="Workers send Celery task events (Flower needs them)."
     )
+    shutdown_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long a stopping worker (SIGTERM) lets its running jobs finish; past "
+        "it, they go back to the queue and the worker exits.",
+    )
+    allow_non_persistent_redis: bool = Field(
+        False,
+        description="Let the worker start on a Redis without append-only persistence (tests, "
+        "demos): a restart of such a Redis loses every queued job.",
+    )
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     vendor_retry: dict[str, RetryPolicy] = Field(
         default_factory=dict, description="Per-vendor retry policies replacing ``retry``."

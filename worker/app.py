@@ -1,4 +1,8 @@
-"""The Celery application, configured from :mod:`celeryconfig`, and its process hooks."""
+"""The Celery application, configured from :mod:`celeryconfig`, and its process hooks.
+
+A worker refuses to start with wrong account settings (exit status ``EX_CONFIG``), and a stop
+requested by a signal is bounded in time (:mod:`worker.shutdown`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from celery import Celery, signals
 
 from order_dispatch import logs, redact
 from order_dispatch.settings import get_settings
-from worker import runtime
+from worker import runtime, shutdown
 
 app = Celery("order_dispatch")
 app.config_from_object("celeryconfig")
@@ -35,8 +39,32 @@ def _worker_init(**_: Any) -> None:
     redact.register(settings.secrets())
     problems = check_accounts(settings)
     if problems:
-        raise AccountSettingsError("; ".join(problems))
+        # Celery logs and ignores an exception raised here; SystemExit ends the process.
+        logs.configure(settings.log_level)
+        error = AccountSettingsError("; ".join(problems))
+        logs.get_logger("worker.app").critical("refusing to start", reason=str(error))
+        raise SystemExit(shutdown.EX_CONFIG) from error
     runtime.start(settings)
+
+
+@signals.worker_shutdown.connect
+def _worker_stopped(sender: Any = None, **_: Any) -> None:
+    """Keep Celery's exit status: ``app.start`` returns None whatever it was."""
+    shutdown.note_exit(getattr(sender, "exitcode", None))
+
+
+@signals.worker_ready.connect
+def _worker_ready(**_: Any) -> None:
+    """Celery has set its signal handlers: SIGQUIT becomes the product's cold stop."""
+    shutdown.take_over_cold_stop()
+
+
+@signals.worker_shutting_down.connect
+def _worker_shutting_down(**_: Any) -> None:
+    """A stop was requested (SIGTERM, SIGINT): bound the wait for running jobs; a second
+    Ctrl+C or a SIGQUIT now stops at once."""
+    shutdown.request_stop(get_settings().shutdown_timeout_s)
+    shutdown.take_over_cold_stop()
 
 
 @signals.worker_process_init.connect

@@ -37,6 +37,7 @@ from worker.inflight import Action, plan_delivery
 from worker.ledger import JobLedger, LedgerEntry
 from worker.limits import Admission, RateLimit, VendorGate
 from worker.limits import Verdict as GateVerdict
+from worker.outage import ride_out
 from worker.outcomes import Outcome, OutcomeKind
 from worker.retry import Decision, decide, jittered
 from worker.runtime import EventLoopThread
@@ -401,8 +402,19 @@ class Pipeline:
             ),
             reconciled=reconciled or None,
         )
-        written = self.ledger.record(
-            job, event, worker=self.worker_name, request=request, http_status=outcome.http_status
+        # Once the vendor answered, the answer is kept through a Redis outage: tried again until
+        # Redis takes it, never dropped (a lost accepted order would come back in doubt).
+        written = ride_out(
+            lambda: self.ledger.record(
+                job,
+                event,
+                worker=self.worker_name,
+                request=request,
+                http_status=outcome.http_status,
+            ),
+            what="record the outcome",
+            status=status.value,
+            vendor_order_id=event.vendor_order_id,
         )
         log.info(
             "job event" if written else "run already ended; event not written",

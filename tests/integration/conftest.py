@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,12 @@ class WorkerProcess:
         self.log.close()
 
 
+#: Settings under which a job left unacked (a killed worker, a Redis outage) comes back within
+#: seconds, for tests that wait for it.
+#: FAST_RECOVERY with vendor hints capped at 2 s, for tests that restart workers or Redis.
+QUICK_RECOVERY = {**FAST_RECOVERY, "ORDER_DISPATCH_RETRY__RETRY_AFTER_CAP_S": "2"}
+
+
 @pytest.fixture(scope="session")
 def worker_env_factory(redis_url: str, sandbox: BackgroundSandbox) -> Callable[..., dict[str, str]]:
     def make(prefix: str, **overrides: str) -> dict[str, str]:
@@ -110,6 +117,8 @@ def worker_env_factory(redis_url: str, sandbox: BackgroundSandbox) -> Callable[.
             "ORDER_DISPATCH_RETRY__MAX_DELAY_S": "0.5",
             "ORDER_DISPATCH_RETRY__MAX_ATTEMPTS": "5",
             "ORDER_DISPATCH_HTTP__READ_TIMEOUT_S": "5",
+            # The session's redis-server keeps nothing on disk.
+            "ORDER_DISPATCH_ALLOW_NON_PERSISTENT_REDIS": "true",
             "PYTHONPATH": str(ROOT),
         }
         return worker_env(redis_url, prefix, sandbox, **{**settings, **overrides})
@@ -196,3 +205,34 @@ def order_job(order_id: str, **order_changes: Any) -> dict[str, Any]:
 
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def tagged_jobs(tag: str, n: int) -> list[dict[str, Any]]:
+    """``n`` SourceOrders create jobs, orders ``<tag>-000``..., each reference also in the
+    ship-to company (SourceOrders keeps no reference of ours; the company field carries it)."""
+    jobs = []
+    for i in range(n):
+        order_id = f"{tag}-{i:03d}"
+        job = order_job(order_id)
+        job["order"]["ship_to"]["company"] = order_id
+        jobs.append(job)
+    return jobs
+
+
+def vendor_copies(admin: httpx.Client, tag: str = "") -> Counter[str]:
+    """How many times SourceOrders holds each order of :func:`tagged_jobs` (``tag`` filters)."""
+    orders = admin.get("/_sandbox/orders", params={"vendor": "sourceorders"}).json()["orders"]
+    return Counter(
+        str(o["shippingAddress"].get("company"))
+        for o in orders
+        if str(o["shippingAddress"].get("company", "")).startswith(tag)
+    )
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
+    """Poll ``predicate`` until it holds; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)

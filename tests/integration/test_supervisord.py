@@ -25,8 +25,15 @@ import redis
 from order_dispatch.keys import Keys
 from producers.enqueue import Producer
 from sandbox.runner import free_port
-from tests.integration.conftest import FAST_RECOVERY, ROOT, Events, unique
-from tests.integration.test_worker_restart import _jobs, _vendor_copies, _wait
+from tests.integration.conftest import (
+    FAST_RECOVERY,
+    ROOT,
+    Events,
+    tagged_jobs,
+    unique,
+    vendor_copies,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -149,7 +156,7 @@ def test_supervised_worker_pings_dispatches_stops_cleanly_and_is_restarted_when_
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert ping.returncode == 0 and "pong" in ping.stdout, ping.stdout + ping.stderr
-    [receipt] = producer.enqueue_many(_jobs(f"{prefix}-one", 1))
+    [receipt] = producer.enqueue_many(tagged_jobs(f"{prefix}-one", 1))
     assert events.wait_terminal([receipt.job_id])[receipt.job_id].status == "accepted"
     # ... and so do Flower and the metrics endpoint it starts beside the worker.
     flower = f"http://127.0.0.1:{env['FLOWER_PORT']}"
@@ -160,8 +167,8 @@ def test_supervised_worker_pings_dispatches_stops_cleanly_and_is_restarted_when_
     # When supervisorctl stops the worker with requests in flight at a slow vendor:
     sandbox_admin.post("/_sandbox/reset").raise_for_status()
     sandbox_admin.post("/_sandbox/faults/sourceorders", json={"latency": {"ms": 1500}})
-    ids = [r.job_id for r in producer.enqueue_many(_jobs(f"{prefix}-stop", 10))]
-    _wait(lambda: sum(_vendor_copies(sandbox_admin).values()) >= 1, 20)
+    ids = [r.job_id for r in producer.enqueue_many(tagged_jobs(f"{prefix}-stop", 10))]
+    wait_until(lambda: sum(vendor_copies(sandbox_admin).values()) >= 1, 20)
     assert supervisor.call("stopProcess", "worker:worker1") is True
 
     # Then it exited 0, every request it had sent ended accepted, and the rest wait queued.
@@ -170,7 +177,7 @@ def test_supervised_worker_pings_dispatches_stops_cleanly_and_is_restarted_when_
     ended = {e.job_id: e for e in events.all() if e.terminal and e.job_id in ids}
     assert 1 <= len(ended) < 10
     assert all(e.status == "accepted" for e in ended.values())
-    assert sum(_vendor_copies(sandbox_admin).values()) == len(ended)
+    assert sum(vendor_copies(sandbox_admin).values()) == len(ended)
     assert redis_client.llen(queue) == 10 - len(ended)
 
     # When it is started again, the queued rest is dispatched, each order once.
@@ -178,14 +185,14 @@ def test_supervised_worker_pings_dispatches_stops_cleanly_and_is_restarted_when_
     supervisor.call("startProcess", "worker:worker1")
     done = events.wait_terminal(ids, timeout=60)
     assert set(done) == set(ids) and all(e.status == "accepted" for e in done.values())
-    assert max(_vendor_copies(sandbox_admin).values()) == 1
+    assert max(vendor_copies(sandbox_admin).values()) == 1
 
     # When the worker dies mid-request (SIGKILL), supervisord starts a new one, which ends
     # every job exactly once: accepted, or in doubt for the request the kill cut off.
     sandbox_admin.post("/_sandbox/faults/sourceorders", json={"latency": {"ms": 1500}})
-    before = sum(_vendor_copies(sandbox_admin).values())
-    killed_ids = [r.job_id for r in producer.enqueue_many(_jobs(f"{prefix}-kill", 4))]
-    _wait(lambda: sum(_vendor_copies(sandbox_admin).values()) > before, 20)
+    before = sum(vendor_copies(sandbox_admin).values())
+    killed_ids = [r.job_id for r in producer.enqueue_many(tagged_jobs(f"{prefix}-kill", 4))]
+    wait_until(lambda: sum(vendor_copies(sandbox_admin).values()) > before, 20)
     victim = supervisor.info("worker:worker1")["pid"]
     assert victim != first["pid"]
     os.kill(victim, signal.SIGKILL)
@@ -197,4 +204,4 @@ def test_supervised_worker_pings_dispatches_stops_cleanly_and_is_restarted_when_
     assert set(done) == set(killed_ids), supervisor.logs()
     assert all(terminal[i] == 1 for i in killed_ids)
     assert {e.status for e in done.values()} <= {"accepted", "in_doubt"}
-    assert max(_vendor_copies(sandbox_admin).values()) == 1
+    assert max(vendor_copies(sandbox_admin).values()) == 1

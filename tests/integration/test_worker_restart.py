@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import signal
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -16,33 +14,16 @@ import redis
 from order_dispatch.contract import ResultEvent
 from order_dispatch.keys import Keys
 from producers.enqueue import Producer
-from tests.integration.conftest import FAST_RECOVERY, Events, WorkerProcess, order_job
+from tests.integration.conftest import (
+    QUICK_RECOVERY,
+    Events,
+    WorkerProcess,
+    tagged_jobs,
+    vendor_copies,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def _jobs(tag: str, n: int) -> list[dict[str, Any]]:
-    jobs = []
-    for i in range(n):
-        order_id = f"{tag}-{i:03d}"
-        job = order_job(order_id)
-        # The vendor keeps no reference of ours; the company field carries it for the count.
-        job["order"]["ship_to"]["company"] = order_id
-        jobs.append(job)
-    return jobs
-
-
-def _vendor_copies(admin: httpx.Client) -> Counter[str]:
-    orders = admin.get("/_sandbox/orders", params={"vendor": "sourceorders"}).json()["orders"]
-    return Counter(o["shippingAddress"]["company"] for o in orders)
-
-
-def _wait(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def _finish_with_a_new_worker(
@@ -69,11 +50,11 @@ def test_warm_stop_and_restart_with_jobs_queued(
     prefix = f"odr-{uuid.uuid4().hex[:6]}"
     keys, events = Keys(prefix), Events(redis_client, Keys(prefix))
     sandbox_admin.post("/_sandbox/faults/sourceorders", json={"latency": {"ms": 150}})
-    receipts = Producer(redis_client, key_prefix=prefix).enqueue_many(_jobs(prefix, 30))
+    receipts = Producer(redis_client, key_prefix=prefix).enqueue_many(tagged_jobs(prefix, 30))
     ids = [r.job_id for r in receipts]
 
     first = WorkerProcess(worker_env_factory(prefix), concurrency=4)
-    _wait(lambda: len([e for e in events.all() if e.terminal]) >= 4, 30)
+    wait_until(lambda: len([e for e in events.all() if e.terminal]) >= 4, 30)
     assert first.stop(signal.SIGTERM) == 0
     ended_before_restart = {e.job_id for e in events.all() if e.terminal}
     assert len(ended_before_restart) < 30, "the stop came too late to prove anything"
@@ -82,7 +63,7 @@ def test_warm_stop_and_restart_with_jobs_queued(
     done = _finish_with_a_new_worker(worker_env_factory(prefix), first, events, ids)
 
     assert all(e.status == "accepted" for e in done.values())
-    copies = _vendor_copies(sandbox_admin)
+    copies = vendor_copies(sandbox_admin)
     assert sum(copies.values()) == 30 and max(copies.values()) == 1
 
 
@@ -92,19 +73,15 @@ def test_killed_worker_jobs_end_once_and_are_never_sent_twice(
     sandbox_admin: httpx.Client,
 ) -> None:
     prefix = f"odk-{uuid.uuid4().hex[:6]}"
-    env = worker_env_factory(
-        prefix,
-        **FAST_RECOVERY,
-        ORDER_DISPATCH_RETRY__RETRY_AFTER_CAP_S="2",
-    )
+    env = worker_env_factory(prefix, **QUICK_RECOVERY)
     events = Events(redis_client, Keys(prefix))
     # Slow vendor: requests are in flight (and the vendor stores them) when the worker dies.
     sandbox_admin.post("/_sandbox/faults/sourceorders", json={"latency": {"ms": 1500}})
-    receipts = Producer(redis_client, key_prefix=prefix).enqueue_many(_jobs(prefix, 8))
+    receipts = Producer(redis_client, key_prefix=prefix).enqueue_many(tagged_jobs(prefix, 8))
     ids = [r.job_id for r in receipts]
 
     first = WorkerProcess(env, concurrency=4)
-    _wait(
+    wait_until(
         lambda: (
             sandbox_admin.get("/_sandbox/orders", params={"vendor": "sourceorders"}).json()[
                 "requests"
@@ -121,7 +98,7 @@ def test_killed_worker_jobs_end_once_and_are_never_sent_twice(
     statuses = Counter(e.status.value for e in done.values())
     assert statuses["in_doubt"] >= 1, statuses  # the ones killed mid-request
     assert statuses["accepted"] + statuses["in_doubt"] == 8, statuses
-    copies = _vendor_copies(sandbox_admin)
+    copies = vendor_copies(sandbox_admin)
     assert max(copies.values()) == 1, f"an order was sent twice: {copies}"
     in_doubt = [e for e in done.values() if e.status == "in_doubt"]
     assert all("interrupted" in (e.error.message if e.error else "") for e in in_doubt)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from click.testing import CliRunner
 
@@ -9,23 +11,31 @@ from cli.main import main
 from worker.vendors import known_vendors
 
 
-def run_worker(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str]:
-    captured: list[list[str]] = []
-    def fake_celery_main(app: object, argv: list[str]) -> int:
-        captured.append(argv)
-        return 0
+def run_worker(
+    monkeypatch: pytest.MonkeyPatch, *args: str, celery_status: int | None = 0
+) -> tuple[list[str], int]:
+    """The argv given to Celery, and the command's exit status when Celery returns
+    ``celery_status``."""
+    from worker import shutdown
+    from worker.app import app
 
-    monkeypatch.setattr("cli.main.celery_main", fake_celery_main)
+    captured: list[list[str]] = []
+
+    def start(argv: list[str]) -> None:
+        captured.append(argv)
+        shutdown.note_exit(celery_status)  # as the worker_shutdown signal does
+
+    monkeypatch.setattr(app, "start", start)
     result = CliRunner().invoke(main, ["worker", *args])
-    assert result.exit_code == 0, result.output
-    return captured[0]
+    return captured[0], result.exit_code
 
 
 def test_defaults_are_threads_every_vendor_queue_and_events(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    argv = run_worker(monkeypatch)
+    argv, status = run_worker(monkeypatch)
 
+    assert status == 0
     assert argv[0] == "worker"
     assert argv[argv.index("--pool") + 1] == "threads"
     assert argv[argv.index("--concurrency") + 1] == "32"
@@ -37,19 +47,36 @@ def test_defaults_are_threads_every_vendor_queue_and_events(
 def test_extra_arguments_go_through_to_celery(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORDER_DISPATCH_KEY_PREFIX", "shop1")
 
-    argv = run_worker(
+    argv, status = run_worker(
         monkeypatch, "--vendors", "sourceorders", "-c", "64", "--hostname", "so@%h", "-O", "fair"
     )
 
     assert argv[argv.index("--queues") + 1] == "shop1.sourceorders"
     assert argv[argv.index("--concurrency") + 1] == "64"
     assert argv[-4:] == ["--hostname", "so@%h", "-O", "fair"]
+    assert status == 0
 
 
-def test_the_worker_exit_code_reaches_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A supervisor restarts a worker that failed only if its exit code says so."""
-    monkeypatch.setattr("cli.main.celery_main", lambda app, argv: 1)
+@pytest.mark.parametrize(("celery_status", "expected"), [(1, 1), (78, 78), (None, 1)])
+def test_celery_exit_status_reaches_the_shell(
+    monkeypatch: pytest.MonkeyPatch, celery_status: int | None, expected: int
+) -> None:
+    _, status = run_worker(monkeypatch, celery_status=celery_status)
 
-    result = CliRunner().invoke(main, ["worker"])
+    assert status == expected
 
-    assert result.exit_code == 1
+
+def test_a_requested_stop_exits_zero_whatever_celery_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker import shutdown
+
+    monkeypatch.setattr(shutdown, "requested", _set_event())
+
+    _, status = run_worker(monkeypatch, celery_status=1)  # Celery's status after SIGINT
+
+    assert status == 0
+
+
+def _set_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event

@@ -1,0 +1,157 @@
+"""The quarantine: messages a worker could not decode or run, kept instead of dropped.
+
+Each entry of the stream ``<prefix>:quarantine`` holds the message exactly as it arrived (text,
+or base64 when it is not UTF-8), the queue it came from, when, why, and which worker set it
+aside. Nothing in it is retried: an operator reads the reason, fixes the cause, and pushes the
+message back to its queue (``LPUSH <queue> <raw>``) or drops the entry (``XDEL``).
+
+The log says that a message was quarantined and why, never what it holds: a message that is not
+ours may carry customer data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from order_dispatch import redact
+from order_dispatch.keys import Keys
+from order_dispatch.logs import get_logger
+from worker.outage import ride_out
+
+log = get_logger("worker.quarantine")
+
+#: Longest reason kept; exception texts can be long.
+_REASON_MAX = 500
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedMessage:
+    """One quarantine entry, as read back."""
+
+    entry_id: str
+    raw: bytes
+    """The message as it arrived."""
+    encoding: str
+    """How the stream holds ``raw``: ``utf-8`` text, or ``base64``."""
+    queue: str
+    at: datetime
+    reason: str
+    worker: str
+    task: str | None = None
+    task_id: str | None = None
+    job_id: str | None = None
+
+
+def encode_raw(raw: bytes | str) -> tuple[str, str]:
+    """``raw`` as stored: (text, ``"utf-8"``) when it is UTF-8, else (base64, ``"base64"``)."""
+    if isinstance(raw, str):
+        return raw, "utf-8"
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def decode_raw(text: str, encoding: str) -> bytes:
+    """The bytes :func:`encode_raw` stored as ``text``."""
+    if encoding == "base64":
+        try:
+            return base64.b64decode(text, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"quarantine entry: raw is not base64 ({exc})") from None
+    return text.encode("utf-8")
+
+
+def envelope(message: Any) -> bytes:
+    """The raw envelope of a kombu message (what the Redis list held), as well as kombu still
+    knows it: the decoded payload for a virtual-transport message, else the body."""
+    payload = getattr(message, "_raw", None)
+    if isinstance(payload, dict):
+        return json.dumps(payload).encode()
+    body = getattr(message, "body", b"")
+    return body if isinstance(body, bytes) else str(body).encode()
+
+
+class Quarantine:
+    """Writes and reads the quarantine stream of one key prefix."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, worker: str | None = None) -> None:
+        self.client = client
+        self.keys = keys
+        self.worker = worker or f"{socket.gethostname()}-{os.getpid()}"
+
+    def put(
+        self,
+        raw: bytes | str,
+        *,
+        queue: str,
+        reason: str,
+        task: str | None = None,
+        task_id: str | None = None,
+        job_id: str | None = None,
+    ) -> str:
+        """Keep ``raw`` with its ``reason``; the entry id. Waits through a Redis outage (a
+        message that cannot be kept must not be let go)."""
+        text, encoding = encode_raw(raw)
+        reason = redact.text(reason)[:_REASON_MAX]
+        fields: dict[str, str] = {
+            "raw": text,
+            "encoding": encoding,
+            "queue": queue,
+            "at": datetime.now(UTC).isoformat(),
+            "reason": reason,
+            "worker": self.worker,
+        }
+        ids = {"task": task, "task_id": task_id, "job_id": job_id}
+        fields.update({k: v for k, v in ids.items() if v})
+        entry: bytes | str = ride_out(
+            lambda: self.client.xadd(self.keys.quarantine, fields),  # type: ignore[arg-type]
+            what="quarantine a message",
+            queue=queue,
+        )
+        entry_id = entry.decode() if isinstance(entry, bytes) else entry
+        # The reason and the ids only: the message itself may carry customer data.
+        log.error(
+            "message quarantined",
+            reason=reason,
+            queue=queue,
+            bytes=len(raw),
+            entry=entry_id,
+            **{k: v for k, v in ids.items() if v},
+        )
+        return entry_id
+
+    def entries(self, count: int | None = None) -> list[QuarantinedMessage]:
+        """The quarantined messages, oldest first (at most ``count``)."""
+        rows = self.client.xrange(self.keys.quarantine, count=count)
+        assert rows is not None  # XRANGE answers an array, never nil
+        return [_entry(entry_id, fields) for entry_id, fields in rows]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _entry(entry_id: Any, fields: Any) -> QuarantinedMessage:
+    f = {_text(k): _text(v) for k, v in fields.items()}
+    return QuarantinedMessage(
+        entry_id=_text(entry_id),
+        raw=decode_raw(f["raw"], f.get("encoding", "utf-8")),
+        encoding=f.get("encoding", "utf-8"),
+        queue=f["queue"],
+        at=datetime.fromisoformat(f["at"]),
+        reason=f["reason"],
+        worker=f.get("worker", ""),
+        task=f.get("task"),
+        task_id=f.get("task_id"),
+        job_id=f.get("job_id"),
+    )
