@@ -80,7 +80,12 @@ def run_env(worker_env_factory: Callable[..., dict[str, str]]) -> dict[str, str]
     env = worker_env_factory(unique("odm"))
     accounts = json.loads(env["ORDER_DISPATCH_ACCOUNTS"])
     # Sophio has an account but no worker here: its queue must show all the same.
-    accounts["sophio"] = {"default": {"base_url": "http://127.0.0.1:9/sophio"}}
+    accounts["sophio"] = {
+        "default": {
+            "base_url": "http://127.0.0.1:9/sophio",
+            "credentials": {"api_key": "metrics-key", "api_secret": "metrics-secret"},
+        }
+    }
     env["ORDER_DISPATCH_ACCOUNTS"] = json.dumps(accounts)
     env["ORDER_DISPATCH_METRICS_BASIC_AUTH"] = ":".join(LOGIN)
     return env

@@ -181,7 +181,8 @@ def test_a_stop_hands_running_jobs_back_past_its_bound(
     env = worker_env_factory(
         prefix,
         ORDER_DISPATCH_SHUTDOWN_TIMEOUT_S="2",  # SIGQUIT does not wait at all
-        ORDER_DISPATCH_HTTP__READ_TIMEOUT_S="30",
+        ORDER_DISPATCH_HTTP__CONNECT_TIMEOUT_S="1",
+        ORDER_DISPATCH_HTTP__READ_TIMEOUT_S="3",
         ORDER_DISPATCH_HTTP__DEADLINE_S="4",
         ORDER_DISPATCH_LEASE_MARGIN_S="1",
     )
