@@ -72,7 +72,11 @@ class WorkerProcess:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()  # no process or log file left behind for a worker that did not start
+            raise
 
     def output(self) -> str:
         self.log.flush()
@@ -103,8 +107,6 @@ class WorkerProcess:
         self.log.close()
 
 
-#: Settings under which a job left unacked (a killed worker, a Redis outage) comes back within
-#: seconds, for tests that wait for it.
 #: FAST_RECOVERY with vendor hints capped at 2 s, for tests that restart workers or Redis.
 QUICK_RECOVERY = {**FAST_RECOVERY, "ORDER_DISPATCH_RETRY__RETRY_AFTER_CAP_S": "2"}
 
