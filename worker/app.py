@@ -6,9 +6,11 @@ requested by a signal is bounded in time (:mod:`worker.shutdown`).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from celery import Celery, signals
+from celery.exceptions import CPendingDeprecationWarning
 
 from order_dispatch import logs, redact
 from order_dispatch.settings import get_settings
@@ -55,8 +57,16 @@ def _worker_stopped(sender: Any = None, **_: Any) -> None:
 
 @signals.worker_ready.connect
 def _worker_ready(**_: Any) -> None:
-    """Celery has set its signal handlers: SIGQUIT becomes the product's cold stop."""
+    """Celery has set its signal handlers and warning filters: SIGQUIT becomes the product's
+    cold stop, and one warning goes."""
     shutdown.take_over_cold_stop()
+    # celeryconfig keeps running jobs on a lost connection on purpose (its reason is there);
+    # Celery warns at every lost connection that it may cancel them one day all the same.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"\s*In Celery 5\.1 we introduced an optional breaking change",
+        category=CPendingDeprecationWarning,
+    )
 
 
 @signals.worker_shutting_down.connect

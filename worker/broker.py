@@ -16,6 +16,11 @@ Two more rules on messages kombu already holds:
 - an ack or a requeue that Redis refuses (out of memory, down) is tried again until Redis takes
   it (kombu lets the error stop the worker); if a stop comes first, the message stays unacked in
   Redis and the transport brings it back after the visibility timeout.
+
+And two on a lost connection: the channel closes cleanly even when Redis is gone (kombu leaves it
+half closed, and closing it again stops the worker), and only the messages held for no running
+job go back to the queue; a running job acks its own when it ends (kombu puts those back too, and
+they were delivered again while still running).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from queue import Empty
 from typing import Any
 
 import redis
+from celery.worker import state as worker_state
 from kombu.transport import redis as kombu_redis
 
 from order_dispatch.keys import Keys
@@ -62,6 +68,22 @@ class QoS(kombu_redis.QoS):
         """Note ``message`` as delivered and unacked (in Redis and here)."""
         super().append(message, delivery_tag)
         self.noted += 1
+
+    def restore_unacked(self, client: Any | None = None) -> None:
+        """Put back, when the channel closes, the messages held for no running job. kombu puts
+        back every message not yet acked, running jobs' too: after a lost connection they were
+        delivered again while still running, and raced their own outcome."""
+        running = {
+            getattr(request.message, "delivery_tag", None)
+            for request in list(worker_state.active_requests)
+        }
+        assert self._delivered is not None
+        channel: Channel = self.channel  # type: ignore[assignment]
+        with channel.conn_or_acquire(client) as conn:
+            for tag in list(self._delivered):
+                if tag not in running:  # a running job acks its own message when it ends
+                    self.restore_by_tag(tag, client=conn)
+        self._delivered.clear()
 
     def ack(self, delivery_tag: str) -> None:
         """Forget the message; through a Redis outage (a full Redis refuses even the removal,
@@ -107,6 +129,17 @@ class Channel(kombu_redis.Channel):
     """kombu's Redis channel; a popped message it cannot take in is kept, not lost."""
 
     QoS = QoS
+    connection_errors: tuple[type[BaseException], ...]
+
+    def close(self) -> None:
+        """Close the channel. kombu first reads the reply of a pending ``BRPOP``; when Redis is
+        gone that raises and leaves the channel half closed, and closing it again once its
+        connection is released stops the worker (``'NoneType' object has no attribute
+        'hostname'``). Here the close goes on."""
+        try:
+            super().close()
+        except self.connection_errors:
+            super().close()  # the pending read is cleared: this one closes the rest
 
     def _get_client(self) -> Any:
         client = super()._get_client()  # type: ignore[misc]

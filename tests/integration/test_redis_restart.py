@@ -130,6 +130,7 @@ def test_a_redis_restart_mid_run_loses_and_duplicates_nothing(
         done = events.wait_terminal(ids, timeout=60)
         took = time.monotonic() - started
         alive = worker.proc.poll() is None
+        output = worker.output()
     finally:
         worker.close()
     terminal = Counter(e.job_id for e in events.all() if e.terminal)
@@ -143,7 +144,7 @@ def test_a_redis_restart_mid_run_loses_and_duplicates_nothing(
         f"{len(copies)} orders, {sum(n - 1 for n in copies.values())} duplicates"
     )
 
-    assert alive, worker.output()[-3000:]
+    assert alive and "Unrecoverable error" not in output, output[-3000:]
     assert set(done) == set(ids), f"lost: {len(set(ids) - set(done))}"
     assert all(terminal[i] == 1 for i in ids), [i for i in ids if terminal[i] != 1]
     assert max(copies.values()) == 1, "an order reached the vendor twice"
