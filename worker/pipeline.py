@@ -296,7 +296,18 @@ class Pipeline:
     def _observe(
         self, job: Job, admission: Admission, limit: RateLimit | None, outcome: Outcome
     ) -> None:
-        """Feed the circuit breaker and the shared rate limit with what the call showed."""
+        """Feed the circuit breaker and the shared rate limit with what the call showed.
+
+        Best effort: the vendor has answered, and its answer must be recorded even when Redis
+        is away at this moment; a missed breaker or bucket update only costs accuracy."""
+        try:
+            self._feed_gate(job, admission, limit, outcome)
+        except redis.RedisError as exc:
+            log.warning("circuit and rate-limit update skipped (Redis)", error=str(exc))
+
+    def _feed_gate(
+        self, job: Job, admission: Admission, limit: RateLimit | None, outcome: Outcome
+    ) -> None:
         error_kind = outcome.error.kind if outcome.error else None
         if error_kind in _CIRCUIT_FAILURES:
             transition = self.gate.report(job.vendor, job.account, success=False)
