@@ -91,6 +91,22 @@ def schema(document: str) -> None:
     click.echo(json.dumps(model.model_json_schema(), indent=2))
 
 
+@main.group()
+def config() -> None:
+    """The configuration the commands run with."""
+
+
+@config.command("show")
+def config_show() -> None:
+    """Print the effective configuration as JSON: every setting (defaults included, read from
+    ORDER_DISPATCH_* and REDIS_URL), the vendor accounts, and what is derived from them.
+    Credentials, passwords in URLs and logins are masked (***)."""
+    from cli.config import effective
+    from order_dispatch.settings import get_settings
+
+    click.echo(json.dumps(effective(get_settings()), indent=2))
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.File("r"))
 @click.option("--vendor", help="Vendor for records that are bare orders (not jobs).")
