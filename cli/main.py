@@ -740,9 +740,9 @@ def purge(
     error messages and notes kept in timelines, dead letters and result events.
 
     Ids and statuses stay (receipts, ledger, timeline, dead letters) as the audit trail; each
-    purge writes a 'purged' result event and a timeline entry. A job whose run has not ended
-    is refused (a worker still needs its order): purge it once it has. Exits 1 when no job is
-    found or any is refused.
+    purge writes a 'purged' result event and a timeline entry. A job whose run has not ended,
+    or that is in doubt, is refused (a worker or a person still needs its order): purge it once
+    it has ended, or been resolved. Exits 1 when no job is found or any is refused.
     """
     if (order_id is None) == (job_id is None):
         raise click.UsageError("give --order ID or --job JOB (one of them)")

@@ -19,8 +19,8 @@ writes a result event and a timeline entry:
 - **purge** removes an ended job's personal data on request: its job document, and the vendor's
   answers, error messages and operators' notes from its timeline, its dead-letter event and its
   result events (those are deleted from the stream; the timeline keeps their ids and statuses).
-  Receipt, ledger, timeline and dead letters stay as the audit trail of ids and statuses. The
-  run keeps going: a ``purged`` event (not terminal) records it.
+  Receipt, ledger, timeline and dead letters stay as the audit trail of ids and statuses. A
+  ``purged`` event (not terminal) records it. An ``in_doubt`` job is refused until resolved.
 """
 
 from __future__ import annotations
@@ -573,10 +573,17 @@ class Operations:
         if not ids.get("vendor") or not ids.get("order_id"):
             raise JobNotFound(f"no job {job_id!r}: not in the job store nor in the dead letters")
         run = int(run_text) if run_text is not None else int(old_event.get("run", 1))
-        if not self.client.exists(self.keys.terminal(job_id, run)) and dead_doc is None:
+        marker = _text(self.client.get(self.keys.terminal(job_id, run)))
+        if marker is None and dead_doc is None:
             raise OperationRefused(
                 f"job {job_id!r} is still running: run {run} has no terminal event yet; "
                 "purge it once it has ended"
+            )
+        ended = marker.rsplit(":", 1)[-1] if marker is not None else old_event.get("status")
+        if ended == EventStatus.IN_DOUBT.value:
+            raise OperationRefused(
+                f"job {job_id!r} is in doubt: run {run} waits for a person's decision, which "
+                "needs its order; resolve it first (order-dispatch resolve), then purge it"
             )
         timeline = [_text(raw) or "" for raw in raw_timeline]
         purged = [_without_free_text(raw) for raw in timeline]

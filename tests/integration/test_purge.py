@@ -192,6 +192,26 @@ def test_a_running_job_is_refused_and_the_others_of_the_order_purged(
     assert redis_client.exists(keys.document(waiting.job_id)) == 1
 
 
+def test_an_in_doubt_job_is_purged_once_a_person_decided(
+    redis_client: redis.Redis, keys: Keys, ledger: JobLedger, redis_url: str
+) -> None:
+    job = failed_run(
+        redis_client, keys, ledger, order_job(f"PG-{uuid.uuid4().hex[:6]}"), EventStatus.IN_DOUBT
+    )
+
+    refused = cli(redis_url, keys.prefix, "purge", "--job", job.job_id)
+    resolved = cli(redis_url, keys.prefix, "resolve", job.job_id, "--as", "rejected")
+    purged = cli(redis_url, keys.prefix, "purge", "--job", job.job_id)
+
+    assert (refused.exit_code, refused.stderr) == (
+        1,
+        f"Error: job {job.job_id!r} is in doubt: run 1 waits for a person's decision, which "
+        "needs its order; resolve it first (order-dispatch resolve), then purge it\n",
+    )
+    assert resolved.exit_code == 0 and purged.exit_code == 0, purged.output
+    assert [word for word in PERSONAL if word in everything(redis_client, keys)] == []
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
