@@ -40,9 +40,7 @@ def masked(node: Any, secret: bool = False) -> Any:
     that name a secret (``secret``: ``node`` is one; maps keep their keys), passwords and
     secret query values in URLs."""
     if isinstance(node, dict):
-        return {
-            str(k): masked(v, secret or redact.is_secret_key(str(k))) for k, v in node.items()
-        }
+        return {str(k): masked(v, secret or redact.is_secret_key(str(k))) for k, v in node.items()}
     if isinstance(node, list | tuple):
         return [masked(v, secret) for v in node]
     if isinstance(node, SecretStr):

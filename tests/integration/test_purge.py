@@ -175,9 +175,7 @@ def test_a_running_job_is_refused_and_the_others_of_the_order_purged(
     )
 
     result = cli(redis_url, keys.prefix, "purge", "--order", order_id)
-    narrowed = cli(
-        redis_url, keys.prefix, "purge", "--order", order_id, "--vendor", "sourceorders"
-    )
+    narrowed = cli(redis_url, keys.prefix, "purge", "--order", order_id, "--vendor", "sourceorders")
     by_id = cli(redis_url, keys.prefix, "purge", "--job", waiting.job_id)
 
     assert result.exit_code == 1
