@@ -55,18 +55,24 @@ Resolution = Literal["accepted", "rejected"]
 #: Run statuses a replay may follow; replaying an accepted job would send the order again.
 _REPLAYABLE = frozenset({EventStatus.DEAD_LETTERED, EventStatus.IN_DOUBT, EventStatus.REJECTED})
 
-# Shared head of the action scripts. KEYS[1] job hash, KEYS[2] run N's terminal marker,
+# Shared head of every action script. KEYS[1] job hash, KEYS[2] run N's terminal marker,
 # KEYS[3] ledger, KEYS[4] dead letters, KEYS[5] dead-letter events, KEYS[6] results stream,
-# KEYS[7] timeline. ARGV[1] run N, ARGV[2] job id, ARGV[3] new run token, ARGV[4] ttl s,
-# ARGV[5] event id, ARGV[6] event json, ARGV[7] status, ARGV[8] stream maxlen,
-# ARGV[9] timeline entry, ARGV[10] timeline cap. Refuses unless run N is the current run and
+# KEYS[7] timeline. ARGV[1] run N, ARGV[2] job id. Refuses unless run N is the current run and
 # it ended (its terminal marker, or the job waits in the dead letters).
-_ACTION_HEAD = """
+_RUN_ENDED = """
 local run = tonumber(redis.call('HGET', KEYS[1], 'run') or ARGV[1])
 if run ~= tonumber(ARGV[1]) then return {0, 'run', tostring(run)} end
 if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('HEXISTS', KEYS[4], ARGV[2]) == 0 then
   return {0, 'running', tostring(run)}
 end
+"""
+
+# The head of replay and resolve: ARGV[3] new run token, ARGV[4] ttl s, ARGV[5] event id,
+# ARGV[6] event json, ARGV[7] status, ARGV[8] stream maxlen, ARGV[9] timeline entry,
+# ARGV[10] timeline cap.
+_ACTION_HEAD = (
+    _RUN_ENDED
+    + """
 local ttl = tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'run', run + 1, 'run_id', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ttl)
@@ -79,6 +85,7 @@ redis.call('RPUSH', KEYS[7], ARGV[9])
 redis.call('LTRIM', KEYS[7], -tonumber(ARGV[10]), -1)
 redis.call('EXPIRE', KEYS[7], ttl)
 """
+)
 
 # Replay. KEYS[8] the vendor queue (list), KEYS[9] the job document. ARGV[11] job json,
 # ARGV[12] receipt json (kept if the job store has one), ARGV[13] task message for attempt 1 of
@@ -111,44 +118,40 @@ return {1, id}
 )
 
 
-# Purge. KEYS[1] job hash, KEYS[2] run N's terminal marker, KEYS[3] dead letters, KEYS[4]
-# dead-letter events, KEYS[5] results stream, KEYS[6] timeline, KEYS[7] job document. ARGV[1] run
-# N, ARGV[2] job id, ARGV[3] the timeline's length as read, ARGV[4] its last entry as read,
-# ARGV[5] the purged dead-letter event ('' for none), ARGV[6] event id, ARGV[7] event json,
-# ARGV[8] stream maxlen, ARGV[9] timeline cap, ARGV[10] ttl s, ARGV[11] the purge's timeline
-# entry, ARGV[12] n, ARGV[13 .. 12+n] the purged timeline, then the stream entries to delete.
-# Refuses unless run N is current and ended and the timeline is as read.
-_PURGE_LUA = """
-local run = tonumber(redis.call('HGET', KEYS[1], 'run') or ARGV[1])
-if run ~= tonumber(ARGV[1]) then return {0, 'run', tostring(run)} end
-if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('HEXISTS', KEYS[3], ARGV[2]) == 0 then
-  return {0, 'running', tostring(run)}
-end
-if redis.call('LLEN', KEYS[6]) ~= tonumber(ARGV[3])
-    or (redis.call('LINDEX', KEYS[6], -1) or '') ~= ARGV[4] then
+# Purge, after the head's check. KEYS[8] the job document. ARGV[3] the timeline's length as
+# read, ARGV[4] its last entry as read, ARGV[5] the purged dead-letter event ('' for none),
+# ARGV[6] event id, ARGV[7] event json, ARGV[8] stream maxlen, ARGV[9] timeline cap, ARGV[10]
+# ttl s, ARGV[11] the purge's timeline entry, ARGV[12] n, ARGV[13 .. 12+n] the purged timeline,
+# then the stream entries to delete. Refuses unless the timeline is as read.
+_PURGE_LUA = (
+    _RUN_ENDED
+    + """
+if redis.call('LLEN', KEYS[7]) ~= tonumber(ARGV[3])
+    or (redis.call('LINDEX', KEYS[7], -1) or '') ~= ARGV[4] then
   return {0, 'timeline', tostring(run)}
 end
-redis.call('DEL', KEYS[7])
+redis.call('DEL', KEYS[8])
 redis.call('HDEL', KEYS[1], 'job')
-if ARGV[5] ~= '' and redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1 then
-  redis.call('HSET', KEYS[4], ARGV[2], ARGV[5])
+if ARGV[5] ~= '' and redis.call('HEXISTS', KEYS[5], ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[5], ARGV[2], ARGV[5])
 end
-local left = redis.call('PTTL', KEYS[6])
-redis.call('DEL', KEYS[6])
+local left = redis.call('PTTL', KEYS[7])
+redis.call('DEL', KEYS[7])
 local n = tonumber(ARGV[12])
-for i = 13, 12 + n do redis.call('RPUSH', KEYS[6], ARGV[i]) end
-redis.call('RPUSH', KEYS[6], ARGV[11])
-redis.call('LTRIM', KEYS[6], -tonumber(ARGV[9]), -1)
+for i = 13, 12 + n do redis.call('RPUSH', KEYS[7], ARGV[i]) end
+redis.call('RPUSH', KEYS[7], ARGV[11])
+redis.call('LTRIM', KEYS[7], -tonumber(ARGV[9]), -1)
 if left > 0 then
-  redis.call('PEXPIRE', KEYS[6], left)
+  redis.call('PEXPIRE', KEYS[7], left)
 else
-  redis.call('EXPIRE', KEYS[6], tonumber(ARGV[10]))
+  redis.call('EXPIRE', KEYS[7], tonumber(ARGV[10]))
 end
-for i = 13 + n, #ARGV do redis.call('XDEL', KEYS[5], ARGV[i]) end
-local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*',
+for i = 13 + n, #ARGV do redis.call('XDEL', KEYS[6], ARGV[i]) end
+local id = redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[8], '*',
   'event_id', ARGV[6], 'job_id', ARGV[2], 'status', 'purged', 'event', ARGV[7])
 return {1, id}
 """
+)
 
 #: What a purge leaves in place of an error message.
 PURGED = "[purged]"
@@ -614,6 +617,7 @@ class Operations:
             keys=[
                 self.keys.job(job_id),
                 self.keys.terminal(job_id, run),
+                self.keys.ledger(job_id),
                 self.keys.dead_letters,
                 self.keys.dead_events,
                 self.keys.results,
@@ -637,14 +641,7 @@ class Operations:
                 *stream_ids,
             ],
         )
-        if int(reply[0]) != 1:
-            why, now = _text(reply[1]), _text(reply[2])
-            if why == "running":
-                raise OperationRefused(f"job {job_id!r} is still running: run {now} has not ended")
-            raise OperationRefused(
-                f"job {job_id!r} changed meanwhile (now in run {now}); look at its timeline "
-                "and try again"
-            )
+        _check_reply(reply, job_id, run)
         return Purged(
             job_id, ids["order_id"], ids["vendor"], bool(has_doc), cleared, len(stream_ids), event
         )
@@ -721,15 +718,23 @@ class Operations:
                 *extra_args,
             ],
         )
-        if int(reply[0]) == 1:
-            return
-        why, run = _text(reply[1]), _text(reply[2])
-        if why == "running":
-            raise OperationRefused(f"job {job_id!r} is still running: run {run} has not ended")
-        raise OperationRefused(
-            f"job {job_id!r} changed meanwhile: it is now in run {run}, not {stored.run}; "
-            "look at its timeline and try again"
-        )
+        _check_reply(reply, job_id, stored.run)
+
+
+def _check_reply(reply: Any, job_id: str, run: int) -> None:
+    """Nothing when an action script did its work; else :class:`OperationRefused` saying why
+    (the run had not ended, or the job changed since it was read)."""
+    if int(reply[0]) == 1:
+        return
+    why, now = _text(reply[1]), _text(reply[2])
+    if why == "running":
+        raise OperationRefused(f"job {job_id!r} is still running: run {now} has not ended")
+    if why == "timeline":
+        raise OperationRefused(f"job {job_id!r} changed meanwhile (its timeline); try again")
+    raise OperationRefused(
+        f"job {job_id!r} changed meanwhile: it is now in run {now}, not {run}; "
+        "look at its timeline and try again"
+    )
 
 
 def corrected_job(job_id: str, stored_doc: str, data: Any) -> Job:

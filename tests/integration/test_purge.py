@@ -9,31 +9,18 @@ from typing import Any
 
 import pytest
 import redis
-from click.testing import CliRunner, Result
 
-from cli.main import main
 from order_dispatch.contract import ErrorInfo, ErrorKind, EventStatus, Job, ResultEvent
 from order_dispatch.keys import Keys
 from order_dispatch.results import parse_entry
-from order_dispatch.settings import get_settings
 from producers.enqueue import Producer
-from tests.integration.conftest import order_job
+from tests.integration.conftest import cli, order_job
 from worker.ledger import JobLedger
 
 pytestmark = pytest.mark.integration
 
 #: What the order of :func:`order_job` says about its customer, as found in Redis.
 PERSONAL = ("Beesly", "Slough", "pam@example.com", "Scranton", "Jim Halpert")
-
-
-def cli(redis_url: str, prefix: str, *args: str) -> Result:
-    """Run ``order-dispatch ARGS`` on ``prefix``'s keys (settings are read afresh)."""
-    get_settings.cache_clear()
-    env = {"REDIS_URL": redis_url, "ORDER_DISPATCH_KEY_PREFIX": prefix}
-    try:
-        return CliRunner().invoke(main, list(args), env=env)
-    finally:
-        get_settings.cache_clear()
 
 
 @pytest.fixture
