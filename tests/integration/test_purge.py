@@ -14,6 +14,7 @@ from order_dispatch.contract import ErrorInfo, ErrorKind, EventStatus, Job, Resu
 from order_dispatch.keys import Keys
 from order_dispatch.results import parse_entry
 from producers.enqueue import Producer
+from producers.operations import OperationRefused, Operations
 from tests.integration.conftest import cli, order_job
 from worker.ledger import JobLedger
 
@@ -195,6 +196,32 @@ def test_an_in_doubt_job_is_purged_once_a_person_decided(
     )
     assert resolved.exit_code == 0 and purged.exit_code == 0, purged.output
     assert [word for word in PERSONAL if word in everything(redis_client, keys)] == []
+
+
+def test_a_timeline_written_while_purging_refuses_the_purge(
+    redis_client: redis.Redis,
+    keys: Keys,
+    ledger: JobLedger,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    job = failed_run(
+        redis_client, keys, ledger, order_job(f"PG-{uuid.uuid4().hex[:6]}"), EventStatus.REJECTED
+    )
+    operations = Operations(redis_client, key_prefix=keys.prefix)
+    read_stream = operations._free_text_events
+
+    def meanwhile(job_id: str, since: Any) -> list[str]:
+        # A late attempt's entry (its run had ended), written between reading and purging.
+        redis_client.rpush(keys.timeline(job_id), '{"response": "Pam Beesly"}')
+        return read_stream(job_id, since)
+
+    monkeypatch.setattr(operations, "_free_text_events", meanwhile)
+
+    with pytest.raises(OperationRefused) as refused:
+        operations.purge(job.job_id)
+
+    assert str(refused.value) == f"job {job.job_id!r} changed meanwhile (its timeline); try again"
+    assert redis_client.exists(keys.document(job.job_id)) == 1
 
 
 @pytest.mark.parametrize(
