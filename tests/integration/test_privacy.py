@@ -119,7 +119,8 @@ def holding_personal_data(client: redis.Redis, prefix: str) -> dict[str, list[st
         elif kind == "list":
             items = client.lrange(name, 0, -1)
         elif kind == "stream":
-            items = client.xrange(name) or []
+            entries = client.xrange(name) or []
+            items = [v for _, fields in entries for v in (fields or {}).values()]
         else:
             items = client.zrange(name, 0, -1)
         texts = [i.decode() if isinstance(i, bytes) else repr(i) for i in items]
@@ -206,13 +207,17 @@ def test_personal_data_only_where_the_table_says(
         assert 0 < redis_client.ttl(keys.document(ended[name])) <= RETENTION_S, name
     assert expire_past_retention(redis_client, keys.prefix, RETENTION_S) >= 4
     # Past it, only the open jobs' documents hold personal data: the one in doubt (until a
-    # person decides) and the one still queued.
+    # person decides) and the one still queued; and the quarantine, if the workers keep one,
+    # the foreign message as it arrived.
     held = holding_personal_data(redis_client, keys.prefix)
+    quarantine = held.pop(f"{keys.prefix}:quarantine", ["Zelda", "privacy.example"])
     assert set(held) == {keys.document(ended["doubt"]), keys.document(waiting.job_id)}, held
+    assert quarantine == ["Zelda", "privacy.example"]
 
     # Once a person decided the job in doubt, a purge leaves only the queued job's order.
     operations = Operations(redis_client, key_prefix=keys.prefix, operator="dpo")
     operations.resolve(ended["doubt"], "rejected")
     operations.purge(ended["doubt"], note="erasure request")
     held = holding_personal_data(redis_client, keys.prefix)
+    held.pop(f"{keys.prefix}:quarantine", None)
     assert set(held) == {keys.document(waiting.job_id)}, held
