@@ -593,8 +593,9 @@ class Operations:
         kept = [t for t in purged if t is not None]
         cleared = sum(1 for raw, t in zip(timeline, purged, strict=True) if raw != t)
         stream_ids = self._free_text_events(job_id, ids.get("enqueued_at"))
+        attempt_number = int(attempt or old_event.get("attempt") or 1)
         event = ResultEvent(
-            event_id=f"{job_id}:{run}.{(_text(run_id) or '')[:8]}:purged",
+            event_id=f"{job_id}:{run}.{(_text(run_id) or '')[:8]}:{attempt_number}:purged",
             job_id=job_id,
             run=run,
             order_id=ids["order_id"],
@@ -603,7 +604,7 @@ class Operations:
             operation=ids.get("operation", "create"),
             status=EventStatus.PURGED,
             terminal=False,
-            attempt=int(attempt or old_event.get("attempt") or 1),
+            attempt=attempt_number,
             occurred_at=datetime.now(UTC),
             operator=self.operator,
             note=note,
