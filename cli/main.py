@@ -91,6 +91,22 @@ def schema(document: str) -> None:
     click.echo(json.dumps(model.model_json_schema(), indent=2))
 
 
+@main.group()
+def config() -> None:
+    """The configuration the commands run with."""
+
+
+@config.command("show")
+def config_show() -> None:
+    """Print the effective configuration as JSON: every setting (defaults included, read from
+    ORDER_DISPATCH_* and REDIS_URL), the vendor accounts, and what is derived from them.
+    Credentials, passwords in URLs and logins are masked (***)."""
+    from cli.config import effective
+    from order_dispatch.settings import get_settings
+
+    click.echo(json.dumps(effective(get_settings()), indent=2))
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.File("r"))
 @click.option("--vendor", help="Vendor for records that are bare orders (not jobs).")
@@ -708,6 +724,64 @@ def timeline(job_id: str, as_json: bool, redis_url: str | None) -> None:
         click.echo(json.dumps(found.as_json(), indent=2))
     else:
         click.echo(timeline_table(found))
+
+
+@main.command()
+@click.option("--order", "order_id", help="Every job of this order id.")
+@click.option("--vendor", type=VENDORS, help="With --order: only this vendor's jobs.")
+@click.option("--account", help="With --order: only this account's jobs.")
+@click.option("--job", "job_id", help="This job only.")
+@_note_option
+@_by_option
+@_redis_option
+def purge(
+    order_id: str | None,
+    vendor: str | None,
+    account: str | None,
+    job_id: str | None,
+    note: str | None,
+    by: str | None,
+    redis_url: str | None,
+) -> None:
+    """Remove an order's personal data on request: the job document, and the vendor's answers,
+    error messages and notes kept in timelines, dead letters and result events.
+
+    Ids and statuses stay (receipts, ledger, timeline, dead letters) as the audit trail; each
+    purge writes a 'purged' result event and a timeline entry. A job whose run has not ended,
+    or that is in doubt, is refused (a worker or a person still needs its order): purge it once
+    it has ended, or been resolved. Exits 1 when no job is found or any is refused.
+    """
+    if (order_id is None) == (job_id is None):
+        raise click.UsageError("give --order ID or --job JOB (one of them)")
+    if job_id is not None and (vendor is not None or account is not None):
+        raise click.UsageError("--vendor and --account narrow --order; --job names one job")
+    from producers.operations import OperationRefused
+
+    ops = _operations(redis_url, by)
+    if job_id is not None:
+        with _refusals():
+            click.echo(ops.purge(job_id, note=note).line())
+        return
+    assert order_id is not None
+    found = ops.jobs_of_order(order_id, vendor=vendor, account=account)
+    if not found:
+        narrowed = "".join(
+            f", {name} {value!r}"
+            for name, value in (("vendor", vendor), ("account", account))
+            if value is not None
+        )
+        raise click.ClickException(
+            f"no job for order {order_id!r}{narrowed} in the job store or the dead letters"
+        )
+    refused = 0
+    for found_id in found:
+        try:
+            click.echo(ops.purge(found_id, note=note).line())
+        except OperationRefused as exc:
+            refused += 1
+            click.echo(f"refused {found_id}: {exc}", err=True)
+    if refused:
+        sys.exit(1)
 
 
 @main.command()

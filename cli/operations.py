@@ -72,7 +72,7 @@ def _detail(entry: TimelineEntry) -> str:
 
 
 def _what(entry: TimelineEntry) -> str:
-    if entry.action is None or entry.status is EventStatus.REPLAYED:
+    if entry.action is None or entry.status in (EventStatus.REPLAYED, EventStatus.PURGED):
         return entry.action or entry.status.value
     return f"{entry.action}: {entry.status.value}"
 

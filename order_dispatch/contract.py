@@ -508,6 +508,8 @@ class EventStatus(StrEnum):
     DEFERRED = "deferred"
     REPLAYED = "replayed"
     """An operator started a new run of the job (the run's first event)."""
+    PURGED = "purged"
+    """An operator removed the order's personal data on request; ids and statuses stay."""
 
     @property
     def terminal(self) -> bool:

@@ -1,8 +1,8 @@
 """A job's timeline: every attempt and every operator action, for people finding out what happened.
 
 The worker appends one entry for each result event it writes, in the same atomic step as the
-event; the operator commands (replay, resolve) append one for each action. Entries live in a
-Redis list, ``<prefix>:timeline:<job_id>``, oldest first, capped at :data:`MAX_ENTRIES`, and
+event; the operator commands (replay, resolve, purge) append one for each action. Entries live in
+a Redis list, ``<prefix>:timeline:<job_id>``, oldest first, capped at :data:`MAX_ENTRIES`, and
 expire with the job. Nothing secret goes in: the request is summarised as method and path with
 secret query values masked, and bodies and messages are redacted and cut to an excerpt.
 """
@@ -21,7 +21,7 @@ MAX_ENTRIES = 500
 #: Longest vendor body excerpt kept in an entry.
 EXCERPT_CHARS = 500
 
-Action = Literal["replay", "resolve"]
+Action = Literal["replay", "resolve", "purge"]
 
 
 class TimelineEntry(BaseModel):

@@ -1,5 +1,5 @@
 """What operators do with jobs that need a person: list dead letters, replay, resolve, read the
-timeline.
+timeline, purge an order's personal data.
 
 It lives beside the producer API and loads what that loads (redis-py, the contract, the task
 message builder), not Celery or httpx: a replay is an enqueue of a stored job's next run, and an
@@ -16,10 +16,16 @@ writes a result event and a timeline entry:
 - **resolve** records an operator's decision about an ``in_doubt`` job as the terminal event of
   a new run N+1 (``accepted`` or ``rejected``, with ``operator`` and ``note`` set). Run N keeps
   its ``in_doubt``; no vendor call is made; exactly one terminal event per run still holds.
+- **purge** removes an ended job's personal data on request: its job document, and the vendor's
+  answers, error messages and operators' notes from its timeline, its dead-letter event and its
+  result events (those are deleted from the stream; the timeline keeps their ids and statuses).
+  Receipt, ledger, timeline and dead letters stay as the audit trail of ids and statuses. A
+  ``purged`` event (not terminal) records it. An ``in_doubt`` job is refused until resolved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import re
@@ -35,6 +41,7 @@ from redis.commands.core import Script
 
 from order_dispatch.contract import EventStatus, Job, ResultEvent, format_validation_errors
 from order_dispatch.keys import Keys
+from order_dispatch.results import parse_entry
 from order_dispatch.settings import get_settings
 from order_dispatch.timeline import MAX_ENTRIES, Action, TimelineEntry
 from producers.enqueue import Receipt, validate_job
@@ -48,18 +55,24 @@ Resolution = Literal["accepted", "rejected"]
 #: Run statuses a replay may follow; replaying an accepted job would send the order again.
 _REPLAYABLE = frozenset({EventStatus.DEAD_LETTERED, EventStatus.IN_DOUBT, EventStatus.REJECTED})
 
-# Shared head of the action scripts. KEYS[1] job hash, KEYS[2] run N's terminal marker,
+# Shared head of every action script. KEYS[1] job hash, KEYS[2] run N's terminal marker,
 # KEYS[3] ledger, KEYS[4] dead letters, KEYS[5] dead-letter events, KEYS[6] results stream,
-# KEYS[7] timeline. ARGV[1] run N, ARGV[2] job id, ARGV[3] new run token, ARGV[4] ttl s,
-# ARGV[5] event id, ARGV[6] event json, ARGV[7] status, ARGV[8] stream maxlen,
-# ARGV[9] timeline entry, ARGV[10] timeline cap. Refuses unless run N is the current run and
+# KEYS[7] timeline. ARGV[1] run N, ARGV[2] job id. Refuses unless run N is the current run and
 # it ended (its terminal marker, or the job waits in the dead letters).
-_ACTION_HEAD = """
+_RUN_ENDED = """
 local run = tonumber(redis.call('HGET', KEYS[1], 'run') or ARGV[1])
 if run ~= tonumber(ARGV[1]) then return {0, 'run', tostring(run)} end
 if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('HEXISTS', KEYS[4], ARGV[2]) == 0 then
   return {0, 'running', tostring(run)}
 end
+"""
+
+# The head of replay and resolve: ARGV[3] new run token, ARGV[4] ttl s, ARGV[5] event id,
+# ARGV[6] event json, ARGV[7] status, ARGV[8] stream maxlen, ARGV[9] timeline entry,
+# ARGV[10] timeline cap.
+_ACTION_HEAD = (
+    _RUN_ENDED
+    + """
 local ttl = tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'run', run + 1, 'run_id', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ttl)
@@ -72,6 +85,7 @@ redis.call('RPUSH', KEYS[7], ARGV[9])
 redis.call('LTRIM', KEYS[7], -tonumber(ARGV[10]), -1)
 redis.call('EXPIRE', KEYS[7], ttl)
 """
+)
 
 # Replay. KEYS[8] the vendor queue (list), KEYS[9] the job document. ARGV[11] job json,
 # ARGV[12] receipt json (kept if the job store has one), ARGV[13] task message for attempt 1 of
@@ -102,6 +116,48 @@ redis.call('EXPIRE', KEYS[3], ttl)
 return {1, id}
 """
 )
+
+
+# Purge, after the head's check. KEYS[8] the job document. ARGV[3] the timeline's length as
+# read, ARGV[4] its last entry as read, ARGV[5] the purged dead-letter event ('' for none),
+# ARGV[6] event id, ARGV[7] event json, ARGV[8] stream maxlen, ARGV[9] timeline cap, ARGV[10]
+# ttl s, ARGV[11] the purge's timeline entry, ARGV[12] n, ARGV[13 .. 12+n] the purged timeline,
+# then the stream entries to delete. Refuses unless the timeline is as read.
+_PURGE_LUA = (
+    _RUN_ENDED
+    + """
+if redis.call('LLEN', KEYS[7]) ~= tonumber(ARGV[3])
+    or (redis.call('LINDEX', KEYS[7], -1) or '') ~= ARGV[4] then
+  return {0, 'timeline', tostring(run)}
+end
+redis.call('DEL', KEYS[8])
+redis.call('HDEL', KEYS[1], 'job')
+if ARGV[5] ~= '' and redis.call('HEXISTS', KEYS[5], ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[5], ARGV[2], ARGV[5])
+end
+local left = redis.call('PTTL', KEYS[7])
+redis.call('DEL', KEYS[7])
+local n = tonumber(ARGV[12])
+for i = 13, 12 + n do redis.call('RPUSH', KEYS[7], ARGV[i]) end
+redis.call('RPUSH', KEYS[7], ARGV[11])
+redis.call('LTRIM', KEYS[7], -tonumber(ARGV[9]), -1)
+if left > 0 then
+  redis.call('PEXPIRE', KEYS[7], left)
+else
+  redis.call('EXPIRE', KEYS[7], tonumber(ARGV[10]))
+end
+for i = 13 + n, #ARGV do redis.call('XDEL', KEYS[6], ARGV[i]) end
+local id = redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[8], '*',
+  'event_id', ARGV[6], 'job_id', ARGV[2], 'status', 'purged', 'event', ARGV[7])
+return {1, id}
+"""
+)
+
+#: What a purge leaves in place of an error message.
+PURGED = "[purged]"
+#: Free-text fields of events and timeline entries that may carry personal data: the vendor's
+#: answer and the operator's note (an error's message is replaced by :data:`PURGED`).
+_FREE_TEXT = ("vendor_response", "response", "note")
 
 
 class OperationRefused(Exception):
@@ -176,6 +232,31 @@ class _Stored:
     """How run ``run`` ended; None while it runs."""
 
 
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What a purge removed from one job."""
+
+    job_id: str
+    order_id: str
+    vendor: str
+    document: bool
+    """True when the job document was still there (and now is not)."""
+    timeline_entries: int
+    """Timeline entries that lost a vendor answer, an error message or a note."""
+    stream_events: int
+    """Result events deleted from the stream for carrying one of those."""
+    event: ResultEvent
+
+    def line(self) -> str:
+        """One line for people."""
+        document = "document removed" if self.document else "no document left"
+        return (
+            f"purged {self.job_id} (order {self.order_id}, {self.vendor}): {document}, "
+            f"{self.timeline_entries} timeline entries and {self.stream_events} result events "
+            "cleared"
+        )
+
+
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``--since``: an ISO 8601 time (UTC when it has no zone) or a duration back from now,
     ``30s``, ``15m``, ``2h``, ``7d`` or ``1w``."""
@@ -227,6 +308,7 @@ class Operations:
         self.operator = operator or whoami()
         self._replay = client.register_script(_REPLAY_LUA)
         self._resolve = client.register_script(_RESOLVE_LUA)
+        self._purge = client.register_script(_PURGE_LUA)
 
     @classmethod
     def from_url(cls, url: str | None = None, **kwargs: Any) -> Operations:
@@ -448,6 +530,142 @@ class Operations:
         )
         return event
 
+    def jobs_of_order(
+        self, order_id: str, *, vendor: str | None = None, account: str | None = None
+    ) -> list[str]:
+        """The ids of the jobs the job store or the dead letters know for ``order_id`` (of
+        ``vendor`` and ``account`` when given), sorted."""
+        wanted = {"order_id": order_id, "vendor": vendor, "account": account}
+
+        def matches(ids: Mapping[str, Any]) -> bool:
+            return all(v is None or ids.get(k) == v for k, v in wanted.items())
+
+        found: set[str] = set()
+        names = list(self.client.scan_iter(match=self.keys.job("*"), count=1000))
+        for start in range(0, len(names), 500):
+            pipe = self.client.pipeline(transaction=False)
+            for name in names[start : start + 500]:
+                pipe.hget(name, "receipt")
+            for raw in pipe.execute():
+                receipt = _object(_text(raw) or "")
+                if matches(receipt) and isinstance(receipt.get("job_id"), str):
+                    found.add(receipt["job_id"])
+        for job_id, doc in self.client.hscan_iter(self.keys.dead_letters, count=500):
+            if matches(_object(str(_text(doc)))):
+                found.add(str(_text(job_id)))
+        return sorted(found)
+
+    def purge(self, job_id: str, *, note: str | None = None) -> Purged:
+        """Remove ``job_id``'s personal data (see the module docstring); what was removed.
+
+        Raises :class:`JobNotFound` and :class:`OperationRefused` (the job's run has not ended:
+        a worker still needs its document).
+        """
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(self.keys.job(job_id), "receipt", "run", "run_id")
+        pipe.hget(self.keys.dead_letters, job_id)
+        pipe.hget(self.keys.dead_events, job_id)
+        pipe.exists(self.keys.document(job_id))
+        pipe.lrange(self.keys.timeline(job_id), 0, -1)
+        pipe.hget(self.keys.ledger(job_id), "attempt")
+        (receipt, run_text, run_id), dead_doc, dead_event, has_doc, raw_timeline, attempt = (
+            pipe.execute()
+        )
+        ids = {**_object(_text(dead_doc) or ""), **_object(_text(receipt) or "")}
+        old_event = _object(_text(dead_event) or "")
+        if not ids.get("vendor") or not ids.get("order_id"):
+            raise JobNotFound(f"no job {job_id!r}: not in the job store nor in the dead letters")
+        run = int(run_text) if run_text is not None else int(old_event.get("run", 1))
+        marker = _text(self.client.get(self.keys.terminal(job_id, run)))
+        if marker is None and dead_doc is None:
+            raise OperationRefused(
+                f"job {job_id!r} is still running: run {run} has no terminal event yet; "
+                "purge it once it has ended"
+            )
+        ended = marker.rsplit(":", 1)[-1] if marker is not None else old_event.get("status")
+        if ended == EventStatus.IN_DOUBT.value:
+            raise OperationRefused(
+                f"job {job_id!r} is in doubt: run {run} waits for a person's decision, which "
+                "needs its order; resolve it first (order-dispatch resolve), then purge it"
+            )
+        timeline = [_text(raw) or "" for raw in raw_timeline]
+        purged = [_without_free_text(raw) for raw in timeline]
+        kept = [t for t in purged if t is not None]
+        cleared = sum(1 for raw, t in zip(timeline, purged, strict=True) if raw != t)
+        stream_ids = self._free_text_events(job_id, ids.get("enqueued_at"))
+        attempt_number = int(attempt or old_event.get("attempt") or 1)
+        event = ResultEvent(
+            event_id=f"{job_id}:{run}.{(_text(run_id) or '')[:8]}:{attempt_number}:purged",
+            job_id=job_id,
+            run=run,
+            order_id=ids["order_id"],
+            vendor=ids["vendor"],
+            account=ids.get("account", "default"),
+            operation=ids.get("operation", "create"),
+            status=EventStatus.PURGED,
+            terminal=False,
+            attempt=attempt_number,
+            occurred_at=datetime.now(UTC),
+            operator=self.operator,
+            note=note,
+        )
+        detail = (
+            f"personal data removed: {'the job document, ' if has_doc else ''}"
+            f"{cleared} timeline entries and {len(stream_ids)} result events cleared"
+        )
+        entry = TimelineEntry.of_event(event, action="purge", detail=detail)
+        reply = self._purge(
+            keys=[
+                self.keys.job(job_id),
+                self.keys.terminal(job_id, run),
+                self.keys.ledger(job_id),
+                self.keys.dead_letters,
+                self.keys.dead_events,
+                self.keys.results,
+                self.keys.timeline(job_id),
+                self.keys.document(job_id),
+            ],
+            args=[
+                run,
+                job_id,
+                len(timeline),
+                timeline[-1] if timeline else "",
+                _without_free_text(_text(dead_event) or "") or "",
+                event.event_id,
+                event.model_dump_json(exclude_none=True),
+                self.results_maxlen,
+                MAX_ENTRIES,
+                self.ttl_s,
+                entry.to_json(),
+                len(kept),
+                *kept,
+                *stream_ids,
+            ],
+        )
+        _check_reply(reply, job_id, run)
+        return Purged(
+            job_id, ids["order_id"], ids["vendor"], bool(has_doc), cleared, len(stream_ids), event
+        )
+
+    def _free_text_events(self, job_id: str, since: Any) -> list[str]:
+        """The stream entries of ``job_id``'s events that carry a vendor's answer, an error
+        message or a note, read from ``since`` (the job's enqueue time) on."""
+        start = "-"
+        if isinstance(since, str):
+            with contextlib.suppress(ValueError):
+                start = str(int(datetime.fromisoformat(since).timestamp() * 1000) - 1000)
+        found: list[str] = []
+        while True:
+            batch = self.client.xrange(self.keys.results, start, "+", count=1000) or []
+            for entry_id, fields in batch:
+                delivery = parse_entry(entry_id, fields)
+                event = delivery.raw.get("event", "")
+                if delivery.raw.get("job_id") == job_id and _without_free_text(event) != event:
+                    found.append(delivery.entry_id)
+            if len(batch) < 1000:
+                return found
+            start = "(" + parse_entry(batch[-1][0], None).entry_id
+
     def _event(
         self, job: Job, run: int, run_id: str, status: EventStatus, **fields: Any
     ) -> ResultEvent:
@@ -501,15 +719,23 @@ class Operations:
                 *extra_args,
             ],
         )
-        if int(reply[0]) == 1:
-            return
-        why, run = _text(reply[1]), _text(reply[2])
-        if why == "running":
-            raise OperationRefused(f"job {job_id!r} is still running: run {run} has not ended")
-        raise OperationRefused(
-            f"job {job_id!r} changed meanwhile: it is now in run {run}, not {stored.run}; "
-            "look at its timeline and try again"
-        )
+        _check_reply(reply, job_id, stored.run)
+
+
+def _check_reply(reply: Any, job_id: str, run: int) -> None:
+    """Nothing when an action script did its work; else :class:`OperationRefused` saying why
+    (the run had not ended, or the job changed since it was read)."""
+    if int(reply[0]) == 1:
+        return
+    why, now = _text(reply[1]), _text(reply[2])
+    if why == "running":
+        raise OperationRefused(f"job {job_id!r} is still running: run {now} has not ended")
+    if why == "timeline":
+        raise OperationRefused(f"job {job_id!r} changed meanwhile (its timeline); try again")
+    raise OperationRefused(
+        f"job {job_id!r} changed meanwhile: it is now in run {now}, not {run}; "
+        "look at its timeline and try again"
+    )
 
 
 def corrected_job(job_id: str, stored_doc: str, data: Any) -> Job:
@@ -562,6 +788,25 @@ def _identity(doc: Mapping[str, Any]) -> dict[str, Any]:
         "order_id": doc.get("order_id")
         or (order.get("order_id") if isinstance(order, Mapping) else None),
     }
+
+
+def _without_free_text(text: str) -> str | None:
+    """A stored event or timeline entry (JSON) without its free text: no vendor answer, no
+    note, the error's message replaced by :data:`PURGED`; ``text`` itself when it has none.
+    None when ``text`` is not a JSON object (it cannot be told apart from personal data)."""
+    data = _object(text)
+    if not data:
+        return None
+    error = data.get("error")
+    if not any(name in data for name in _FREE_TEXT) and not (
+        isinstance(error, dict) and error.get("message") not in (None, PURGED)
+    ):
+        return text
+    for name in _FREE_TEXT:
+        data.pop(name, None)
+    if isinstance(error, dict) and error.get("message"):
+        error["message"] = PURGED
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 def _valid(stored: _Stored, action: str) -> Job:

@@ -10,12 +10,19 @@ Admin API:
   (``{"vendor", "count", "requests", "requests_by_path", "orders"}``)
 - ``POST /_sandbox/orders/{vendor}/{order_id}/status`` body ``{"status": ".."}`` -> set a status
 - ``POST /_sandbox/reset`` (optional ``?vendor=NAME``) -> forget orders, tokens and faults
+
+Only ``health`` answers everyone. The rest answers requests from this host (loopback), or
+carrying the token of ``ORDER_DISPATCH_SANDBOX_ADMIN_TOKEN`` in the ``X-Sandbox-Token`` header;
+anything else gets 403.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import json
+import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterable
@@ -30,6 +37,10 @@ from sandbox.registry import all_simulators
 
 SIMULATORS = web.AppKey("simulators", dict[str, VendorSimulator])
 FAULTS = web.AppKey("faults", dict[str, VendorFaults])
+ADMIN_TOKEN = web.AppKey("admin_token", str)
+#: The variable holding the admin API's token, and the header that carries it.
+ADMIN_TOKEN_ENV = "ORDER_DISPATCH_SANDBOX_ADMIN_TOKEN"
+ADMIN_TOKEN_HEADER = "X-Sandbox-Token"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -100,6 +111,31 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         body=sim.malformed_body(response.content_type),
         status=200,
         content_type=response.content_type or None,
+    )
+
+
+def _from_loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address((request.remote or "").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@web.middleware
+async def admin_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The admin API (but its health) for this host's requests, or with the admin token."""
+    if not request.path.startswith("/_sandbox/") or request.path == "/_sandbox/health":
+        return await handler(request)
+    token = request.app[ADMIN_TOKEN]
+    given = request.headers.get(ADMIN_TOKEN_HEADER, "")
+    if _from_loopback(request) or (token and hmac.compare_digest(given, token)):
+        return await handler(request)
+    return json_response(
+        {
+            "error": f"the sandbox admin API answers this host only, or requests with the "
+            f"{ADMIN_TOKEN_HEADER} header set to {ADMIN_TOKEN_ENV}"
+        },
+        status=403,
     )
 
 
@@ -185,9 +221,13 @@ async def _reset(request: web.Request) -> web.Response:
 
 
 def build_app(simulators: Iterable[VendorSimulator] | None = None) -> web.Application:
-    """The sandbox application with the given simulators (default: all of them)."""
+    """The sandbox application with the given simulators (default: all of them); the admin
+    API's token is ``ORDER_DISPATCH_SANDBOX_ADMIN_TOKEN`` (none: this host only)."""
     sims = {s.name: s for s in (simulators if simulators is not None else all_simulators())}
-    app = web.Application(middlewares=[fault_middleware], client_max_size=8 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[admin_guard, fault_middleware], client_max_size=8 * 1024 * 1024
+    )
+    app[ADMIN_TOKEN] = os.environ.get(ADMIN_TOKEN_ENV, "")
     app[SIMULATORS] = sims
     app[FAULTS] = {name: VendorFaults() for name in sims}
     app.router.add_get("/_sandbox/health", _health)

@@ -15,11 +15,14 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from click.testing import CliRunner, Result
 
 from cli.demo import worker_command, worker_env
+from cli.main import main
 from order_dispatch.contract import ResultEvent
 from order_dispatch.keys import Keys
 from order_dispatch.results import parse_entry
+from order_dispatch.settings import get_settings
 from producers.enqueue import Producer
 from sandbox.runner import BackgroundSandbox
 from worker.vendors import known_vendors
@@ -238,3 +241,13 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def cli(redis_url: str, prefix: str, *args: str) -> Result:
+    """Run ``order-dispatch ARGS`` on ``prefix``'s keys (settings are read afresh)."""
+    get_settings.cache_clear()
+    env = {"REDIS_URL": redis_url, "ORDER_DISPATCH_KEY_PREFIX": prefix}
+    try:
+        return CliRunner().invoke(main, list(args), env=env)
+    finally:
+        get_settings.cache_clear()

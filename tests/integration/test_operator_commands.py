@@ -14,14 +14,11 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from click.testing import CliRunner, Result
 
-from cli.main import main
 from order_dispatch.contract import ResultEvent
 from order_dispatch.keys import Keys
-from order_dispatch.settings import get_settings
 from producers.enqueue import Producer
-from tests.integration.conftest import Events, WorkerProcess, order_job, unique
+from tests.integration.conftest import Events, WorkerProcess, cli, order_job, unique
 
 pytestmark = pytest.mark.integration
 
@@ -51,16 +48,6 @@ def producer(redis_client: redis.Redis, operator_prefix: str) -> Producer:
 @pytest.fixture
 def events(redis_client: redis.Redis, operator_prefix: str) -> Events:
     return Events(redis_client, Keys(operator_prefix))
-
-
-def cli(redis_url: str, prefix: str, *args: str) -> Result:
-    """Run ``order-dispatch ARGS`` on ``prefix``'s keys (settings are read afresh)."""
-    get_settings.cache_clear()
-    env = {"REDIS_URL": redis_url, "ORDER_DISPATCH_KEY_PREFIX": prefix}
-    try:
-        return CliRunner().invoke(main, list(args), env=env)
-    finally:
-        get_settings.cache_clear()
 
 
 def wait_run_ends(events: Events, job_id: str, run: int, timeout: float = 60) -> ResultEvent:

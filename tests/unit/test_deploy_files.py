@@ -73,6 +73,7 @@ def test_compose_never_defaults_a_password() -> None:
     for name, variable in (
         ("flower", "FLOWER_BASIC_AUTH"),
         ("metrics", "ORDER_DISPATCH_METRICS_BASIC_AUTH"),
+        ("sandbox", "ORDER_DISPATCH_SANDBOX_ADMIN_TOKEN"),
     ):
         assert services[name]["environment"][variable].startswith(f"${{{variable}:?"), name
         assert variable in readme
