@@ -69,7 +69,11 @@ class Options:
     """Orders/s offered in the latency measurement."""
     offered_s: float = 5.0
     repeat: int = 3
-    processes: int = 1
+    processes: int = 0
+    """Product worker processes; 0: the worker's default, one per core."""
+    in_flight: int = 1000
+    """Orders one worker process holds in flight for the memory measurement (0: skip)."""
+    in_flight_latency_ms: float = 10_000.0
     sweep: bool = False
     sweep_orders: int = 1000
     enqueue_jobs: int = 5000
@@ -345,7 +349,13 @@ def paced(
 
 
 def product(
-    redis_url: str, sandbox: Sandbox, processes: int, *, events: bool = True, threads: int = 0
+    redis_url: str,
+    sandbox: Sandbox,
+    processes: int,
+    *,
+    events: bool = True,
+    threads: int = 0,
+    settings: dict[str, str] | None = None,
 ) -> Queued:
     """The product as the README runs it: ``order-dispatch worker``, default settings."""
     prefix = f"bench{uuid.uuid4().hex[:6]}"
@@ -363,16 +373,16 @@ def product(
     }
     if threads:
         env["ORDER_DISPATCH_WORKER_CONCURRENCY"] = str(threads)
+    env.update(settings or {})
     producer = Producer(redis.Redis.from_url(redis_url), key_prefix=prefix)
-    commands = [
-        [sys.executable, "-m", "cli", "worker", "--hostname", f"bench{i}-{prefix}@%h"]
-        for i in range(processes)
-    ]
+    command = [sys.executable, "-m", "cli", "worker", "--hostname", f"bench-{prefix}@%h"]
+    if processes:  # else the default: one process per core
+        command += ["--processes", str(processes)]
 
     def enqueue(jobs: list[dict[str, Any]]) -> None:
         producer.enqueue_many(jobs)
 
-    return Queued("product", commands, env, Keys(prefix).results, enqueue)
+    return Queued("product", [command], env, Keys(prefix).results, enqueue)
 
 
 def baseline(redis_url: str, sandbox: Sandbox) -> Queued:
@@ -491,6 +501,50 @@ def measure_ceiling(
     return result
 
 
+# --- memory with many orders in flight --------------------------------------------------------
+
+
+def measure_in_flight(
+    client: redis.Redis, redis_url: str, sandbox: Sandbox, in_flight: int, latency_ms: float,
+    log_dir: Path, restore_ms: float,
+) -> dict[str, Any]:
+    """One worker process with ``in_flight`` threads and connections, the vendor answering after
+    ``latency_ms``: ``in_flight`` orders queued at once; the most held unacked at one time (the
+    broker's count of delivered, unfinished messages), and the process's peak RSS."""
+    sandbox.set_latency(latency_ms)
+    queued = product(
+        redis_url, sandbox, 1, threads=in_flight,
+        settings={"ORDER_DISPATCH_HTTP__MAX_CONNECTIONS": str(in_flight)},
+    )
+    tag = uuid.uuid4().hex[:8]
+    jobs = [order(n, f"{tag}f") for n in range(in_flight)]
+    peak = 0
+    try:
+        with queued.running(log_dir) as pids:
+            warm = [order(n, f"{tag}w") for n in range(5)]
+            queued.enqueue(warm)
+            collect(client, queued.stream, {j["job_id"] for j in warm}, timeout_s=120)
+            with Sampler(pids) as sampler:
+                for i in range(0, in_flight, 500):
+                    queued.enqueue(jobs[i : i + 500])
+                wanted = {j["job_id"] for j in jobs}
+                deadline = time.monotonic() + latency_ms / 1000 + 60
+                while peak < in_flight and time.monotonic() < deadline:
+                    peak = max(peak, int(client.hlen("unacked")))
+                    time.sleep(0.05)
+                done = collect(client, queued.stream, wanted, timeout_s=latency_ms / 1000 + 300)
+                sampler.sample()
+    finally:
+        sandbox.set_latency(restore_ms)
+    return {
+        "in_flight": in_flight,
+        "held_at_once": peak,
+        "vendor_latency_ms": latency_ms,
+        "peak_rss_mb": sampler.peak_rss / 2**20,
+        "statuses": _count([s for s, _t in done.values()]),
+    }
+
+
 # --- enqueue_many -------------------------------------------------------------------------------
 
 
@@ -558,6 +612,14 @@ def run(options: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
         say(f"  {results['enqueue']['enqueue_many']:,.0f} orders/s")
         results["main"] = [asdict(m) for m in _main(options, client, redis_url, sandbox, log_dir,
                                                       say)]
+        if options.in_flight:
+            say(f"memory: one worker process holding {options.in_flight} orders in flight")
+            results["in_flight"] = measure_in_flight(
+                client, redis_url, sandbox, options.in_flight, options.in_flight_latency_ms,
+                log_dir, options.latency_ms,
+            )
+            say(f"  {results['in_flight']['held_at_once']} held at once, peak RSS "
+                f"{results['in_flight']['peak_rss_mb']:.0f} MB {results['in_flight']['statuses']}")
         if options.sweep:
             results["sweep"] = [asdict(m) for m in _sweep(options, client, redis_url, sandbox,
                                                            log_dir, say)]
@@ -574,7 +636,10 @@ def _main(
     options: Options, client: redis.Redis, redis_url: str, sandbox: Sandbox, log_dir: Path,
     say: Callable[[str], None],
 ) -> list[Measure]:
-    config = {"latency_ms": options.latency_ms, "processes": options.processes, "events": True}
+    from cli.swarm import default_processes
+
+    processes = options.processes or default_processes()
+    config = {"latency_ms": options.latency_ms, "processes": processes, "events": True}
     runs: dict[str, list[Measure]] = {s: [] for s in options.systems}
     for i in range(options.repeat):
         for system in options.systems:
@@ -665,6 +730,14 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append(f"- `enqueue_many`: **{results['enqueue']['enqueue_many']:,.0f}** orders/s "
                  f"validated and queued (batches of {results['enqueue']['batch']}); "
                  f"`enqueue` one at a time: {results['enqueue']['enqueue']:,.0f}/s")
+    if results.get("in_flight"):
+        f = results["in_flight"]
+        lines.append(
+            f"- memory: one worker process with {f['in_flight']:,} threads and connections, "
+            f"the vendor answering after {f['vendor_latency_ms'] / 1000:g} s: "
+            f"**{f['held_at_once']:,}** orders in flight at once, peak RSS "
+            f"**{f['peak_rss_mb']:.0f} MB**"
+        )
     if results.get("sweep"):
         lines += ["", "Sweep (product, burst; median):", "",
                   "| vendor latency ms | processes | threads each | task events | orders/s | "

@@ -60,10 +60,13 @@ def _invalid_sample() -> Any:
     return json.loads((SAMPLES / "invalid-order.json").read_text())
 
 
-def worker_command(vendors: str, concurrency: int) -> list[str]:
-    """The command line of an ``order-dispatch worker`` child process."""
+def worker_command(vendors: str, concurrency: int, processes: int = 1) -> list[str]:
+    """The command line of an ``order-dispatch worker`` child: one process unless asked."""
     cli = [sys.executable, "-m", "cli", "worker"]
-    return [*cli, "--vendors", vendors, "--concurrency", str(concurrency)]
+    return [
+        *cli, "--vendors", vendors, "--concurrency", str(concurrency), "--processes",
+        str(processes),
+    ]
 
 
 def demo_accounts(sandbox: BackgroundSandbox) -> dict[str, dict[str, Any]]:

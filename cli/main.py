@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from cli import swarm
 from order_dispatch.contract import VENDOR_OPERATIONS
 
 if TYPE_CHECKING:
@@ -225,24 +226,47 @@ def preview(vendor: str, account: str | None, operation: str | None, file: Any) 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--vendors", help="Comma-separated vendors whose queues to consume (default: all).")
-@click.option("--concurrency", "-c", type=int, help="Threads (default: settings, 32).")
+@click.option("--concurrency", "-c", type=int, help="Threads per process (default: settings, 32).")
+@click.option(
+    "--processes",
+    "-p",
+    type=click.IntRange(min=1),
+    help="Worker processes (default: settings; one per core).",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(vendors: str | None, concurrency: int | None, celery_args: tuple[str, ...]) -> None:
+def worker(
+    vendors: str | None,
+    concurrency: int | None,
+    processes: int | None,
+    celery_args: tuple[str, ...],
+) -> None:
     """Start a dispatch worker with the product's defaults; extra arguments go to Celery.
 
-    Defaults: a thread pool (vendor calls are I/O-bound and share one HTTP client), one queue
-    per vendor, task events on for Flower, JSON logs.
+    Defaults: one process per core (each a Celery node named after --hostname with its number
+    added; they start and stop together), each with a thread pool (vendor calls are I/O-bound
+    and share one HTTP client), one queue per vendor, task events on for Flower, JSON logs.
 
     Exit status: 0 after a requested stop (SIGTERM, SIGINT, SIGQUIT), 78 when the worker refuses
     its configuration (a Redis without append-only persistence, wrong account settings), and
     another non-zero status when it stopped by itself (1 after an unrecoverable error).
     """
     from order_dispatch.settings import get_settings
+
+    settings = get_settings()
+    processes = processes or settings.worker_processes or swarm.default_processes()
+    if processes > 1:
+        from order_dispatch import logs
+
+        logs.configure(settings.log_level)
+        head = swarm.this_command()
+        head += ["--vendors", vendors] if vendors else []
+        head += ["--concurrency", str(concurrency)] if concurrency else []
+        sys.exit(swarm.run(processes, head, celery_args))
+
     from worker.app import app
     from worker.shutdown import exit_status
     from worker.vendors import known_vendors
 
-    settings = get_settings()
     names = [v.strip() for v in vendors.split(",")] if vendors else known_vendors()
     from order_dispatch.keys import Keys
 
@@ -800,7 +824,14 @@ def demo(timeout: float) -> None:
 @click.option("--latency-ms", default=50.0, show_default=True, help="The sandbox's latency.")
 @click.option("--offered", default=300.0, show_default=True, help="Orders/s for the latencies.")
 @click.option("--repeat", default=3, show_default=True, help="Runs of each; medians reported.")
-@click.option("--processes", default=1, show_default=True, help="Product worker processes.")
+@click.option(
+    "--processes", default=0, type=click.IntRange(min=0),
+    help="Product worker processes (default: the worker's own, one per core).",
+)
+@click.option(
+    "--in-flight", default=1000, show_default=True, type=click.IntRange(min=0),
+    help="Orders held in flight by one worker process for its memory (0: skip).",
+)
 @click.option("--sweep", is_flag=True, help="Also sweep latency, processes, events, threads.")
 @click.option("--quick", is_flag=True, help="One short run of each (a smoke test).")
 @click.option(
@@ -808,8 +839,8 @@ def demo(timeout: float) -> None:
     help="Directory for results.json, results.md and results.png.",
 )
 def bench(
-    orders: int, latency_ms: float, offered: float, repeat: int, processes: int, sweep: bool,
-    quick: bool, out: Path,
+    orders: int, latency_ms: float, offered: float, repeat: int, processes: int,
+    in_flight: int, sweep: bool, quick: bool, out: Path,
 ) -> None:
     """Throughput and latency of the product against Celery's defaults and a no-queue ceiling,
     all on this machine (Redis embedded unless REDIS_URL is set, the sandbox at a fixed
@@ -822,12 +853,13 @@ def bench(
         ) from None
     options = Options(
         orders=orders, latency_ms=latency_ms, offered=offered, repeat=repeat,
-        processes=processes, sweep=sweep, out=out,
+        processes=processes, in_flight=in_flight, sweep=sweep, out=out,
     )
     if quick:
         options = replace(
             options, repeat=1, baseline_orders=min(orders, 50), offered_s=0.5,
             offered=min(offered, 100.0), enqueue_jobs=500, plot=False,
+            in_flight=min(in_flight, 100),
         )
     results = run(options, say=lambda line: click.echo(line, err=True))
     click.echo(markdown(results))

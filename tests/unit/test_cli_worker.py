@@ -7,6 +7,7 @@ import threading
 import pytest
 from click.testing import CliRunner
 
+from cli import swarm
 from cli.main import main
 from worker.vendors import known_vendors
 
@@ -26,6 +27,8 @@ def run_worker(
         shutdown.note_exit(celery_status)  # as the worker_shutdown signal does
 
     monkeypatch.setattr(app, "start", start)
+    if "--processes" not in args:
+        args = ("--processes", "1", *args)
     result = CliRunner().invoke(main, ["worker", *args])
     return captured[0], result.exit_code
 
@@ -80,3 +83,57 @@ def _set_event() -> threading.Event:
     event = threading.Event()
     event.set()
     return event
+
+
+def test_by_default_one_process_per_core_each_a_numbered_node(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[list[list[str]]] = []
+
+    def run(self: swarm.Swarm) -> int:
+        started.append(self.commands)
+        return 0
+
+    monkeypatch.setattr(swarm.Swarm, "run", run)
+    monkeypatch.setattr(swarm, "default_processes", lambda: 3)
+
+    args = ["worker", "--vendors", "sophio", "-n", "w1@%h", "-O", "fair"]
+    result = CliRunner().invoke(main, args)
+
+    assert result.exit_code == 0
+    (commands,) = started
+    assert len(commands) == 3
+    for n, command in enumerate(commands, 1):
+        assert command == [
+            *swarm.this_command(),
+            *("--vendors", "sophio", "--processes", "1", "-n", f"w1-{n}@%h", "-O", "fair"),
+        ]
+
+
+def test_the_processes_setting_and_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    counts: list[int] = []
+
+    def run(processes: int, head: list[str], args: list[str]) -> int:
+        counts.append(processes)
+        return 0
+
+    monkeypatch.setattr(swarm, "run", run)
+    monkeypatch.setenv("ORDER_DISPATCH_WORKER_PROCESSES", "4")
+
+    CliRunner().invoke(main, ["worker"])
+    CliRunner().invoke(main, ["worker", "--processes", "2"])
+
+    assert counts == [4, 2]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], ["--hostname", "worker-2@%h"]),
+        (["--hostname", "so@%h", "-O", "fair"], ["--hostname", "so-2@%h", "-O", "fair"]),
+        (["-n", "so"], ["-n", "so-2"]),
+        (["--hostname=so@example"], ["--hostname=so-2@example"]),
+    ],
+)
+def test_each_child_gets_a_node_name_of_its_own(args: list[str], expected: list[str]) -> None:
+    assert swarm.child_args(args, 2) == expected
