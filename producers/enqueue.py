@@ -121,7 +121,8 @@ def validate_job(
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     job: Job
-    doc: dict[str, Any]
+    doc: str
+    """The job as stored: JSON, without unset fields."""
     receipt: Receipt
 
 
@@ -173,7 +174,7 @@ class Producer:
             queue=self.keys.queue(job.vendor),
             enqueued_at=job.enqueued_at,
         )
-        return _Prepared(job, job.model_dump(mode="json", exclude_none=True), receipt)
+        return _Prepared(job, job.model_dump_json(exclude_none=True), receipt)
 
     def _record(self, item: _Prepared, pipe: Any, *, push: bool) -> None:
         """Queue the script that records ``item`` (and pushes its message when ``push``)."""
@@ -191,7 +192,7 @@ class Producer:
             )
         args: list[str | int] = [
             receipt.model_dump_json(),
-            json.dumps(item.doc),
+            item.doc,
             message,
             self.receipt_ttl_s,
             receipt.task_id,
@@ -231,7 +232,11 @@ class Producer:
         replies = pipe.execute()
         if self._publisher is not None:
             self._publish_unpublished(items, replies, self._publisher)
-        return [self._receipt(reply) for reply in replies]
+        # A new job's receipt is the one just written; a duplicate's is read back.
+        return [
+            item.receipt if int(reply[0]) else self._receipt(reply)
+            for item, reply in zip(items, replies, strict=True)
+        ]
 
     def _publish_unpublished(
         self, items: list[_Prepared], replies: list[Any], publisher: BrokerPublisher
