@@ -1,12 +1,15 @@
-"""``order-dispatch bench``: the product, Celery's defaults and a no-queue ceiling, in one run.
+"""``order-dispatch bench``: the product, its Celery floor, Celery's defaults and a no-queue
+ceiling, in one run.
 
 Everything runs on this machine: Redis (embedded with AOF on unless ``REDIS_URL`` is set), the
 sandbox in its own process with SourceOrders answering after a fixed latency, and the systems
 measured:
 
-- **product**: ``order-dispatch worker`` process(es) as the README starts them, default settings,
-  fed through :class:`producers.enqueue.Producer`; ledger, result events, the rate limit and
-  task events all on;
+- **product**: ``order-dispatch worker`` as the README starts it, default settings (one process
+  per core), fed through :class:`producers.enqueue.Producer`; ledger, result events, the rate
+  limit and task events all on;
+- **floor**: the product's Celery setup running a task that only writes its event
+  (:mod:`cli.bench_floor`): what the queue itself lets through;
 - **baseline**: Celery's defaults doing the same job (:mod:`cli.bench_baseline`);
 - **ceiling**: one asyncio process sending the same requests over the product's HTTP client,
   no queue at all.
@@ -15,6 +18,7 @@ Each is measured twice over: a burst (every order queued at once; orders/s from 
 enqueue to the last terminal result event, CPU seconds of the worker processes per 1,000 orders,
 their peak RSS) and a fixed offered load (orders queued at an even pace; latency from enqueue to
 the terminal event). Every configuration runs ``repeat`` times and the median is reported.
+Then ``enqueue_many``'s rate, and one worker process's memory with many orders in flight.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from producers.enqueue import Producer
 from sandbox.runner import free_port
 from sandbox.sourceorders import DEFAULT_API_KEY
 
-SYSTEMS = ("product", "baseline", "ceiling")
+SYSTEMS = ("product", "floor", "baseline", "ceiling")
 SWEEP_LATENCIES_MS = (10, 50, 200, 1000)
 SWEEP_CONCURRENCY = (8, 16, 32, 64, 128)
 SWEEP_SLOW_CONCURRENCY = (128, 512)
@@ -411,6 +415,38 @@ def baseline(redis_url: str, sandbox: Sandbox) -> Queued:
     return Queued("baseline", [command], env, f"{queue}-results", enqueue)
 
 
+def floor(redis_url: str, processes: int) -> Queued:
+    """The product's Celery setup with a task that only writes its event (:mod:`cli.bench_floor`),
+    as many processes as the product runs."""
+    from cli.bench_floor import TASK
+    from order_dispatch.broker import dispatch_kwargs, queue_key, task_message
+
+    queue = f"bench-floor-{uuid.uuid4().hex[:6]}"
+    env = {
+        **os.environ,
+        "ORDER_DISPATCH_REDIS_URL": redis_url,
+        "ORDER_DISPATCH_KEY_PREFIX": queue,
+        "BENCH_FLOOR_STREAM": f"{queue}-results",
+    }
+    commands = [
+        [sys.executable, "-m", "celery", "-A", "cli.bench_floor", "worker", "--pool", "threads",
+         "--concurrency", "32", "-Q", queue, "--task-events", "--without-gossip",
+         "--without-mingle", "--loglevel", "WARNING", "--hostname", f"{queue}-{n}@%h"]
+        for n in range(processes)
+    ]
+    client = redis.Redis.from_url(redis_url)
+
+    def enqueue(jobs: list[dict[str, Any]]) -> None:
+        pipe = client.pipeline(transaction=False)
+        for job in jobs:
+            pipe.lpush(queue_key(queue, 0), task_message(
+                str(uuid.uuid4()), dispatch_kwargs(job["job_id"], run=1, attempt=1),
+                queue=queue, task=TASK))
+        pipe.execute()
+
+    return Queued("floor", commands, env, f"{queue}-results", enqueue)
+
+
 # --- the ceiling: no queue --------------------------------------------------------------------
 
 
@@ -651,12 +687,16 @@ def _main(
                 m = measure_ceiling(sandbox, config, options.orders, options.offered,
                                     options.offered_s, pool=100)
             else:
-                queued = (product(redis_url, sandbox, options.processes) if system == "product"
-                          else baseline(redis_url, sandbox))
-                orders = options.orders if system == "product" else options.baseline_orders
+                if system == "product":
+                    queued = product(redis_url, sandbox, options.processes)
+                elif system == "floor":
+                    queued = floor(redis_url, processes)
+                else:
+                    queued = baseline(redis_url, sandbox)
+                orders = options.baseline_orders if system == "baseline" else options.orders
                 # The baseline cannot keep up with the offered load: a short burst of it shows
                 # how its latency grows without taking minutes.
-                offered_s = options.offered_s if system == "product" else min(
+                offered_s = options.offered_s if system != "baseline" else min(
                     options.offered_s, 1.0)
                 m = measure_queued(queued, client, config, orders, options.offered, offered_s,
                                    log_dir)
@@ -730,7 +770,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append("")
     if "product" in main:
         p = main["product"]["throughput"]
-        for other in ("baseline", "ceiling"):
+        for other in ("floor", "baseline", "ceiling"):
             if other in main:
                 lines.append(f"- product / {other}: **{p / main[other]['throughput']:.2f}**")
     lines.append(f"- `enqueue_many`: **{results['enqueue']['enqueue_many']:,.0f}** orders/s "
@@ -778,7 +818,7 @@ def _plot(results: dict[str, Any], path: Path) -> None:
     main = list(results["main"])
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     names = [m["system"] for m in main]
-    left.bar(names, [m["throughput"] for m in main], color=["C0", "C1", "C2"][: len(main)])
+    left.bar(names, [m["throughput"] for m in main], color=[f"C{n}" for n in range(len(main))])
     left.set_ylabel("orders/s end to end")
     left.set_title(f"Throughput, {results['options']['latency_ms']:g} ms vendor latency")
     for m in main:

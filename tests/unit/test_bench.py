@@ -31,6 +31,7 @@ def test_report_has_every_system_and_the_ratios() -> None:
     lat = {"p50": 55.0, "p95": 60.0, "p99": 70.0}
     main = [
         Measure("product", {}, 100, 600.0, 1.5, 90.0, 300.0, lat),
+        Measure("floor", {}, 100, 1000.0, 1.0, 140.0, 300.0, lat),
         Measure("baseline", {}, 100, 40.0, 3.0, 230.0, 300.0, lat),
         Measure("ceiling", {}, 100, 1200.0, 0.5, 80.0, 300.0, lat),
     ]
@@ -40,9 +41,13 @@ def test_report_has_every_system_and_the_ratios() -> None:
                     "offered_s": 5, "repeat": 3},
         "enqueue": {"enqueue_many": 6000.0, "enqueue": 2000.0, "batch": 500},
         "main": [asdict(m) for m in main],
+        "in_flight": {"in_flight": 1000, "held_at_once": 998, "vendor_latency_ms": 10000.0,
+                      "peak_rss_mb": 193.4, "statuses": {"accepted": 1000}},
     }
     text = markdown(results)
     assert "| product | 600 | 55 | 60 | 70 | 1.50 | 90 |" in text
     assert "product / baseline: **15.00**" in text
+    assert "product / floor: **0.60**" in text
+    assert "**998** orders in flight at once, peak RSS **193 MB**" in text
     assert "product / ceiling: **0.50**" in text
     assert "**6,000** orders/s" in text

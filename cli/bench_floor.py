@@ -1,0 +1,37 @@
+"""The benchmark's Celery floor: what Celery itself costs per order in the product's setup.
+
+The product's Celery configuration (``celeryconfig``: thread pool, late acks, prefetch 1, the
+product's transport and consumer, task events on) and the same ids-only messages, running a
+task that does nothing but write its order's result event. Whatever the product does beyond
+this (ledger, gate, vendor call, record) is the pipeline's cost; this is the most the queue
+lets one process carry. ``order-dispatch bench`` starts it as ``celery -A cli.bench_floor
+worker``; its environment names the stream (``BENCH_FLOOR_STREAM``) and, as for the product,
+Redis (``ORDER_DISPATCH_REDIS_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+import redis
+from celery import Celery
+
+TASK = "bench.floor.dispatch"
+
+app = Celery("bench_floor")
+app.config_from_object("celeryconfig")
+
+
+@cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(os.environ["ORDER_DISPATCH_REDIS_URL"])
+
+
+@app.task(name=TASK, acks_late=True, ignore_result=True)
+def dispatch(**kwargs: Any) -> str:
+    """Write the job's terminal event, nothing else."""
+    _redis().xadd(os.environ["BENCH_FLOOR_STREAM"], {"job_id": kwargs["job_id"],
+                                                     "status": "accepted"})
+    return "accepted"
