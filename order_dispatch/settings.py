@@ -167,22 +167,22 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads per worker process: the orders it has in flight. Needed: peak "
         "orders/s x vendor latency. 32 covers 640/s at 50 ms, more than one process's core "
-        "carries (5-8 ms of CPU per order); at 50 ms 16, 32 and 64 threads measured 126, 132 "
-        "and 124 orders/s, 8 and 128 less (111, 107). Raise it for slow vendors: at 1 s a "
+        "carries (5-8 ms of CPU per order); at 50 ms 8 threads measured 111 orders/s, 16 to "
+        "128 107-158 with no order between them. Raise it for slow vendors: at 1 s a "
         "process carries at most its threads per second.",
     )
     worker_processes: int = Field(
         0,
         ge=0,
         description="Processes per `order-dispatch worker` (0: one per core). One process uses "
-        "at most one core (the GIL); on 2 cores, 2 processes measured 188-230 orders/s against "
-        "129 for one at 50 ms. Set it where the core count is not what the process may use "
+        "at most one core (the GIL); on 2 cores, 2 processes measured 230-266 orders/s against "
+        "115-180 for one at 50 ms. Set it where the core count is not what the process may use "
         "(a container with a CPU quota).",
     )
     task_events: bool = Field(
         True,
         description="Workers send Celery task events (Flower needs them): three per job, about "
-        "1.3 ms of CPU; off measured 254 against 188 orders/s on 2 processes at 50 ms.",
+        "1 ms of CPU; off measured 321 against 248 orders/s on 2 processes at 50 ms.",
     )
     shutdown_timeout_s: float = Field(
         30.0,
