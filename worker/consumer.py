@@ -1,5 +1,5 @@
 """Celery's consumer, changed so that a message it cannot route is quarantined, not dropped,
-and so that it serves only a Redis that persists.
+so that it serves only a Redis that persists, and so that task events go out in batches.
 
 Celery rejects a message with an unknown task name, an unknown format, an invalid envelope or a
 body it cannot decode: on Redis that deletes it, after logging it whole (customer data
@@ -15,6 +15,7 @@ Redis persists its data (:mod:`worker.persistence`); it stops the worker (exit s
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,31 @@ class Consumer(CeleryConsumer):
         finally:
             client.close()
         return connection
+
+    #: Task events wait up to this long to go out together (Celery publishes the buffered ones
+    #: at its next loop turn, a publish for every event or two at hundreds of orders a second).
+    #: Flower sees a job's events this much later.
+    EVENT_FLUSH_S = 0.05
+    _flush_pending = False
+    _last_flush = 0.0
+
+    hub: Any
+
+    def on_send_event_buffered(self) -> Any:
+        """A task event was buffered (from any thread): have the loop flush the buffer soon."""
+        if self.hub and not self._flush_pending:
+            self._flush_pending = True
+            self.hub.call_soon(self._flush_events_in_time)
+
+    def _flush_events_in_time(self) -> None:
+        # On the consumer's loop: flush, or come back when EVENT_FLUSH_S has passed.
+        wait = self._last_flush + self.EVENT_FLUSH_S - time.monotonic()
+        if wait > 0:
+            self.hub.call_later(wait, self._flush_events_in_time)
+            return
+        self._flush_pending = False  # before the flush: events buffered from now on schedule one
+        self._last_flush = time.monotonic()
+        self._flush_events()  # type: ignore[attr-defined]
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
         """A message without a task name (not a Celery task message)."""
