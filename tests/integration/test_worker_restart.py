@@ -6,6 +6,7 @@ import signal
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -102,3 +103,30 @@ def test_killed_worker_jobs_end_once_and_are_never_sent_twice(
     assert max(copies.values()) == 1, f"an order was sent twice: {copies}"
     in_doubt = [e for e in done.values() if e.status == "in_doubt"]
     assert all("interrupted" in (e.error.message if e.error else "") for e in in_doubt)
+
+
+def test_jobs_waiting_in_the_durable_schedule_outlive_a_killed_worker(
+    redis_client: redis.Redis,
+    worker_env_factory: Callable[..., dict[str, str]],
+    sandbox_admin: httpx.Client,
+) -> None:
+    prefix = f"ods-{uuid.uuid4().hex[:6]}"
+    env = worker_env_factory(prefix, **QUICK_RECOVERY)  # waits over 2 s go to the schedule
+    keys, events = Keys(prefix), Events(redis_client, Keys(prefix))
+    later = (datetime.now(UTC) + timedelta(seconds=8)).isoformat()
+    jobs = [{**job, "not_before": later} for job in tagged_jobs(prefix, 10)]
+    ids = [r.job_id for r in Producer(redis_client, key_prefix=prefix).enqueue_many(jobs)]
+
+    first = WorkerProcess(env, concurrency=4)
+    wait_until(lambda: redis_client.zcard(keys.schedule) == 10, 20)
+    assert {e.status for e in events.all()} == {"deferred"}
+    first.stop(signal.SIGKILL)
+    assert redis_client.zcard(keys.schedule) == 10, "the kill lost scheduled jobs"
+    assert vendor_copies(sandbox_admin) == {}
+
+    done = _finish_with_a_new_worker(env, first, events, ids)
+
+    assert all(e.status == "accepted" for e in done.values())
+    assert all(e.attempt == 1 for e in done.values()), "a wait is not an attempt"
+    copies = vendor_copies(sandbox_admin)
+    assert sum(copies.values()) == 10 and max(copies.values()) == 1
