@@ -47,6 +47,7 @@ import redis
 
 from cli.bench_baseline import TASK as BASELINE_TASK
 from cli.embedded_redis import EmbeddedRedis
+from cli.swarm import default_processes, this_command
 from order_dispatch.contract import EventStatus
 from order_dispatch.keys import Keys
 from producers.enqueue import Producer
@@ -354,6 +355,7 @@ def paced(
 
 
 def product(
+    client: redis.Redis,
     redis_url: str,
     sandbox: Sandbox,
     processes: int,
@@ -381,8 +383,8 @@ def product(
         # The HTTP pool at or above the threads, as the README's tuning table asks.
         env["ORDER_DISPATCH_HTTP__MAX_CONNECTIONS"] = str(max(100, threads))
     env.update(settings or {})
-    producer = Producer(redis.Redis.from_url(redis_url), key_prefix=prefix)
-    command = [sys.executable, "-m", "cli", "worker", "--hostname", f"bench-{prefix}@%h"]
+    producer = Producer(client, key_prefix=prefix)
+    command = [*this_command(), "--hostname", f"bench-{prefix}@%h"]
     if processes:  # else the default: one process per core
         command += ["--processes", str(processes)]
 
@@ -415,7 +417,7 @@ def baseline(redis_url: str, sandbox: Sandbox) -> Queued:
     return Queued("baseline", [command], env, f"{queue}-results", enqueue)
 
 
-def floor(redis_url: str, processes: int) -> Queued:
+def floor(client: redis.Redis, redis_url: str, processes: int) -> Queued:
     """The product's Celery setup with a task that only writes its event (:mod:`cli.bench_floor`),
     as many processes as the product runs."""
     from cli.bench_floor import TASK
@@ -434,8 +436,6 @@ def floor(redis_url: str, processes: int) -> Queued:
          "--without-mingle", "--loglevel", "WARNING", "--hostname", f"{queue}-{n}@%h"]
         for n in range(processes)
     ]
-    client = redis.Redis.from_url(redis_url)
-
     def enqueue(jobs: list[dict[str, Any]]) -> None:
         pipe = client.pipeline(transaction=False)
         for job in jobs:
@@ -552,7 +552,7 @@ def measure_in_flight(
     broker's count of delivered, unfinished messages), and the process's peak RSS."""
     sandbox.set_latency(latency_ms)
     queued = product(
-        redis_url, sandbox, 1, threads=in_flight,
+        client, redis_url, sandbox, 1, threads=in_flight,
         settings={"ORDER_DISPATCH_HTTP__MAX_CONNECTIONS": str(in_flight)},
     )
     tag = uuid.uuid4().hex[:8]
@@ -675,8 +675,6 @@ def _main(
     options: Options, client: redis.Redis, redis_url: str, sandbox: Sandbox, log_dir: Path,
     say: Callable[[str], None],
 ) -> list[Measure]:
-    from cli.swarm import default_processes
-
     processes = options.processes or default_processes()
     config = {"latency_ms": options.latency_ms, "processes": processes, "events": True}
     runs: dict[str, list[Measure]] = {s: [] for s in options.systems}
@@ -688,9 +686,9 @@ def _main(
                                     options.offered_s, pool=100)
             else:
                 if system == "product":
-                    queued = product(redis_url, sandbox, options.processes)
+                    queued = product(client, redis_url, sandbox, options.processes)
                 elif system == "floor":
-                    queued = floor(redis_url, processes)
+                    queued = floor(client, redis_url, processes)
                 else:
                     queued = baseline(redis_url, sandbox)
                 orders = options.baseline_orders if system == "baseline" else options.orders
@@ -726,7 +724,8 @@ def _sweep(
             orders = options.sweep_orders if config["latency_ms"] < 1000 else max(
                 200, options.sweep_orders // 3)
             say(f"[sweep {i + 1}/{repeats}] {config}")
-            queued = product(redis_url, sandbox, config["processes"], events=config["events"],
+            queued = product(client, redis_url, sandbox, config["processes"],
+                             events=config["events"],
                              threads=config["threads"])
             m = measure_queued(queued, client, config, orders, 0.0, 0.0, log_dir)
             say("  " + _line(m))

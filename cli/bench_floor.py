@@ -29,7 +29,7 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(os.environ["ORDER_DISPATCH_REDIS_URL"])
 
 
-@app.task(name=TASK, acks_late=True, ignore_result=True)
+@app.task(name=TASK, ignore_result=True)
 def dispatch(**kwargs: Any) -> str:
     """Write the job's terminal event, nothing else."""
     _redis().xadd(os.environ["BENCH_FLOOR_STREAM"], {"job_id": kwargs["job_id"],

@@ -24,6 +24,7 @@ import click
 import httpx
 import redis
 
+from cli import swarm
 from cli.embedded_redis import EmbeddedRedis
 from order_dispatch.contract import ResultEvent
 from order_dispatch.keys import Keys
@@ -62,10 +63,9 @@ def _invalid_sample() -> Any:
 
 def worker_command(vendors: str, concurrency: int, processes: int = 1) -> list[str]:
     """The command line of an ``order-dispatch worker`` child: one process unless asked."""
-    cli = [sys.executable, "-m", "cli", "worker"]
     return [
-        *cli, "--vendors", vendors, "--concurrency", str(concurrency), "--processes",
-        str(processes),
+        *swarm.this_command(), "--vendors", vendors, "--concurrency", str(concurrency),
+        "--processes", str(processes),
     ]
 
 
@@ -211,8 +211,9 @@ def run_demo(timeout: float = 90.0) -> int:
             click.echo("Producer refused an invalid order at the door, as it should:")
             for line in exc.errors:
                 click.echo(f"  {line}")
-        receipts = producer.enqueue_many(_samples() + _samples("demo-vendors.jsonl"))
-        again = producer.enqueue_many(_samples()[:1])
+        orders = _samples()
+        receipts = producer.enqueue_many(orders + _samples("demo-vendors.jsonl"))
+        again = producer.enqueue_many(orders[:1])
         vendors = sorted({r.vendor for r in receipts})
         click.echo(
             f"Producer: queued {len(receipts)} orders for {len(vendors)} vendors in one round "
@@ -220,7 +221,6 @@ def run_demo(timeout: float = 90.0) -> int:
         )
 
         pending = {r.job_id for r in receipts}
-        tally: dict[str, int] = {}
         by_vendor: dict[str, list[ResultEvent]] = {v: [] for v in vendors}
         consumer = ResultConsumer(client, "demo", "demo-1", keys=keys, block_ms=500)
         deadline = time.monotonic() + timeout
@@ -237,8 +237,8 @@ def run_demo(timeout: float = 90.0) -> int:
                 _show(event)
                 if event.terminal and event.job_id in pending:
                     pending.discard(event.job_id)
-                    tally[event.status.value] = tally.get(event.status.value, 0) + 1
                     by_vendor[event.vendor].append(event)
+        tally = Counter(e.status.value for events in by_vendor.values() for e in events)
         summary = ", ".join(f"{n} {s}" for s, n in sorted(tally.items()))
         if pending:
             click.echo(

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli import swarm
-from order_dispatch.contract import VENDOR_OPERATIONS
+from worker.vendors import known_vendors
 
 if TYPE_CHECKING:
     from producers.operations import Operations
@@ -250,6 +249,7 @@ def worker(
     its configuration (a Redis without append-only persistence, wrong account settings), and
     another non-zero status when it stopped by itself (1 after an unrecoverable error).
     """
+    from cli import swarm
     from order_dispatch.settings import get_settings
 
     settings = get_settings()
@@ -265,7 +265,6 @@ def worker(
 
     from worker.app import app
     from worker.shutdown import exit_status
-    from worker.vendors import known_vendors
 
     names = [v.strip() for v in vendors.split(",")] if vendors else known_vendors()
     from order_dispatch.keys import Keys
@@ -295,7 +294,6 @@ def product_vendors() -> list[str]:
     """Every vendor the product knows: those with an adapter and those with an account
     configured (their queues fill even when no worker consumes them)."""
     from order_dispatch.settings import get_settings
-    from worker.vendors import known_vendors
 
     return sorted({*known_vendors(), *get_settings().accounts})
 
@@ -560,7 +558,7 @@ def tail(
 
 # Operators: dead letters, replay, resolve, timeline (producers/operations.py does the work).
 
-VENDORS = click.Choice(sorted(VENDOR_OPERATIONS))
+VENDORS = click.Choice(known_vendors())
 DEAD_STATUSES = click.Choice(["dead_lettered", "in_doubt"])
 
 

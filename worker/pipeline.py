@@ -387,9 +387,8 @@ class Pipeline:
     ) -> Step:
         status = decision.status
         error = outcome.error
-        personal = privacy.personal_values(job)
         if error is not None:
-            message = privacy.mask(redact.text(error.message), personal)
+            message = privacy.mask(redact.text(error.message), privacy.personal_values(job))
             error = error.model_copy(update={"message": message})
         # Consumers need ids, statuses and the error explained; the vendor's answer only when
         # something failed, masked and cut short (it echoes the customer's address).

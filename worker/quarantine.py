@@ -14,8 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +23,7 @@ import redis
 from order_dispatch import redact
 from order_dispatch.keys import Keys
 from order_dispatch.logs import get_logger
+from order_dispatch.results import process_name
 from worker.outage import ride_out
 
 log = get_logger("worker.quarantine")
@@ -87,7 +86,7 @@ class Quarantine:
     def __init__(self, client: redis.Redis, keys: Keys, *, worker: str | None = None) -> None:
         self.client = client
         self.keys = keys
-        self.worker = worker or f"{socket.gethostname()}-{os.getpid()}"
+        self.worker = worker or process_name()
 
     def put(
         self,
