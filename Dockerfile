@@ -13,13 +13,13 @@ COPY deploy/requirements.lock ./deploy/requirements.lock
 RUN pip install --no-cache-dir --requirement deploy/requirements.lock \
     && useradd --create-home --uid 10001 --user-group dispatch
 
-COPY pyproject.toml README.md celeryconfig.py ./
+COPY pyproject.toml README.md ./
 COPY order_dispatch ./order_dispatch
 COPY producers ./producers
 COPY worker ./worker
-COPY sandbox ./sandbox
-COPY ops ./ops
-COPY cli ./cli
+COPY order_dispatch_sandbox ./order_dispatch_sandbox
+COPY order_dispatch_ops ./order_dispatch_ops
+COPY order_dispatch_cli ./order_dispatch_cli
 # The product itself; its dependencies are all in the lock file already.
 RUN pip install --no-cache-dir --no-deps .
 

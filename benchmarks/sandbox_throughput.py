@@ -20,7 +20,7 @@ import time
 import aiohttp
 from aiohttp import web
 
-from sandbox.runner import free_port
+from order_dispatch_sandbox.runner import free_port
 
 BODY = {
     "items": [{"skuCode": "sop_0123456789", "quantity": 1,
@@ -43,7 +43,7 @@ def _baseline(port: int, latency_s: float) -> None:
 
 
 def _sandbox(port: int, latency_s: float) -> None:
-    from sandbox.app import serve
+    from order_dispatch_sandbox.app import serve
 
     serve("127.0.0.1", port, faults={"sourceorders": {"latency": {"ms": latency_s * 1000}}})
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from cli.embedded_redis import EmbeddedRedis
+from order_dispatch_cli.embedded_redis import EmbeddedRedis
 
 
 @pytest.fixture(scope="session")

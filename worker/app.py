@@ -1,4 +1,4 @@
-"""The Celery application, configured from :mod:`celeryconfig`, and its process hooks.
+"""The Celery application, configured from :mod:`worker.celeryconfig`, and its process hooks.
 
 A worker refuses to start with wrong account settings (exit status ``EX_CONFIG``), and a stop
 requested by a signal is bounded in time (:mod:`worker.shutdown`).
@@ -18,7 +18,7 @@ from order_dispatch.settings import get_settings
 from worker import runtime, shutdown
 
 app = Celery("order_dispatch")
-app.config_from_object("celeryconfig")
+app.config_from_object("worker.celeryconfig")
 app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
 
 

@@ -17,14 +17,14 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
-from cli.demo import worker_command, worker_env
-from cli.main import main
 from order_dispatch.contract import ResultEvent
 from order_dispatch.keys import Keys
 from order_dispatch.results import parse_entry
 from order_dispatch.settings import get_settings
+from order_dispatch_cli.demo import worker_command, worker_env
+from order_dispatch_cli.main import main
+from order_dispatch_sandbox.runner import BackgroundSandbox
 from producers.enqueue import Producer
-from sandbox.runner import BackgroundSandbox
 from worker.vendors import known_vendors
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,8 @@ def test_quick_bench_measures_every_system_and_writes_its_reports(tmp_path: Path
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("ORDER_DISPATCH_") and k != "REDIS_URL"}
     run = subprocess.run(
-        [sys.executable, "-m", "cli", "bench", "--quick", "--orders", "200", "--in-flight", "50",
+        [sys.executable, "-m", "order_dispatch_cli", "bench", "--quick", "--orders", "200",
+         "--in-flight", "50",
          "--out", str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )

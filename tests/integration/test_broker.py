@@ -12,9 +12,9 @@ import pytest
 import redis
 from kombu import Connection, Exchange, Message, Queue
 
-from cli.embedded_redis import EmbeddedRedis
 from order_dispatch.keys import DISPATCH_TASK, Keys
 from order_dispatch.settings import get_settings
+from order_dispatch_cli.embedded_redis import EmbeddedRedis
 from worker.quarantine import Quarantine
 
 pytestmark = pytest.mark.integration

@@ -15,10 +15,10 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from cli.main import main
 from order_dispatch.contract import EventStatus, Operation, ResultEvent
 from order_dispatch.keys import Keys
-from sandbox.runner import free_port
+from order_dispatch_cli.main import main
+from order_dispatch_sandbox.runner import free_port
 from tests.integration.conftest import order_job
 
 pytestmark = pytest.mark.integration
@@ -188,7 +188,7 @@ def test_results_tail_prints_events_as_json_lines(
 def test_sandbox_command_takes_settings_and_faults_at_start() -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "sandbox", "--port", str(port),
+        [sys.executable, "-m", "order_dispatch_cli", "sandbox", "--port", str(port),
          "--set", "sourceorders.api_key=k-from-flag",
          "--faults", '{"sourceorders": {"fail_next": 1, "status": 502}}'],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

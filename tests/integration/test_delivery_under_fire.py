@@ -20,16 +20,16 @@ import httpx
 import pytest
 import redis
 
-from cli.demo import worker_env
 from order_dispatch.contract import EventStatus
 from order_dispatch.keys import Keys
+from order_dispatch_cli.demo import worker_env
+from order_dispatch_sandbox.runner import BackgroundSandbox
+from order_dispatch_sandbox.sellercloud import SellerCloudSimulator
+from order_dispatch_sandbox.shopatron import ShopatronSimulator
+from order_dispatch_sandbox.sophio import SophioSimulator
+from order_dispatch_sandbox.sourceorders import SourceOrdersSimulator
+from order_dispatch_sandbox.supplystream import SupplyStreamSimulator
 from producers.enqueue import Producer
-from sandbox.runner import BackgroundSandbox
-from sandbox.sellercloud import SellerCloudSimulator
-from sandbox.shopatron import ShopatronSimulator
-from sandbox.sophio import SophioSimulator
-from sandbox.sourceorders import SourceOrdersSimulator
-from sandbox.supplystream import SupplyStreamSimulator
 from tests.integration.conftest import FAST_RECOVERY, ROOT, Events, WorkerProcess
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ def test_the_demo_sends_every_vendor_an_order_and_exits_0() -> None:
     env.pop("REDIS_URL", None)  # the demo starts its own Redis
 
     done = subprocess.run(
-        [sys.executable, "-m", "cli", "demo", "--timeout", "120"],
+        [sys.executable, "-m", "order_dispatch_cli", "demo", "--timeout", "120"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from order_dispatch_sandbox.runner import free_port
 from producers.enqueue import Producer
-from sandbox.runner import free_port
 from tests.integration.conftest import ROOT, Events, WorkerProcess, order_job, unique
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def flower(redis_url: str, shared_prefix: str) -> Iterator[str]:
     )
     with tempfile.NamedTemporaryFile("w+", prefix="od-test-flower-", suffix=".log") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "flower", "--port", str(port)],
+            [sys.executable, "-m", "order_dispatch_cli", "flower", "--port", str(port)],
             env=env,
             cwd=ROOT,
             stdout=log,

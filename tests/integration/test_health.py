@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 def run_health(env: dict[str, str], *args: str) -> tuple[int, str]:
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "health", "--timeout", "1", *args],
+        [sys.executable, "-m", "order_dispatch_cli", "health", "--timeout", "1", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import redis
 
-from cli.embedded_redis import EmbeddedRedis
 from order_dispatch.keys import Keys
+from order_dispatch_cli.embedded_redis import EmbeddedRedis
 from producers.enqueue import Producer
 from tests.integration.conftest import ROOT, Events, WorkerProcess, order_job, unique
 

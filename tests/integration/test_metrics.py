@@ -19,8 +19,8 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from order_dispatch.keys import Keys
+from order_dispatch_sandbox.runner import free_port
 from producers.enqueue import Producer
-from sandbox.runner import free_port
 from tests.integration.conftest import ROOT, Events, WorkerProcess, order_job, unique
 from worker.vendors import known_vendors
 
@@ -38,7 +38,7 @@ class MetricsProcess:
         self.url = f"http://127.0.0.1:{self.port}/metrics"
         self.log = tempfile.NamedTemporaryFile("w+", prefix="od-test-metrics-", suffix=".log")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "metrics", "--port", str(self.port)],
+            [sys.executable, "-m", "order_dispatch_cli", "metrics", "--port", str(self.port)],
             env=env,
             cwd=ROOT,
             stdout=self.log,

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from ops.state import StateReader
 from order_dispatch.keys import CircuitState, Keys
+from order_dispatch_ops.state import StateReader
 from producers.enqueue import Producer
 from producers.message import task_message
 from tests.integration.conftest import order_job, unique

@@ -204,7 +204,7 @@ def test_status_and_address_update_follow_the_vendors_rule(
 def test_no_secret_reaches_events_or_logs(
     worker: WorkerProcess, producer: Producer, events: Events, sandbox_admin: httpx.Client
 ) -> None:
-    from sandbox.sourceorders import DEFAULT_API_KEY
+    from order_dispatch_sandbox.sourceorders import DEFAULT_API_KEY
 
     receipt = producer.enqueue(order_job(unique("secret")))
     events.wait_terminal([receipt.job_id])

@@ -18,8 +18,8 @@ import httpx
 import pytest
 import redis
 
-from cli.embedded_redis import EmbeddedRedis
 from order_dispatch.keys import DISPATCH_TASK, Keys
+from order_dispatch_cli.embedded_redis import EmbeddedRedis
 from producers.enqueue import Producer
 from producers.message import task_message
 from tests.integration.conftest import (

@@ -69,7 +69,7 @@ def test_jobs_flow_through_rabbitmq_quorum_queues_and_results_stay_in_redis(
         done = events.wait_terminal([r.job_id for r in receipts], timeout=60)
         # Health asks the workers through RabbitMQ, and reads the rest from Redis.
         health = subprocess.run(
-            [sys.executable, "-m", "cli", "health", "--timeout", "2"],
+            [sys.executable, "-m", "order_dispatch_cli", "health", "--timeout", "2"],
             env=amqp_env, cwd=ROOT, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     finally:

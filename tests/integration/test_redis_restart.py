@@ -23,10 +23,10 @@ import httpx
 import pytest
 import redis
 
-from cli.embedded_redis import find_redis_server
 from order_dispatch.keys import Keys
+from order_dispatch_cli.embedded_redis import find_redis_server
+from order_dispatch_sandbox.runner import free_port
 from producers.enqueue import Producer
-from sandbox.runner import free_port
 from tests.integration.conftest import (
     QUICK_RECOVERY,
     Events,

@@ -23,8 +23,8 @@ import pytest
 import redis
 
 from order_dispatch.keys import Keys
+from order_dispatch_sandbox.runner import free_port
 from producers.enqueue import Producer
-from sandbox.runner import free_port
 from tests.integration.conftest import (
     FAST_RECOVERY,
     ROOT,

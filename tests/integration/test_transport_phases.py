@@ -16,8 +16,8 @@ import pytest
 
 from order_dispatch.contract import ErrorKind, Job
 from order_dispatch.settings import HttpSettings, Settings, VendorAccount
-from sandbox.runner import BackgroundSandbox, free_port
-from sandbox.sourceorders import DEFAULT_API_KEY
+from order_dispatch_sandbox.runner import BackgroundSandbox, free_port
+from order_dispatch_sandbox.sourceorders import DEFAULT_API_KEY
 from tests.integration.conftest import order_job, unique
 from worker.http import new_client
 from worker.outcomes import Outcome, OutcomeKind

@@ -19,10 +19,10 @@ import redis
 
 from order_dispatch.contract import EventStatus, ResultEvent
 from order_dispatch.keys import Keys
+from order_dispatch_sandbox.app import SIMULATORS
+from order_dispatch_sandbox.runner import BackgroundSandbox
+from order_dispatch_sandbox.sellercloud import SellerCloudSimulator
 from producers.enqueue import Producer
-from sandbox.app import SIMULATORS
-from sandbox.runner import BackgroundSandbox
-from sandbox.sellercloud import SellerCloudSimulator
 from tests.integration.conftest import Events, WorkerProcess, unique
 
 pytestmark = pytest.mark.integration

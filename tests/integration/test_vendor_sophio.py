@@ -23,10 +23,10 @@ import redis
 
 from order_dispatch.contract import ErrorKind, EventStatus, ResultEvent
 from order_dispatch.keys import Keys
+from order_dispatch_sandbox.app import SIMULATORS
+from order_dispatch_sandbox.runner import BackgroundSandbox
+from order_dispatch_sandbox.sophio import DEFAULT_API_KEY, DEFAULT_API_SECRET, SophioSimulator
 from producers.enqueue import Producer, Receipt
-from sandbox.app import SIMULATORS
-from sandbox.runner import BackgroundSandbox
-from sandbox.sophio import DEFAULT_API_KEY, DEFAULT_API_SECRET, SophioSimulator
 from tests.integration.conftest import Events, WorkerProcess, order_job, unique
 from tests.vendors.test_sophio import ORDER
 

@@ -15,11 +15,11 @@ import httpx
 import pytest
 import redis
 
-from cli.demo import demo_accounts
 from order_dispatch.contract import Job, ResultEvent
 from order_dispatch.keys import Keys
+from order_dispatch_cli.demo import demo_accounts
+from order_dispatch_sandbox.runner import BackgroundSandbox
 from producers.enqueue import Producer
-from sandbox.runner import BackgroundSandbox
 from tests.integration.conftest import Events, WorkerProcess, unique
 from worker.vendors.supplystream import client_guid
 

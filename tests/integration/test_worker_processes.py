@@ -21,8 +21,8 @@ import psutil
 import pytest
 import redis
 
-from cli.demo import worker_command
 from order_dispatch.keys import Keys
+from order_dispatch_cli.demo import worker_command
 from producers.enqueue import Producer
 from tests.integration.conftest import ROOT, Events, order_job, wait_until
 

@@ -20,9 +20,9 @@ import httpx
 import pytest
 import redis
 
-from cli.demo import worker_command
-from cli.embedded_redis import EmbeddedRedis
 from order_dispatch.keys import Keys
+from order_dispatch_cli.demo import worker_command
+from order_dispatch_cli.embedded_redis import EmbeddedRedis
 from producers.enqueue import Producer
 from tests.integration.conftest import ROOT, Events, WorkerProcess, order_job, wait_until
 

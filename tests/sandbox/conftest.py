@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.base import VendorSimulator
-from sandbox.runner import BackgroundSandbox
+from order_dispatch_sandbox.base import VendorSimulator
+from order_dispatch_sandbox.runner import BackgroundSandbox
 
 #: Starts a sandbox serving only the given simulator; answers a client on it.
 Serve = Callable[[VendorSimulator], httpx.Client]

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox.runner import free_port
+from order_dispatch_sandbox.runner import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "admin-token-for-tests"
@@ -44,7 +44,8 @@ def port() -> Iterator[int]:
     number = free_port()
     env = {**os.environ, "ORDER_DISPATCH_SANDBOX_ADMIN_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "sandbox", "--host", "0.0.0.0", "--port", str(number)],
+        [sys.executable, "-m", "order_dispatch_cli", "sandbox", "--host", "0.0.0.0", "--port",
+         str(number)],
         env=env,
         cwd=ROOT,
         stderr=subprocess.DEVNULL,

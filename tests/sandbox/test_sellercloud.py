@@ -17,7 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.sellercloud import DEFAULT_PASSWORD, DEFAULT_USERNAME, SellerCloudSimulator
+from order_dispatch_sandbox.sellercloud import (
+    DEFAULT_PASSWORD,
+    DEFAULT_USERNAME,
+    SellerCloudSimulator,
+)
 from tests.sandbox.conftest import DELETE, Serve, changed, set_faults, vendor_orders
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sellercloud"

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.registry import all_simulators
-from sandbox.sellercloud import SellerCloudSettings, SellerCloudSimulator
-from sandbox.sophio import DEFAULT_API_KEY, DEFAULT_API_SECRET, SophioSettings, SophioSimulator
+from order_dispatch_sandbox.registry import all_simulators
+from order_dispatch_sandbox.sellercloud import SellerCloudSettings, SellerCloudSimulator
+from order_dispatch_sandbox.sophio import (
+    DEFAULT_API_KEY,
+    DEFAULT_API_SECRET,
+    SophioSettings,
+    SophioSimulator,
+)
 
 
 def test_keywords_override_the_demo_defaults_not_the_environment(

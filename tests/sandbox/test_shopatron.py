@@ -12,7 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.shopatron import DEFAULT_API_KEY, DEFAULT_CLIENT_SECRET, ShopatronSimulator
+from order_dispatch_sandbox.shopatron import (
+    DEFAULT_API_KEY,
+    DEFAULT_CLIENT_SECRET,
+    ShopatronSimulator,
+)
 from tests.sandbox.conftest import DELETE, Serve, changed, set_faults, vendor_orders
 
 FIXTURES = Path(__file__).parent / "fixtures" / "shopatron"

@@ -14,8 +14,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from sandbox.runner import BackgroundSandbox
-from sandbox.sophio import DEFAULT_API_KEY, DEFAULT_API_SECRET, SophioSimulator
+from order_dispatch_sandbox.runner import BackgroundSandbox
+from order_dispatch_sandbox.sophio import DEFAULT_API_KEY, DEFAULT_API_SECRET, SophioSimulator
 from tests.sandbox.conftest import DELETE, Serve, changed, set_faults, vendor_orders
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sophio"

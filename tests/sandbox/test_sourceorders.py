@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.runner import BackgroundSandbox
-from sandbox.sourceorders import DEFAULT_API_KEY
+from order_dispatch_sandbox.runner import BackgroundSandbox
+from order_dispatch_sandbox.sourceorders import DEFAULT_API_KEY
 from tests.sandbox.conftest import DELETE, changed, set_faults, vendor_orders
 
 KEY = {"X-API-KEY": DEFAULT_API_KEY}
@@ -153,7 +153,7 @@ def test_missing_or_wrong_key_is_401(client: httpx.Client, headers: dict[str, st
 
 
 def test_the_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sandbox.sourceorders import SourceOrdersSimulator
+    from order_dispatch_sandbox.sourceorders import SourceOrdersSimulator
 
     monkeypatch.setenv("ORDER_DISPATCH_SANDBOX_SOURCEORDERS_API_KEY", "k-env")
 

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from defusedxml.ElementTree import fromstring
 
-from sandbox.runner import BackgroundSandbox
-from sandbox.supplystream import DEFAULT_API_KEY, SupplyStreamSimulator
+from order_dispatch_sandbox.runner import BackgroundSandbox
+from order_dispatch_sandbox.supplystream import DEFAULT_API_KEY, SupplyStreamSimulator
 from tests.sandbox.conftest import DELETE, Serve, changed, set_faults, vendor_orders
 
 FIXTURES = Path(__file__).parent / "fixtures" / "supplystream"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cli.bench import Measure, markdown, paced, percentiles
+from benchmarks.harness import Measure, markdown, paced, percentiles
 
 
 def test_percentiles_are_milliseconds_of_the_nearest_ranks() -> None:

@@ -8,7 +8,7 @@ from celery.app.defaults import DEFAULTS
 
 
 def test_every_public_name_is_a_celery_setting() -> None:
-    import celeryconfig
+    from worker import celeryconfig
 
     config = importlib.reload(celeryconfig)
     public = {name for name in vars(config) if not name.startswith("_")}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from cli.flower import FlowerConfigError, flower_argv
-from cli.main import main
-from ops.auth import is_loopback
+from order_dispatch_cli.flower import FlowerConfigError, flower_argv
+from order_dispatch_cli.main import main
+from order_dispatch_ops.auth import is_loopback
 
 
 def run_flower(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, list[list[str]]]:
@@ -16,7 +16,7 @@ def run_flower(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, l
         captured.append(argv)
         return 0
 
-    monkeypatch.setattr("cli.main.celery_main", fake_celery_main)
+    monkeypatch.setattr("order_dispatch_cli.main.celery_main", fake_celery_main)
     result = CliRunner().invoke(main, ["flower", *args])
     return result.exit_code, result.output, captured
 

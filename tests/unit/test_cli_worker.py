@@ -7,8 +7,8 @@ import threading
 import pytest
 from click.testing import CliRunner
 
-from cli import swarm
-from cli.main import main
+from order_dispatch_cli import swarm
+from order_dispatch_cli.main import main
 from worker.vendors import known_vendors
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli.config import masked_text
-from cli.main import main
 from order_dispatch.settings import get_settings
+from order_dispatch_cli.config import masked_text
+from order_dispatch_cli.main import main
 
 SECRETS = ("hunter2", "rabbit-pw", "so-key-123456", "url-pw", "query-key", "opt-token", "f-pw")
 

@@ -173,7 +173,7 @@ def test_money_survives_a_json_round_trip(amount: Decimal) -> None:
 def test_schema_command_prints_json_schema(document: str) -> None:
     from click.testing import CliRunner
 
-    from cli.main import main
+    from order_dispatch_cli.main import main
 
     result = CliRunner().invoke(main, ["schema", document])
 

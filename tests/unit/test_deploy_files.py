@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cli.main import main
+from order_dispatch_cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -12,7 +12,6 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli.errors import describe, masked_url, setting_name
 from order_dispatch.contract import (
     MAP_MAX_ENTRIES,
     Job,
@@ -20,6 +19,7 @@ from order_dispatch.contract import (
     format_validation_errors,
 )
 from order_dispatch.settings import Settings, VendorAccount
+from order_dispatch_cli.errors import describe, masked_url, setting_name
 from producers.enqueue import InvalidJob, validate_job
 from producers.files import read_records
 from worker.vendors.base import TranslationError

@@ -20,7 +20,8 @@ def test_the_producer_api_imports_no_worker_code() -> None:
     heavy = {
         m
         for m in loaded
-        if m.split(".")[0] in {"httpx", "celery", "kombu", "worker", "sandbox", "aiohttp"}
+        if m.split(".")[0]
+        in {"httpx", "celery", "kombu", "worker", "order_dispatch_sandbox", "aiohttp"}
     }
     assert heavy == set()
     assert "producers.enqueue" in loaded
@@ -54,13 +55,35 @@ def test_the_foundation_imports_nothing_above_it() -> None:
 
     loaded = modules_after("; ".join(f"import {m}" for m in foundation))
 
-    above = {m for m in loaded if m.split(".")[0] in {"worker", "producers", "sandbox", "cli"}}
+    above = {
+        m
+        for m in loaded
+        if m.split(".")[0]
+        in {"worker", "producers", "order_dispatch_sandbox", "order_dispatch_cli"}
+    }
     assert above == set()
 
 
 def test_ops_reads_redis_without_worker_sandbox_or_command_line_code() -> None:
     """``ops`` (state, metrics, health, probe) imports the foundation and the producers'
     message format; the command line hands it the workers' vendors and Celery app."""
-    loaded = modules_after("import ops.state, ops.metrics, ops.health, ops.probe, ops.auth")
+    loaded = modules_after(
+        "import order_dispatch_ops.state, order_dispatch_ops.metrics, order_dispatch_ops.health, "
+        "order_dispatch_ops.probe, order_dispatch_ops.auth"
+    )
 
-    assert {m for m in loaded if m.split(".")[0] in {"worker", "sandbox", "cli", "celery"}} == set()
+    above = {"worker", "order_dispatch_sandbox", "order_dispatch_cli", "celery"}
+    assert {m for m in loaded if m.split(".")[0] in above} == set()
+
+
+def test_the_package_installs_only_names_that_carry_the_product_s_name() -> None:
+    """Site-packages gains ``order_dispatch*`` and the design card's ``worker`` and ``producers``,
+    nothing generic such as ``cli``, ``ops``, ``sandbox`` or ``celeryconfig``."""
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    setuptools = config["tool"]["setuptools"]
+    top = {name.split(".")[0] for name in setuptools["packages"]}
+    top |= set(setuptools.get("py-modules", []))
+
+    assert {n for n in top if not n.startswith("order_dispatch")} == {"worker", "producers"}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli.main import main
+from order_dispatch_cli.main import main
 
-SAMPLE = Path(__file__).resolve().parents[2] / "cli" / "samples" / "demo-orders.jsonl"
+SAMPLE = Path(__file__).resolve().parents[2] / "order_dispatch_cli" / "samples" / "demo-orders.jsonl"
 
 
 def order() -> dict[str, object]:

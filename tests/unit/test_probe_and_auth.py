@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from ops.auth import parse_logins
-from ops.metrics import make_server
-from ops.probe import main as probe_main
-from ops.probe import probe
-from sandbox.runner import free_port
+from order_dispatch_ops.auth import parse_logins
+from order_dispatch_ops.metrics import make_server
+from order_dispatch_ops.probe import main as probe_main
+from order_dispatch_ops.probe import probe
+from order_dispatch_sandbox.runner import free_port
 
 
 @pytest.fixture

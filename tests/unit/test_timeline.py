@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cli.operations import dead_letters_table, timeline_table
 from order_dispatch import redact
 from order_dispatch.contract import ErrorInfo, ErrorKind, EventStatus, Job, Operation, ResultEvent
 from order_dispatch.timeline import EXCERPT_CHARS, TimelineEntry, excerpt
+from order_dispatch_cli.operations import dead_letters_table, timeline_table
 from producers.operations import DeadLetter, JobTimeline, parse_since
 from worker.vendors.base import VendorRequest
 
@@ -160,7 +160,7 @@ def test_an_empty_timeline_says_so() -> None:
 
 @pytest.mark.parametrize("name", ["sophio", "supplystream"])
 def test_credentials_a_vendor_puts_in_the_query_never_show_in_a_summary(name: str) -> None:
-    from cli.preview import placeholder_account
+    from order_dispatch_cli.preview import placeholder_account
     from tests.integration.conftest import order_job
     from worker.vendors import vendor_class
 

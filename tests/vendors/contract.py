@@ -290,7 +290,7 @@ class VendorContract:
     # Preview
 
     def test_preview_shows_the_request_with_every_secret_masked(self) -> None:
-        from cli.preview import dump, preview
+        from order_dispatch_cli.preview import dump, preview
 
         settings = Settings(accounts={self.vendor_cls.name: {"default": self.account}})
 
@@ -302,7 +302,7 @@ class VendorContract:
         assert '"method"' in shown and "placeholder_credentials" not in shown
 
     def test_preview_works_without_an_account(self) -> None:
-        from cli.preview import preview
+        from order_dispatch_cli.preview import preview
 
         shown = preview(self.job(), Settings())
 

@@ -4,7 +4,7 @@ The product's Celery configuration (``celeryconfig``: thread pool, late acks, pr
 product's transport and consumer, task events on) and the same ids-only messages, running a
 task that does nothing but write its order's result event. Whatever the product does beyond
 this (ledger, gate, vendor call, record) is the pipeline's cost; this is the most the queue
-lets one process carry. ``order-dispatch bench`` starts it as ``celery -A cli.bench_floor
+lets one process carry. ``order-dispatch bench`` starts it as ``celery -A benchmarks.floor
 worker``; its environment names the stream (``BENCH_FLOOR_STREAM``) and, as for the product,
 Redis (``ORDER_DISPATCH_REDIS_URL``).
 """
@@ -21,7 +21,7 @@ from celery import Celery
 TASK = "bench.floor.dispatch"
 
 app = Celery("bench_floor")
-app.config_from_object("celeryconfig")
+app.config_from_object("worker.celeryconfig")
 
 
 @cache

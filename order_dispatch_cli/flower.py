@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ops.auth import parse_logins, require_login_beyond_loopback
+from order_dispatch_ops.auth import parse_logins, require_login_beyond_loopback
 
 #: Flower's own environment variable for ``user:password[,user:password...]``.
 BASIC_AUTH_ENV = "FLOWER_BASIC_AUTH"

@@ -46,7 +46,7 @@ class _Main(click.Group):
     traceback (unless ``--debug``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from cli.errors import EXIT_INFRASTRUCTURE, describe
+        from order_dispatch_cli.errors import EXIT_INFRASTRUCTURE, describe
 
         try:
             return super().invoke(ctx)
@@ -101,8 +101,8 @@ def config_show() -> None:
     """Print the effective configuration as JSON: every setting (defaults included, read from
     ORDER_DISPATCH_* and REDIS_URL), the vendor accounts, and what is derived from them.
     Credentials, passwords in URLs and logins are masked (***)."""
-    from cli.config import effective
     from order_dispatch.settings import get_settings
+    from order_dispatch_cli.config import effective
 
     click.echo(json.dumps(effective(get_settings()), indent=2))
 
@@ -198,10 +198,10 @@ def preview(vendor: str, account: str | None, operation: str | None, file: Any) 
     account configured, placeholder credentials stand in and the output says so. Exits 1 when
     the order breaks the contract or a vendor limit, naming the field and the limit.
     """
-    from cli.preview import dump, job_from
-    from cli.preview import preview as build
     from order_dispatch.contract import Job, ValidationError, format_validation_errors
     from order_dispatch.settings import get_settings
+    from order_dispatch_cli.preview import dump, job_from
+    from order_dispatch_cli.preview import preview as build
     from worker.vendors.base import ConfigurationError, TranslationError
 
     try:
@@ -249,8 +249,8 @@ def worker(
     its configuration (a Redis without append-only persistence, wrong account settings), and
     another non-zero status when it stopped by itself (1 after an unrecoverable error).
     """
-    from cli import swarm
     from order_dispatch.settings import get_settings
+    from order_dispatch_cli import swarm
 
     settings = get_settings()
     processes = processes or settings.worker_processes or swarm.default_processes()
@@ -330,11 +330,11 @@ def metrics(address: str, port: int, group: str) -> None:
 
     import redis
 
-    from ops.auth import parse_logins, require_login_beyond_loopback
-    from ops.metrics import build_registry, make_server
     from order_dispatch import logs
     from order_dispatch.keys import Keys
     from order_dispatch.settings import get_settings
+    from order_dispatch_ops.auth import parse_logins, require_login_beyond_loopback
+    from order_dispatch_ops.metrics import build_registry, make_server
 
     settings = get_settings()
     raw_logins = os.environ.get(METRICS_LOGIN_ENV, "")
@@ -390,10 +390,10 @@ def health(as_json: bool, max_age: float, max_dead: int, max_in_doubt: int, time
     """
     import redis
 
-    from ops.health import Thresholds, evaluate
-    from ops.state import StateReader
     from order_dispatch.keys import Keys
     from order_dispatch.settings import get_settings
+    from order_dispatch_ops.health import Thresholds, evaluate
+    from order_dispatch_ops.state import StateReader
 
     settings = get_settings()
     client = redis.Redis.from_url(
@@ -414,7 +414,7 @@ def health(as_json: bool, max_age: float, max_dead: int, max_in_doubt: int, time
 def ping_workers(timeout: float, queues: Sequence[str]) -> list[str]:
     """Names of the workers that answer within ``timeout`` seconds and consume one of
     ``queues`` (workers of other deployments on the same broker answer too; they don't count)."""
-    from ops.health import BrokerUnreachable
+    from order_dispatch_ops.health import BrokerUnreachable
     from worker.app import app
 
     try:
@@ -443,7 +443,7 @@ def flower(address: str, port: int, flower_args: tuple[str, ...]) -> None:
     The login comes from FLOWER_BASIC_AUTH=user:password (never the command line); with a
     login set, Flower's /metrics and /healthcheck need it too. Needs the 'flower' extra.
     """
-    from cli.flower import FlowerConfigError, flower_argv, protect_monitor_views
+    from order_dispatch_cli.flower import FlowerConfigError, flower_argv, protect_monitor_views
 
     try:
         argv = flower_argv(address, port, flower_args)
@@ -482,7 +482,7 @@ def sandbox(host: str, port: int, settings: tuple[str, ...], faults: str | None)
     Simulator settings (credentials, switches) come from --set, else from
     ORDER_DISPATCH_SANDBOX_<VENDOR>_<NAME> variables, else their demo defaults.
     """
-    from sandbox.app import serve
+    from order_dispatch_sandbox.app import serve
 
     for item in settings:
         name, sep, value = item.partition("=")
@@ -627,7 +627,7 @@ def dlq_list(
     redis_url: str | None,
 ) -> None:
     """List dead-lettered and in-doubt jobs, oldest first, with why they are there."""
-    from cli.operations import dead_letters_table
+    from order_dispatch_cli.operations import dead_letters_table
 
     dead = _operations(redis_url).dead_letters(vendor=vendor, since=since, status=status)
     if as_json:
@@ -738,7 +738,7 @@ def resolve(
 def timeline(job_id: str, as_json: bool, redis_url: str | None) -> None:
     """Show JOB's history: every attempt (time, request, vendor's answer, outcome, worker) and
     every operator action."""
-    from cli.operations import timeline_table
+    from order_dispatch_cli.operations import timeline_table
 
     with _refusals():
         found = _operations(redis_url).timeline(job_id)
@@ -811,7 +811,7 @@ def purge(
 def demo(timeout: float) -> None:
     """End to end: Redis (embedded unless REDIS_URL is set), the sandbox, a worker, sample
     orders, and their result events. Exits 0 when every sample order ended."""
-    from cli.demo import run_demo
+    from order_dispatch_cli.demo import run_demo
 
     sys.exit(run_demo(timeout=timeout))
 
@@ -843,8 +843,15 @@ def bench(
     """Throughput and latency of the product against Celery's defaults and a no-queue ceiling,
     all on this machine (Redis embedded unless REDIS_URL is set, the sandbox at a fixed
     latency). Prints and writes a Markdown table and JSON."""
+    checkout = Path(__file__).resolve().parents[1]
+    if not (checkout / "benchmarks" / "harness.py").is_file():
+        raise click.ClickException(
+            "the benchmark ships with the repository, not the package: run it from a checkout "
+            "(make bench)"
+        )
+    sys.path.insert(0, str(checkout))
     try:
-        from cli.bench import Options, markdown, run
+        from benchmarks.harness import Options, markdown, run
     except ImportError as exc:
         raise click.ClickException(
             f"bench needs the 'bench' extra (pip install 'order-dispatch[bench]'): {exc}"

@@ -104,7 +104,7 @@ from pydantic import (
     ValidationError,
 )
 
-from sandbox.base import (
+from order_dispatch_sandbox.base import (
     SimulatorSettings,
     VendorSimulator,
     json_path,

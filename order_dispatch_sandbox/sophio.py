@@ -95,9 +95,9 @@ from pydantic import (
     model_validator,
 )
 
-from sandbox import aspnet
-from sandbox.aspnet import Required, RequiredObject, conversion, problem
-from sandbox.base import (
+from order_dispatch_sandbox import aspnet
+from order_dispatch_sandbox.aspnet import Required, RequiredObject, conversion, problem
+from order_dispatch_sandbox.base import (
     SimulatorSettings,
     VendorSimulator,
     json_response,

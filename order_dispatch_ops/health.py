@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 import redis
 
-from ops.state import Snapshot, StateReader
 from order_dispatch.keys import CircuitState
+from order_dispatch_ops.state import Snapshot, StateReader
 
 
 class BrokerUnreachable(RuntimeError):

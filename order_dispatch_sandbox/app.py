@@ -4,7 +4,8 @@ and the admin API under ``/_sandbox/``.
 Admin API:
 - ``GET  /_sandbox/health`` -> ``{"ok": true, "vendors": [...]}``
 - ``GET  /_sandbox/faults`` -> live fault state of every vendor
-- ``POST /_sandbox/faults/{vendor}`` body :class:`~sandbox.faults.FaultSpec` -> merged state
+- ``POST /_sandbox/faults/{vendor}`` body :class:`~order_dispatch_sandbox.faults.FaultSpec`
+  -> merged state
 - ``DELETE /_sandbox/faults/{vendor}`` -> clear that vendor's faults
 - ``GET  /_sandbox/orders?vendor=NAME`` -> what the vendor received
   (``{"vendor", "count", "requests", "requests_by_path", "orders"}``)
@@ -31,9 +32,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from sandbox.base import VendorSimulator, json_response, retry_after_header
-from sandbox.faults import FaultSpec, VendorFaults
-from sandbox.registry import all_simulators
+from order_dispatch_sandbox.base import VendorSimulator, json_response, retry_after_header
+from order_dispatch_sandbox.faults import FaultSpec, VendorFaults
+from order_dispatch_sandbox.registry import all_simulators
 
 SIMULATORS = web.AppKey("simulators", dict[str, VendorSimulator])
 FAULTS = web.AppKey("faults", dict[str, VendorFaults])

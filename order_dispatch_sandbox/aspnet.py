@@ -16,7 +16,7 @@ from aiohttp import web
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from sandbox.base import json_path, json_response
+from order_dispatch_sandbox.base import json_path, json_response
 
 DENIED = "Authorization has been denied for this request."
 INVALID = "The request is invalid."

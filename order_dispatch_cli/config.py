@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
-from cli.errors import masked_url
 from order_dispatch import redact
 from order_dispatch.settings import Settings
+from order_dispatch_cli.errors import masked_url
 
 #: Secrets the commands read beside the settings (logins and tokens), shown only as set or not.
 OTHER_SECRETS = (

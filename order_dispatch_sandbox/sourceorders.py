@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 
-from sandbox.base import (
+from order_dispatch_sandbox.base import (
     SimulatorSettings,
     VendorSimulator,
     json_response,

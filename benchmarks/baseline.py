@@ -4,7 +4,7 @@ Nothing here is the product. It is what a developer writes first: Celery with ev
 (prefork pool, one child per core, prefetch multiplier 4, early acks, no task events), the
 whole job in the message, and a task that validates it, makes one blocking ``httpx`` request
 and writes the outcome to a Redis stream. ``order-dispatch bench`` starts it as
-``celery -A cli.bench_baseline worker -Q <queue>``; its environment names the broker
+``celery -A benchmarks.baseline worker -Q <queue>``; its environment names the broker
 (``BENCH_BASELINE_REDIS_URL``), the stream (``BENCH_BASELINE_STREAM``) and the vendor
 (``BENCH_BASELINE_BASE_URL``, ``BENCH_BASELINE_API_KEY``).
 """

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from sandbox.runner import free_port
+from order_dispatch_sandbox.runner import free_port
 
 
 class EmbeddedRedisError(RuntimeError):

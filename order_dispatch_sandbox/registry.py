@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sandbox.base import VendorSimulator
-from sandbox.sellercloud import SellerCloudSimulator
-from sandbox.shopatron import ShopatronSimulator
-from sandbox.sophio import SophioSimulator
-from sandbox.sourceorders import SourceOrdersSimulator
-from sandbox.supplystream import SupplyStreamSimulator
+from order_dispatch_sandbox.base import VendorSimulator
+from order_dispatch_sandbox.sellercloud import SellerCloudSimulator
+from order_dispatch_sandbox.shopatron import ShopatronSimulator
+from order_dispatch_sandbox.sophio import SophioSimulator
+from order_dispatch_sandbox.sourceorders import SourceOrdersSimulator
+from order_dispatch_sandbox.supplystream import SupplyStreamSimulator
 
 
 def all_simulators() -> list[VendorSimulator]:

@@ -32,12 +32,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
-from ops.auth import basic_auth
-from ops.state import StateReader
 from order_dispatch.contract import ErrorKind, EventStatus, ResultEvent
 from order_dispatch.keys import CircuitState, Keys
 from order_dispatch.logs import get_logger
 from order_dispatch.results import parse_entry, process_name
+from order_dispatch_ops.auth import basic_auth
+from order_dispatch_ops.state import StateReader
 
 NAMESPACE = "order_dispatch"
 OTHER = "other"

@@ -1,5 +1,5 @@
-"""``python -m ops.probe URL [LOGIN_ENV]``: exit 0 when URL answers 2xx, else 1 (container
-health checks). The basic-auth login, if any, is read from the environment variable named
+"""``python -m order_dispatch_ops.probe URL [LOGIN_ENV]``: exit 0 when URL answers 2xx, else 1
+(container health checks). The basic-auth login, if any, is read from the environment variable named
 LOGIN_ENV (its first ``user:password``), so it never appears in a command line."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def probe(url: str, login_env: str | None = None, timeout: float = 5.0) -> str |
 def main(argv: list[str]) -> int:
     """The command line; returns the exit status."""
     if len(argv) not in (1, 2):
-        print("usage: python -m ops.probe URL [LOGIN_ENV]", file=sys.stderr)
+        print("usage: python -m order_dispatch_ops.probe URL [LOGIN_ENV]", file=sys.stderr)
         return 2
     problem = probe(argv[0], argv[1] if len(argv) == 2 else None)
     if problem:

@@ -9,8 +9,8 @@ measured:
   per core), fed through :class:`producers.enqueue.Producer`; ledger, result events, the rate
   limit and task events all on;
 - **floor**: the product's Celery setup running a task that only writes its event
-  (:mod:`cli.bench_floor`): what the queue itself lets through;
-- **baseline**: Celery's defaults doing the same job (:mod:`cli.bench_baseline`);
+  (:mod:`benchmarks.floor`): what the queue itself lets through;
+- **baseline**: Celery's defaults doing the same job (:mod:`benchmarks.baseline`);
 - **ceiling**: one asyncio process sending the same requests over the product's HTTP client,
   no queue at all.
 
@@ -45,14 +45,14 @@ import httpx
 import psutil
 import redis
 
-from cli.bench_baseline import TASK as BASELINE_TASK
-from cli.embedded_redis import EmbeddedRedis
-from cli.swarm import default_processes, this_command
+from benchmarks.baseline import TASK as BASELINE_TASK
 from order_dispatch.contract import EventStatus
 from order_dispatch.keys import Keys
+from order_dispatch_cli.embedded_redis import EmbeddedRedis
+from order_dispatch_cli.swarm import default_processes, this_command
+from order_dispatch_sandbox.runner import free_port
+from order_dispatch_sandbox.sourceorders import DEFAULT_API_KEY
 from producers.enqueue import Producer
-from sandbox.runner import free_port
-from sandbox.sourceorders import DEFAULT_API_KEY
 
 SYSTEMS = ("product", "floor", "baseline", "ceiling")
 SWEEP_LATENCIES_MS = (10, 50, 200, 1000)
@@ -61,6 +61,16 @@ SWEEP_SLOW_CONCURRENCY = (128, 512)
 #: High enough never to throttle the benchmark, so the limiter runs without holding orders back.
 RATE_LIMIT_PER_MINUTE = 10_000_000
 _TERMINAL = {s.value for s in EventStatus if s.terminal}
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def checkout_env() -> dict[str, str]:
+    """This environment with the checkout on ``PYTHONPATH``: the benchmark's Celery apps
+    (:mod:`benchmarks.floor`, :mod:`benchmarks.baseline`) ship with the repository, not the
+    wheel."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(CHECKOUT), path) if p)}
 
 
 @dataclass(frozen=True)
@@ -116,7 +126,8 @@ class Sandbox:
         faults = json.dumps({"sourceorders": {"latency": {"ms": latency_ms}}})
         self._log = open(log_dir / "sandbox.log", "wb")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "sandbox", "--port", str(self.port), "--faults", faults],
+            [sys.executable, "-m", "order_dispatch_cli", "sandbox", "--port", str(self.port),
+             "--faults", faults],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -395,19 +406,19 @@ def product(
 
 
 def baseline(redis_url: str, sandbox: Sandbox) -> Queued:
-    """Celery's defaults doing the same job (see :mod:`cli.bench_baseline`)."""
-    from cli.bench_baseline import app
+    """Celery's defaults doing the same job (see :mod:`benchmarks.baseline`)."""
+    from benchmarks.baseline import app
 
     queue = f"bench-baseline-{uuid.uuid4().hex[:6]}"
     env = {
-        **os.environ,
+        **checkout_env(),
         "BENCH_BASELINE_REDIS_URL": redis_url,
         "BENCH_BASELINE_STREAM": f"{queue}-results",
         "BENCH_BASELINE_BASE_URL": sandbox.base_url,
         "BENCH_BASELINE_API_KEY": DEFAULT_API_KEY,
     }
-    command = [sys.executable, "-m", "celery", "-A", "cli.bench_baseline", "worker", "-Q", queue,
-               "--loglevel", "WARNING", "--hostname", f"{queue}@%h"]
+    command = [sys.executable, "-m", "celery", "-A", "benchmarks.baseline", "worker", "-Q",
+               queue, "--loglevel", "WARNING", "--hostname", f"{queue}@%h"]
     app.conf.update(broker_url=redis_url)
 
     def enqueue(jobs: list[dict[str, Any]]) -> None:
@@ -418,21 +429,21 @@ def baseline(redis_url: str, sandbox: Sandbox) -> Queued:
 
 
 def floor(client: redis.Redis, redis_url: str, processes: int) -> Queued:
-    """The product's Celery setup with a task that only writes its event (:mod:`cli.bench_floor`),
-    as many processes as the product runs."""
-    from cli.bench_floor import TASK
+    """The product's Celery setup with a task that only writes its event
+    (:mod:`benchmarks.floor`), as many processes as the product runs."""
+    from benchmarks.floor import TASK
     from order_dispatch.broker import dispatch_kwargs, queue_key, task_message
 
     queue = f"bench-floor-{uuid.uuid4().hex[:6]}"
     env = {
-        **os.environ,
+        **checkout_env(),
         "ORDER_DISPATCH_REDIS_URL": redis_url,
         "ORDER_DISPATCH_KEY_PREFIX": queue,
         "BENCH_FLOOR_STREAM": f"{queue}-results",
     }
     commands = [
-        [sys.executable, "-m", "celery", "-A", "cli.bench_floor", "worker", "--pool", "threads",
-         "--concurrency", "32", "-Q", queue, "--task-events", "--without-gossip",
+        [sys.executable, "-m", "celery", "-A", "benchmarks.floor", "worker", "--pool",
+         "threads", "--concurrency", "32", "-Q", queue, "--task-events", "--without-gossip",
          "--without-mingle", "--loglevel", "WARNING", "--hostname", f"{queue}-{n}@%h"]
         for n in range(processes)
     ]

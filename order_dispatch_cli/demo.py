@@ -24,19 +24,19 @@ import click
 import httpx
 import redis
 
-from cli import swarm
-from cli.embedded_redis import EmbeddedRedis
 from order_dispatch.contract import ResultEvent
 from order_dispatch.keys import Keys
 from order_dispatch.results import ResultConsumer
+from order_dispatch_cli import swarm
+from order_dispatch_cli.embedded_redis import EmbeddedRedis
+from order_dispatch_sandbox import sellercloud as sellercloud_sim
+from order_dispatch_sandbox import shopatron as shopatron_sim
+from order_dispatch_sandbox import sophio as sophio_sim
+from order_dispatch_sandbox import sourceorders as sourceorders_sim
+from order_dispatch_sandbox import supplystream as supplystream_sim
+from order_dispatch_sandbox.runner import BackgroundSandbox
 from producers.enqueue import InvalidJob, Producer
 from producers.files import read_records
-from sandbox import sellercloud as sellercloud_sim
-from sandbox import shopatron as shopatron_sim
-from sandbox import sophio as sophio_sim
-from sandbox import sourceorders as sourceorders_sim
-from sandbox import supplystream as supplystream_sim
-from sandbox.runner import BackgroundSandbox
 from worker.vendors import known_vendors
 
 _COLOR = {

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from sandbox.app import build_app
-from sandbox.base import VendorSimulator
+from order_dispatch_sandbox.app import build_app
+from order_dispatch_sandbox.base import VendorSimulator
 
 
 def free_port() -> int:

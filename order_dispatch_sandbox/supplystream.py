@@ -100,8 +100,8 @@ from defusedxml.ElementTree import fromstring as _parse_xml
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from sandbox import aspnet
-from sandbox.base import (
+from order_dispatch_sandbox import aspnet
+from order_dispatch_sandbox.base import (
     SimulatorSettings,
     VendorSimulator,
     json_path,

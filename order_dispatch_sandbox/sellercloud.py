@@ -93,9 +93,9 @@ from pydantic import (
     ValidationInfo,
 )
 
-from sandbox import aspnet
-from sandbox.aspnet import Required, RequiredObject
-from sandbox.base import (
+from order_dispatch_sandbox import aspnet
+from order_dispatch_sandbox.aspnet import Required, RequiredObject
+from order_dispatch_sandbox.base import (
     SimulatorSettings,
     VendorSimulator,
     json_response,

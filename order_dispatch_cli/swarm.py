@@ -34,7 +34,7 @@ from types import FrameType
 
 from order_dispatch.logs import get_logger
 
-log = get_logger("cli.swarm")
+log = get_logger("order_dispatch_cli.swarm")
 
 #: The signals passed on to every child.
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -150,4 +150,4 @@ def run(processes: int, argv_head: Sequence[str], celery_args: Sequence[str]) ->
 
 def this_command() -> list[str]:
     """How to start ``order-dispatch worker`` again with this interpreter."""
-    return [sys.executable, "-m", "cli", "worker"]
+    return [sys.executable, "-m", "order_dispatch_cli", "worker"]
