@@ -68,11 +68,10 @@ from order_dispatch.contract import (
 from worker.outcomes import Outcome, OutcomeKind
 from worker.vendors.base import (
     Lookup,
-    Token,
     TranslationError,
     Translator,
     UnparsableResponse,
-    Vendor,
+    VendorAdapter,
     VendorRequest,
     VendorResponse,
 )
@@ -90,28 +89,93 @@ RATE_LIMITED = "Too many requests."
 
 #: ``OrderDetails.Channel`` as the swagger lists it ("0 = Local_Store , 1 = eBayOrder , ...").
 CHANNELS: dict[str, int] = {
-    "Local_Store": 0, "eBayOrder": 1, "eBaySingleItem": 2, "Yahoo": 3, "Amazon": 4,
-    "PriceGrabber": 5, "Website": 6, "Buy": 7, "NewEggMall": 12, "Magento": 15,
-    "QuickBooks": 16, "RMS": 17, "Cart32": 18, "Sears": 19, "FBA": 20, "Wholesale": 21,
-    "Overstock": 22, "NewEggdotcom": 23, "Etsy": 24, "Bonanza": 25, "PriceFalls": 26,
-    "Wayfair": 27, "UnbeatableSale": 28, "VendorCentral": 29, "Hayneedle": 30,
-    "SmartBargains": 31, "uBid": 32, "ATGStores": 33, "StacksAndStacks": 34,
-    "Sharkstores": 35, "BestBuy": 36, "Kohls": 37, "Staples": 38, "OneStopPlus": 39,
-    "Meijer": 40, "Sonsi": 41, "Walmart": 42, "HSN": 43, "NewEgg_Business": 44, "KMart": 45,
-    "Wish": 46, "SPRichards": 47, "FingerHut": 48, "Groupon": 49, "Walmart_Marketplace": 50,
-    "ShopHQ": 51, "PriceMinister": 52, "GS": 53, "DrugStore": 54, "MercadoLibre": 55,
-    "JET": 56, "ElevenMain": 57, "SearsVendor": 58, "Choxi": 59, "TradeMe": 60, "Tanga": 61,
-    "Target": 62, "GrouponMarketplace": 63, "Reverb": 64, "BedBathAndBeyond": 65,
-    "Dropship_Central": 66, "DSW": 67, "Houzz": 68, "Gilt": 69, "BestBuyDS": 70,
-    "TopHatter": 71, "HomeDepot": 72, "MassGenie": 73, "Cdiscount": 74, "GrouponGateway": 75,
-    "SBN": 76, "GoogleExpress": 77, "Target_Plus": 78, "WFS": 79,
+    "Local_Store": 0,
+    "eBayOrder": 1,
+    "eBaySingleItem": 2,
+    "Yahoo": 3,
+    "Amazon": 4,
+    "PriceGrabber": 5,
+    "Website": 6,
+    "Buy": 7,
+    "NewEggMall": 12,
+    "Magento": 15,
+    "QuickBooks": 16,
+    "RMS": 17,
+    "Cart32": 18,
+    "Sears": 19,
+    "FBA": 20,
+    "Wholesale": 21,
+    "Overstock": 22,
+    "NewEggdotcom": 23,
+    "Etsy": 24,
+    "Bonanza": 25,
+    "PriceFalls": 26,
+    "Wayfair": 27,
+    "UnbeatableSale": 28,
+    "VendorCentral": 29,
+    "Hayneedle": 30,
+    "SmartBargains": 31,
+    "uBid": 32,
+    "ATGStores": 33,
+    "StacksAndStacks": 34,
+    "Sharkstores": 35,
+    "BestBuy": 36,
+    "Kohls": 37,
+    "Staples": 38,
+    "OneStopPlus": 39,
+    "Meijer": 40,
+    "Sonsi": 41,
+    "Walmart": 42,
+    "HSN": 43,
+    "NewEgg_Business": 44,
+    "KMart": 45,
+    "Wish": 46,
+    "SPRichards": 47,
+    "FingerHut": 48,
+    "Groupon": 49,
+    "Walmart_Marketplace": 50,
+    "ShopHQ": 51,
+    "PriceMinister": 52,
+    "GS": 53,
+    "DrugStore": 54,
+    "MercadoLibre": 55,
+    "JET": 56,
+    "ElevenMain": 57,
+    "SearsVendor": 58,
+    "Choxi": 59,
+    "TradeMe": 60,
+    "Tanga": 61,
+    "Target": 62,
+    "GrouponMarketplace": 63,
+    "Reverb": 64,
+    "BedBathAndBeyond": 65,
+    "Dropship_Central": 66,
+    "DSW": 67,
+    "Houzz": 68,
+    "Gilt": 69,
+    "BestBuyDS": 70,
+    "TopHatter": 71,
+    "HomeDepot": 72,
+    "MassGenie": 73,
+    "Cdiscount": 74,
+    "GrouponGateway": 75,
+    "SBN": 76,
+    "GoogleExpress": 77,
+    "Target_Plus": 78,
+    "WFS": 79,
 }
 _CHANNELS_BY_LOWER = {name.lower(): value for name, value in CHANNELS.items()}
 
 #: ``Statuses.OrderStatus`` names by value, as the swagger lists them.
 ORDER_STATUSES: dict[int, str] = {
-    1: "ShoppingCart", 2: "InProcess", 3: "Completed", 100: "ProblemOrder", 200: "OnHold",
-    300: "Quote", 999: "Void", -1: "Canceled",
+    1: "ShoppingCart",
+    2: "InProcess",
+    3: "Completed",
+    100: "ProblemOrder",
+    200: "OnHold",
+    300: "Quote",
+    999: "Void",
+    -1: "Canceled",
 }
 CANCELED = -1
 
@@ -161,8 +225,8 @@ def _order_id_number(field_path: str, value: str | None) -> int:
     text = (value or "").strip()
     if not text.isdigit() or not 0 < int(text) <= INT32_MAX:
         raise TranslationError(
-            field_path, f"must be a SellerCloud order ID (a whole number such as 1000001), "
-            f"got {value!r}"
+            field_path,
+            f"must be a SellerCloud order ID (a whole number such as 1000001), got {value!r}",
         )
     return int(text)
 
@@ -253,36 +317,10 @@ def _check_total(field_path: str, total: Decimal, parts: Iterable[Decimal | None
         )
 
 
-def _merge(body: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """``body`` with ``vendor_options`` merged in, one level deep for objects."""
-    merged = dict(body)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    details = merged.get("OrderDetails")
-    if not isinstance(details, dict) or details.get("OrderSourceOrderID") != body[
-        "OrderDetails"
-    ]["OrderSourceOrderID"]:
-        raise TranslationError(
-            "order.vendor_options.OrderDetails",
-            "may not change OrderSourceOrderID: it carries order_id, the reference a lost "
-            "answer is reconciled by",
-        )
-    return merged
-
-
-class SellerCloudTranslator(Translator):
+class SellerCloudTranslator(Translator[SellerCloudOptions]):
     """Normalized jobs -> SellerCloud requests."""
 
     vendor = "sellercloud"
-
-    @property
-    def settings(self) -> SellerCloudOptions:
-        """The account's validated options."""
-        assert isinstance(self.options, SellerCloudOptions)
-        return self.options
 
     def create(self, job: Job) -> VendorRequest:
         """``POST /rest/api/Orders`` with the ``OrderBaseModel``."""
@@ -293,8 +331,8 @@ class SellerCloudTranslator(Translator):
             "order.totals.discount", order.totals.discount, (i.discount for i in order.items)
         )
         order_details: dict[str, Any] = {
-            "CompanyID": self.settings.company_id,
-            "Channel": self.settings.channel,
+            "CompanyID": self.options.company_id,
+            "Channel": self.options.channel,
             "OrderSourceOrderID": order.order_id,
             "OrderDate": _utc(order.placed_at),
         }
@@ -316,8 +354,6 @@ class SellerCloudTranslator(Translator):
             if order.gift.message:
                 gift["GiftMessage"] = order.gift.message
             body["GiftDetails"] = gift
-        if order.vendor_options:
-            body = _merge(body, order.vendor_options)
         return VendorRequest("POST", ORDERS_PATH, json=body)
 
     @staticmethod
@@ -425,27 +461,24 @@ def _model_state(data: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
-class SellerCloud(Vendor):
+class SellerCloud(VendorAdapter[SellerCloudOptions]):
     """SellerCloud: Bearer token from ``/rest/api/token``; create answers the new order ID."""
 
     name = "sellercloud"
     translator_class = SellerCloudTranslator
-    operations = frozenset({Operation.CREATE, Operation.GET_STATUS, Operation.CANCEL})
     repeat_safe_operations: ClassVar[frozenset[Operation]] = frozenset(
         {Operation.GET_STATUS, Operation.CANCEL}
     )
-    required_credentials = ("username", "password")
     options_model = SellerCloudOptions
     error_codes: ClassVar[dict[str, tuple[OutcomeKind, ErrorKind]]] = {
         RATE_LIMITED: (OutcomeKind.RETRYABLE, ErrorKind.RATE_LIMITED),
     }
     lookup_authoritative = True
-
-    @property
-    def settings(self) -> SellerCloudOptions:
-        """The account's validated options."""
-        assert isinstance(self.options, SellerCloudOptions)
-        return self.options
+    reserved_options: ClassVar[dict[str, str]] = {
+        "OrderDetails.OrderSourceOrderID": "is set from order_id: it is the reference a lost "
+        "answer is reconciled by",
+    }
+    default_token_life_s = DEFAULT_TOKEN_LIFE_S
 
     # Auth
 
@@ -460,17 +493,6 @@ class SellerCloud(Vendor):
             },
             headers={"Accept": "application/json"},
         )
-
-    def parse_token(self, response: VendorResponse) -> Token:
-        """``access_token`` and ``expires_in`` (seconds; 60 minutes when absent)."""
-        data = response.json_object()
-        token = data.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise UnparsableResponse("no access_token in the token answer")
-        life = data.get("expires_in")
-        if isinstance(life, int | float) and not isinstance(life, bool) and life > 0:
-            return Token(token, float(life))
-        return Token(token, DEFAULT_TOKEN_LIFE_S)
 
     def authorize(self, request: VendorRequest, token: str | None) -> VendorRequest:
         """Adds ``Authorization: Bearer <token>``."""
@@ -580,7 +602,7 @@ class SellerCloud(Vendor):
             ORDERS_PATH,
             params={
                 "model.orderSourceOrderIDList": job.ref,
-                "model.companyID": str(self.settings.company_id),
+                "model.companyID": str(self.options.company_id),
                 "model.pageSize": "50",
             },
         )
@@ -596,7 +618,7 @@ class SellerCloud(Vendor):
         total = data.get("TotalResults")
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise UnparsableResponse("no Items list in the answer")
-        company = self.settings.company_id
+        company = self.options.company_id
         matches = [
             item
             for item in items
