@@ -186,7 +186,9 @@ class VendorGate:
             Verdict(_text(verdict)), float(_text(wait)), _text(state), int(failures or 0)
         )
 
-    def report(self, vendor: str, account: str, *, success: bool, now: float | None = None) -> str:
+    def report(
+        self, vendor: str, account: str, *, success: bool, now: float | None = None
+    ) -> str:
         """Tell the breaker how a call went; the transition it caused ('' for none)."""
         transition = self._report(
             keys=[self.keys.circuit(vendor, account)],

@@ -473,7 +473,9 @@ class Pipeline:
         self, job_id: str, raw: str, exc: ValueError, attempt: int, run: Run
     ) -> Step:
         """A stored job that fails the contract (a producer that skipped validation): rejected."""
-        errors = format_validation_errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        errors = (
+            format_validation_errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        )
         try:
             doc = json.loads(raw)
         except ValueError:
