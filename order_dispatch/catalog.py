@@ -361,10 +361,10 @@ def check(job: Job) -> list[Problem]:
     vendor = CATALOG.get(job.vendor)
     if vendor is None:
         return []
-    problems: list[Problem] = []
+    problems: dict[Problem, None] = {}  # a value sent twice (a fallback) is named once
     for rule in vendor.requirements.get(job.operation, ()):
-        problems.extend(_broken(rule, job))
-    return problems
+        problems.update(dict.fromkeys(_broken(rule, job)))
+    return list(problems)
 
 
 def _broken(rule: Requirement, job: Job) -> Iterator[Problem]:

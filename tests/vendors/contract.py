@@ -19,6 +19,7 @@ tests. The same adapters meet the sandbox over real HTTP in ``tests/integration`
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,10 +28,19 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from order_dispatch.contract import ErrorKind, Job
+from order_dispatch import catalog
+from order_dispatch.catalog import Length, Maximum, Required, Requirement
+from order_dispatch.contract import ErrorKind, Job, Operation
 from order_dispatch.settings import Settings, VendorAccount
+from producers.enqueue import InvalidJob, validate_job
 from worker.outcomes import Outcome, OutcomeKind
-from worker.vendors.base import ConfigurationError, Vendor, VendorRequest, VendorResponse
+from worker.vendors.base import (
+    ConfigurationError,
+    TranslationError,
+    Vendor,
+    VendorRequest,
+    VendorResponse,
+)
 from worker.vendors.sender import Sender
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -287,6 +297,45 @@ class VendorContract:
         assert seen
         assert not [s for s in secrets if s and s in rendered]
 
+    # The door: the catalog's requirements, refused at enqueue as the worker refuses them
+
+    def requirement_job(self, operation: Operation) -> dict[str, Any]:
+        """A job document of ``operation`` that the vendor takes (default: :attr:`full_job`
+        with that operation); each requirement of the catalog is broken in a copy of it."""
+        return {**copy.deepcopy(self.full_job), "operation": operation.value}
+
+    def test_the_catalog_entry_names_this_adapter_and_its_options(self) -> None:
+        entry = catalog.entry(self.vendor_cls.name)
+
+        assert catalog.load(entry.adapter) is self.vendor_cls
+        assert (entry.options and catalog.load(entry.options)) == self.vendor_cls.options_model
+        assert self.vendor_cls.required_credentials == entry.credentials
+        assert set(entry.requirements) <= entry.operations
+
+    def test_jobs_the_vendor_takes_pass_the_door(self) -> None:
+        entry = catalog.entry(self.vendor_cls.name)
+        docs = [self.full_job, self.minimal_job]
+        docs += [self.requirement_job(op) for op in entry.requirements]
+        for doc in docs:
+            self.vendor().translate(Job.model_validate(doc))
+
+            assert validate_job(doc).job_id
+
+    def test_the_door_refuses_each_requirement_with_the_workers_path_and_message(self) -> None:
+        entry = catalog.entry(self.vendor_cls.name)
+        checked = 0
+        for operation, rules in entry.requirements.items():
+            for rule in rules:
+                for doc in broken_jobs(rule, self.requirement_job(operation)):
+                    with pytest.raises(InvalidJob) as door:
+                        validate_job(doc)
+                    with pytest.raises(TranslationError) as worker:
+                        self.vendor().translate(Job.model_validate(doc))
+
+                    assert door.value.errors == [str(worker.value)], (rule, doc)
+                    checked += 1
+        assert checked >= sum(len(rules) for rules in entry.requirements.values())
+
     # Preview
 
     def test_preview_shows_the_request_with_every_secret_masked(self) -> None:
@@ -374,3 +423,91 @@ class VendorContract:
 def as_httpx(response: VendorResponse) -> httpx.Response:
     """A :class:`VendorResponse` as the mock transport's answer."""
     return httpx.Response(response.status, headers=response.headers, content=response.body)
+
+
+# Breaking a catalog requirement in a job document
+
+
+def broken_jobs(rule: Requirement, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """Copies of ``job`` that each break ``rule`` once, in every way the rule names (each
+    candidate path, each bound). ``*`` is the first item or entry (one is added to an empty
+    map); a ``within`` path the job lacks gets a copy of the shipping address."""
+    if isinstance(rule, Maximum):
+        doc = copy.deepcopy(job)
+        _put(doc, _first(doc, rule.path), rule.max + 1)
+        return [doc]
+    assert isinstance(rule.paths, tuple)
+    base = copy.deepcopy(job)
+    if rule.within is not None and _get(base, rule.within) is None:
+        _put(base, rule.within, copy.deepcopy(base["order"]["ship_to"]))
+    if isinstance(rule, Required):
+        doc = copy.deepcopy(base)
+        for path in rule.paths:
+            _put(doc, _first(doc, path), None)
+        return [doc]
+    assert isinstance(rule, Length)
+    out = []
+    for n, path in enumerate(rule.paths):
+        lengths = ([rule.max + 1] if rule.max is not None else []) + (
+            [rule.min - 1] if rule.min > 0 else []
+        )
+        for length in lengths:
+            doc = copy.deepcopy(base)
+            for earlier in rule.paths[:n]:
+                _put(doc, earlier, None)
+            _put(doc, _first(doc, path), _text(path, length))
+            out.append(doc)
+    return out
+
+
+def _text(path: str, length: int) -> str:
+    if path.endswith("email"):
+        domain = "@example.com"
+        return "a" * (length - len(domain)) + domain
+    return "x" * length
+
+
+def _first(doc: dict[str, Any], path: str) -> str:
+    """``path`` with ``*`` replaced by the first index or key there (a map gets one)."""
+    if "*" not in path:
+        return path
+    head, _, tail = path.partition(".*")
+    node = _get(doc, head)
+    if isinstance(node, list):
+        return f"{head}.0{tail}"
+    if not node:
+        _put(doc, head, {"note": "a value"})
+        node = _get(doc, head)
+    return f"{head}.{next(iter(node))}{tail}"
+
+
+def _get(doc: Any, path: str) -> Any:
+    for part in path.split("."):
+        if isinstance(doc, list):
+            doc = doc[int(part)]
+        elif isinstance(doc, dict):
+            doc = doc.get(part)
+        else:
+            return None
+    return doc
+
+
+def _put(doc: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``path`` (None removes it); parents are made when a value needs them."""
+    *parents, last = path.split(".")
+    node: Any = doc
+    for part in parents:
+        if isinstance(node, list):
+            node = node[int(part)]
+            continue
+        if node.get(part) is None:
+            if value is None:
+                return
+            node[part] = {}
+        node = node[part]
+    if isinstance(node, list):
+        node[int(last)] = value
+    elif value is None:
+        node.pop(last, None)
+    else:
+        node[last] = value
