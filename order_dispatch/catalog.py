@@ -124,7 +124,7 @@ class VendorEntry:
     #: How people write it (the README's table).
     title: str
     operations: frozenset[Operation]
-    #: ``module:Class`` of the adapter (a :class:`worker.vendors.base.Vendor` subclass).
+    #: ``module:Class`` of the adapter (a :class:`worker.vendors.base.VendorAdapter` subclass).
     adapter: str
     #: ``module:Class`` of the simulator (an :class:`order_dispatch_sandbox.base.VendorSimulator`).
     simulator: str

@@ -1,8 +1,8 @@
 """The shared base of vendor adapters: pure translator, pure reader, base-owned sender.
 
 A vendor module holds one :class:`Translator` subclass (job -> :class:`VendorRequest`, pure) and
-one :class:`Vendor` subclass that declares the vendor's facts (operations, credentials, account
-options, error codes) and implements small pure hooks:
+one :class:`VendorAdapter` subclass that declares the vendor's facts (account options, error
+codes, reconciliation) and implements small pure hooks:
 
 - auth: :meth:`Vendor.authorize` adds credentials to a request; token vendors also declare
   :meth:`Vendor.token_request` (the base reads an OAuth2 bearer-token answer);
