@@ -14,7 +14,8 @@ time-zone check), the adapters read them on every request, and they need nothing
 worker, so a tool that validates account options imports the model alone.
 
 The requirements are what a vendor refuses that can be seen in the job alone, as data per
-operation: required fields, and length and value limits. The door refuses a job that breaks one
+operation: required fields, length and value limits, the values it takes (a status, a code) and
+the form of a value (an IPv4 address). The door refuses a job that breaks one
 with the field path and message the vendor's adapter gives when the worker translates the job
 (``tests/vendors/contract.py`` proves it for each requirement). The adapters keep their own
 checks, for jobs queued by older producers and for what depends on the account (SupplyStream's
@@ -25,8 +26,10 @@ never refuses an order the worker would send.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from order_dispatch.operation import Operation
@@ -37,8 +40,10 @@ if TYPE_CHECKING:
 __all__ = [
     "CATALOG",
     "OPERATIONS",
+    "Choice",
     "Length",
     "Maximum",
+    "Pattern",
     "Problem",
     "Required",
     "Requirement",
@@ -102,7 +107,30 @@ class Maximum:
     message: str = "is {value}; the vendor accepts at most {max}"
 
 
-Requirement = Required | Length | Maximum
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A value the vendor takes only from ``allowed`` (when given) and never from ``refused``;
+    None is not checked. With ``keys``, a ``*`` path's map keys are checked instead of its
+    values. The message may use ``{value!r}`` and ``{values}`` (the allowed ones, listed)."""
+
+    path: str
+    message: str
+    allowed: tuple[str, ...] | None = None
+    refused: tuple[str, ...] = ()
+    keys: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """Text the vendor takes only in one form: ``regex`` must match all of it (None is not
+    checked). The message may use ``{value!r}``."""
+
+    path: str
+    regex: str
+    message: str
+
+
+Requirement = Required | Length | Maximum | Choice | Pattern
 
 
 class Problem(NamedTuple):
@@ -147,6 +175,9 @@ class UnknownVendor(LookupError):
 
 
 _SHOPATRON_CUSTOMER = "is required by this vendor (and neither bill_to nor ship_to has one)"
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+#: An IPv4 address as Python's ``ipaddress`` reads one (no leading zeros).
+IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
 _SHOPATRON_ORDER: tuple[Requirement, ...] = (
     *(
         Required(
@@ -167,8 +198,24 @@ _SHOPATRON_ORDER: tuple[Requirement, ...] = (
     Length("order.custom.*", min=1, too_short="is empty; the vendor accepts 1 to 1000 characters"),
     Length("order.vendor_options.cartID", max=512),
     Length("order.vendor_options.landingCode", min=10, max=200),
+    Pattern(
+        "order.customer.ip", IPV4, "{value!r} is not an IPv4 address; the vendor accepts only IPv4"
+    ),
+)
+_SHOPATRON_IMPORT: tuple[Requirement, ...] = (
+    Choice(
+        "order.status",
+        "Shopatron imports shipped, awaiting_shipment (READY) or cancelled orders, not {value!r}",
+        allowed=("shipped", "awaiting_shipment", "cancelled"),
+    ),
 )
 _SHOPATRON_CREATE: tuple[Requirement, ...] = (
+    Choice(
+        "order.status",
+        "a create makes a new order to fulfil, not a {value!r} one; send it with operation "
+        "'import'",
+        refused=("shipped", "cancelled"),
+    ),
     Required(
         "order.customer.ip",
         "is required by this vendor to create an order: the buyer's external IPv4 address, "
@@ -189,6 +236,17 @@ _SOPHIO_CREATE: tuple[Requirement, ...] = (
     Required(("order.ship_to.first_name", "order.ship_to.last_name"), _SOPHIO_NAME),
     Required("order.ship_to.postal_code"),
     Maximum("order.items.*.quantity", INT32_MAX),
+    Choice(
+        "order.shipping.confirmation",
+        "is {value!r}; the vendor takes one of {values}",
+        allowed=("none", "delivery", "signature", "adult_signature", "direct_signature"),
+    ),
+    Choice(
+        "order.custom.*",
+        "has no place at this vendor; it takes {values}",
+        allowed=("customField1", "customField2", "customField3"),
+        keys=True,
+    ),
 )
 
 
@@ -227,6 +285,11 @@ def _supplystream_address(side: str) -> tuple[Requirement, ...]:
 
 
 _SUPPLYSTREAM_CREATE: tuple[Requirement, ...] = (
+    Choice(
+        "order.status",
+        "is {value!r}; SupplyStream would fulfil it, so only open orders can be created there",
+        refused=("shipped", "cancelled"),
+    ),
     Length("order.shipping.carrier", max=100),
     Length(("order.shipping.service", "order.shipping.requested_service"), max=100),
     Length("order.shipping.instructions", max=400),
@@ -268,7 +331,7 @@ CATALOG: dict[str, VendorEntry] = {
             'again; code 5015 on `externalOrderID` = "already have it"',
             requirements={
                 Operation.CREATE: (*_SHOPATRON_ORDER, *_SHOPATRON_CREATE),
-                Operation.IMPORT: _SHOPATRON_ORDER,
+                Operation.IMPORT: (*_SHOPATRON_IMPORT, *_SHOPATRON_ORDER),
             },
         ),
         VendorEntry(
@@ -368,6 +431,22 @@ def check(job: Job) -> list[Problem]:
 
 
 def _broken(rule: Requirement, job: Job) -> Iterator[Problem]:
+    if isinstance(rule, Choice):
+        for path, value in _values(job, rule.path):
+            if rule.keys:
+                value = path.rpartition(".")[2]
+            value = value.value if isinstance(value, Enum) else value
+            if value is None:
+                continue
+            if value in rule.refused or (rule.allowed is not None and value not in rule.allowed):
+                listed = ", ".join(rule.allowed or ())
+                yield Problem(path, rule.message.format(value=value, values=listed))
+        return
+    if isinstance(rule, Pattern):
+        for path, value in _values(job, rule.path):
+            if isinstance(value, str) and re.fullmatch(rule.regex, value) is None:
+                yield Problem(path, rule.message.format(value=value))
+        return
     if isinstance(rule, Maximum):
         for path, value in _values(job, rule.path):
             if isinstance(value, int) and value > rule.max:
