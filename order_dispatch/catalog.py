@@ -15,8 +15,8 @@ worker, so a tool that validates account options imports the model alone.
 
 The requirements are what a vendor refuses that can be seen in the job alone, as data per
 operation: required fields, length and value limits, the values it takes (a status, a code) and
-the form of a value (an IPv4 address). The door refuses a job that breaks one
-with the field path and message the vendor's adapter gives when the worker translates the job
+the form of a value (an IPv4 address). The door refuses a job that breaks one with the field
+path and message the vendor's adapter gives when the worker translates the job
 (``tests/vendors/contract.py`` proves it for each requirement). The adapters keep their own
 checks, for jobs queued by older producers and for what depends on the account (SupplyStream's
 XML format). A requirement is listed only where the adapter refuses exactly that, so the door
@@ -122,8 +122,9 @@ class Choice:
 
 @dataclass(frozen=True, slots=True)
 class Pattern:
-    """Text the vendor takes only in one form: ``regex`` must match all of it (None is not
-    checked). The message may use ``{value!r}``."""
+    """Text the vendor takes only in one form: ``regex`` must match all of it (None and empty
+    text, which a :class:`Required` rule covers where needed, are not checked). The message may
+    use ``{value!r}``."""
 
     path: str
     regex: str
@@ -444,7 +445,7 @@ def _broken(rule: Requirement, job: Job) -> Iterator[Problem]:
         return
     if isinstance(rule, Pattern):
         for path, value in _values(job, rule.path):
-            if isinstance(value, str) and re.fullmatch(rule.regex, value) is None:
+            if isinstance(value, str) and value and re.fullmatch(rule.regex, value) is None:
                 yield Problem(path, rule.message.format(value=value))
         return
     if isinstance(rule, Maximum):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -335,6 +335,24 @@ class VendorContract:
 
                     assert door.value.errors == [str(worker.value)], (rule, doc)
 
+    def test_the_door_refuses_nothing_the_worker_would_send(self) -> None:
+        """Edge values of every field a requirement names (empty, absent, a missing optional
+        part): when the door refuses, the worker refuses too, for one of the door's reasons."""
+        entry = catalog.entry(self.vendor_cls.name)
+        for operation, rules in entry.requirements.items():
+            job = self.requirement_job(operation)
+            for doc in edge_jobs(rules, job):
+                try:
+                    Job.model_validate(doc)
+                except ValidationError:
+                    continue
+                try:
+                    validate_job(doc)
+                except InvalidJob as door:
+                    with pytest.raises(TranslationError) as worker:
+                        self.vendor().translate(Job.model_validate(doc))
+                    assert str(worker.value) in door.errors, (door.errors, doc)
+
     # Preview
 
     def test_preview_shows_the_request_with_every_secret_masked(self) -> None:
@@ -541,3 +559,23 @@ def _put(doc: dict[str, Any], path: str, value: Any) -> None:
         node.pop(last, None)
     else:
         node[last] = value
+
+
+def edge_jobs(rules: tuple[Requirement, ...], job: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Copies of ``job`` with each path the rules name made empty, then absent; and each
+    ``within`` part absent."""
+    paths: list[str] = []
+    for rule in rules:
+        if isinstance(rule, Required | Length):
+            assert isinstance(rule.paths, tuple)
+            paths += rule.paths
+            paths += [rule.within] if rule.within else []
+        else:
+            paths.append(rule.path)
+    for path in dict.fromkeys(paths):
+        for value in ("", None):
+            doc = copy.deepcopy(job)
+            if "*" in path and _get(doc, path.partition(".*")[0]) in (None, {}, []):
+                continue
+            _put(doc, _first(doc, path), value)
+            yield doc
