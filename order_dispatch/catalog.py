@@ -25,6 +25,7 @@ never refuses an order the worker would send.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 from collections.abc import Iterator, Mapping
@@ -491,31 +492,39 @@ def _is_set(value: Any) -> bool:
     return value is not None and value != ""
 
 
-def _value(job: Job, path: str) -> Any:
-    return next(_values(job, path), ("", None))[1]
+def _value(root: Any, path: str) -> Any:
+    """The value at ``path`` (no ``*``) in ``root``; a step into nothing gives None."""
+    node = root
+    for part in _parts(path):
+        if node is None:
+            return None
+        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+    return node
+
+
+@functools.cache
+def _parts(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
 
 
 def _values(root: Any, path: str) -> Iterator[tuple[str, Any]]:
-    """``(concrete path, value)`` for each place ``path`` names in ``root``; a step into
-    nothing gives None, ``*`` gives every item of a list or value of a map."""
-    parts = path.split(".")
-
-    def walk(node: Any, depth: int, at: str) -> Iterator[tuple[str, Any]]:
-        if depth == len(parts):
-            yield at, node
-            return
-        part = parts[depth]
-        if part == "*":
-            if isinstance(node, Mapping):
-                items: Any = node.items()
-            elif isinstance(node, list | tuple):
-                items = enumerate(node)
-            else:
-                return
-            for key, child in items:
-                yield from walk(child, depth + 1, f"{at}.{key}")
-            return
-        child = node.get(part) if isinstance(node, Mapping) else getattr(node, part, None)
-        yield from walk(child, depth + 1, f"{at}.{part}" if at else part)
-
-    yield from walk(root, 0, "")
+    """``(concrete path, value)`` for each place ``path`` names in ``root``: ``*`` gives every
+    item of a list or value of a map, named by its index or key."""
+    if "*" not in path:
+        yield path, _value(root, path)
+        return
+    head, _, tail = path.partition(".*")
+    node = _value(root, head)
+    if isinstance(node, dict):
+        items: Any = node.items()
+    elif isinstance(node, list | tuple):
+        items = enumerate(node)
+    else:
+        return
+    for key, child in items:
+        at = f"{head}.{key}"
+        if tail:
+            for below, value in _values(child, tail.removeprefix(".")):
+                yield f"{at}.{below}", value
+        else:
+            yield at, child
