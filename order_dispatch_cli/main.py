@@ -283,7 +283,7 @@ def worker(
         "--without-mingle",
         "--loglevel",
         settings.log_level,
-        *celery_args,
+        *swarm.named(celery_args),
     ]
     # app.start (and worker_main) return None whatever the worker's exit status was.
     app.start(argv)
@@ -420,11 +420,26 @@ def ping_workers(timeout: float, queues: Sequence[str]) -> list[str]:
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=max(1, round(timeout)))
+            listening = _listening_nodes(app, conn)
     except Exception as exc:  # kombu raises the transport's own errors
         raise BrokerUnreachable(str(exc) or type(exc).__name__) from None
-    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    # With the number of nodes known, the broadcast ends once each has answered; unknown (or a
+    # node that died without leaving), it waits the whole timeout for stragglers.
+    replies = app.control.inspect(timeout=timeout, limit=listening).active_queues() or {}
     wanted = set(queues)
     return [name for name, consumed in replies.items() if wanted & {q["name"] for q in consumed}]
+
+
+def _listening_nodes(app: Any, conn: Any) -> int | None:
+    """How many Celery nodes listen for remote control on a Redis broker: the bindings of the
+    control exchange, one per node (a node that stops removes its own; a killed one leaves its
+    binding, and the ping then waits its whole timeout). None when unknown: another broker, or
+    no binding seen."""
+    if getattr(conn.transport, "driver_type", None) != "redis":
+        return None
+    channel = conn.default_channel
+    key = channel.keyprefix_queue % app.control.mailbox.exchange.name
+    return int(channel.client.scard(key)) or None
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
