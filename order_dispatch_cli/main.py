@@ -108,7 +108,7 @@ def config_show() -> None:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.File("r"))
+@click.argument("files", nargs=-1, required=True, type=click.File("rb"))
 @click.option("--vendor", help="Vendor for records that are bare orders (not jobs).")
 @click.option("--account", help="Account for bare orders (default: 'default').")
 @click.option("--operation", help="Operation for bare orders (default: 'create').")
@@ -127,15 +127,17 @@ def enqueue(
     """Validate and queue the jobs in FILES (JSON Lines, or one JSON object; '-' reads stdin).
 
     A record with a "vendor" field is a job; any other record is an order, sent to --vendor.
-    Files are read record by record. Invalid records are reported with file, line and every
-    bad field, and never queued; the valid ones are. Exits 1 when any record was invalid, or a
-    file holds an array or no records at all.
+    Files are read record by record, as UTF-8 (a leading byte-order mark is skipped). Invalid
+    records (a line that is not UTF-8 or not JSON, a job that fails the contract) are reported
+    with file, line and every bad field, and never queued; the valid ones are. The summary
+    (queued, duplicates, invalid) is printed whatever stopped the files. Exits 1 when any record
+    was invalid, or a file holds an array or no records at all.
     """
     from producers.enqueue import InvalidJob, Producer, validate_job
     from producers.files import as_job, read_records
 
     records = (
-        r for f in files for r in read_records(f, "<stdin>" if f.name == "<stdin>" else f.name)
+        r for f in files for r in read_records(f, str(getattr(f, "name", "<stdin>")))
     )
     producer = Producer.from_url(redis_url)
     queued = duplicates = 0
@@ -144,44 +146,45 @@ def enqueue(
 
     def flush() -> None:
         nonlocal queued, duplicates
-        try:
-            receipts = producer.enqueue_many(batch)
-        except Exception:
-            if queued or duplicates:
-                click.echo(
-                    f"queued {queued}, duplicates {duplicates} before the failure below; "
-                    "enqueueing the files again is safe (queued jobs count as duplicates)",
-                    err=True,
-                )
-            raise
-        for receipt in receipts:
+        for receipt in producer.enqueue_many(batch):
             if receipt.duplicate:
                 duplicates += 1
             else:
                 queued += 1
         batch.clear()
 
-    with (
-        open(os.devnull, "w") if quiet else contextlib.nullcontext(sys.stderr) as progress_out,
-        click.progressbar(records, label="enqueueing", file=progress_out) as bar,
-    ):
-        for record in bar:
-            if record.error is not None:
-                invalid.append(f"{record.where}: {record.error}")
-                continue
-            data = as_job(record.data, vendor=vendor, account=account, operation=operation)
-            try:
-                batch.append(validate_job(data, source=record.where))
-            except InvalidJob as exc:
-                invalid.append(str(exc))
-                continue
-            if len(batch) >= batch_size:
+    failed = True
+    try:
+        with (
+            open(os.devnull, "w") if quiet else contextlib.nullcontext(sys.stderr) as progress_out,
+            click.progressbar(records, label="enqueueing", file=progress_out) as bar,
+        ):
+            for record in bar:
+                if record.error is not None:
+                    invalid.append(f"{record.where}: {record.error}")
+                    continue
+                data = as_job(record.data, vendor=vendor, account=account, operation=operation)
+                try:
+                    batch.append(validate_job(data, source=record.where))
+                except InvalidJob as exc:
+                    invalid.append(str(exc))
+                    continue
+                if len(batch) >= batch_size:
+                    flush()
+            if batch:
                 flush()
-        if batch:
-            flush()
-    for line in invalid:
-        click.echo(f"invalid: {line}", err=True)
-    click.echo(f"queued {queued}, duplicates {duplicates}, invalid {len(invalid)}")
+        failed = False
+    finally:
+        # Whatever stopped the files, say what was done (the error follows on stderr).
+        for line in invalid:
+            click.echo(f"invalid: {line}", err=True)
+        click.echo(f"queued {queued}, duplicates {duplicates}, invalid {len(invalid)}")
+        if failed and (queued or duplicates):
+            click.echo(
+                "stopped before the end of the files; enqueueing them again is safe (jobs "
+                "already queued count as duplicates)",
+                err=True,
+            )
     if invalid:
         sys.exit(1)
 

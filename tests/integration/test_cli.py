@@ -48,6 +48,64 @@ def test_enqueue_reports_queued_duplicates_and_invalid_with_file_and_line(
     assert redis_client.llen(queue) == 2
 
 
+def test_enqueue_reads_bytes_a_bom_and_names_a_line_that_is_not_utf8(
+    tmp_path: Path, env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    """A file as Windows tools write it (a byte-order mark), with one line in Latin-1 between
+    batches already queued: that line is an invalid record, the rest is queued, and the summary
+    is printed."""
+    latin1 = json.dumps(order_job("ENC-2", notes={"customer": "caf\u00e9"}), ensure_ascii=False)
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(
+        b"\xef\xbb\xbf"
+        + json.dumps(order_job("ENC-1")).encode()
+        + b"\n"
+        + latin1.encode("latin-1")
+        + b"\n"
+        + json.dumps(order_job("ENC-3")).encode()
+        + b"\n"
+    )
+    pretty = tmp_path / "order.json"
+    pretty.write_bytes(b"\xef\xbb\xbf" + json.dumps(order_job("ENC-4"), indent=2).encode())
+    broken = tmp_path / "broken.json"
+    text = json.dumps(order_job("ENC-5"), indent=2).replace("Scranton", "Scr\xe4nton")
+    broken.write_bytes(text.encode("latin-1"))
+    [(line, column)] = [
+        (n, row.index("\xe4") + 1) for n, row in enumerate(text.splitlines(), 1) if "\xe4" in row
+    ]
+
+    result = CliRunner().invoke(
+        main,
+        ["enqueue", "--quiet", "--batch-size", "1", str(path), str(pretty), str(broken)],
+        env=env,
+    )
+
+    assert result.exit_code == 1, result.output
+    assert result.stdout == "queued 3, duplicates 0, invalid 2\n"
+    assert f"invalid: {path}:2: is not UTF-8 text (byte 0xe9 at column " in result.stderr
+    assert f"invalid: {broken}:{line}: is not UTF-8 text (byte 0xe4 at column {column})" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.output
+    queue = Keys(env["ORDER_DISPATCH_KEY_PREFIX"]).queue("sourceorders")
+    assert redis_client.llen(queue) == 3
+
+
+def test_enqueue_prints_its_summary_when_redis_stops_it(tmp_path: Path) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_text("{not json\n" + json.dumps(order_job("DOWN-2")) + "\n")
+    port = free_port()
+
+    result = CliRunner().invoke(
+        main, ["enqueue", "--quiet", str(path)], env={"REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    )
+
+    assert result.exit_code == 3
+    assert result.stdout == "queued 0, duplicates 0, invalid 1\n"
+    assert result.stderr.startswith(f"invalid: {path}:1: not valid JSON")
+    assert "error: cannot reach Redis" in result.stderr
+
+
 def test_enqueue_reads_bare_orders_from_stdin_and_a_pretty_printed_object(
     tmp_path: Path, env: dict[str, str], redis_client: redis.Redis
 ) -> None:
