@@ -461,7 +461,12 @@ def flower(address: str, port: int, flower_args: tuple[str, ...]) -> None:
     The login comes from FLOWER_BASIC_AUTH=user:password (never the command line); with a
     login set, Flower's /metrics and /healthcheck need it too. Needs the 'flower' extra.
     """
-    from order_dispatch_cli.flower import FlowerConfigError, flower_argv, protect_monitor_views
+    from order_dispatch_cli.flower import (
+        FlowerConfigError,
+        flower_argv,
+        plain_redis_transport,
+        protect_monitor_views,
+    )
 
     try:
         argv = flower_argv(address, port, flower_args)
@@ -475,6 +480,7 @@ def flower(address: str, port: int, flower_args: tuple[str, ...]) -> None:
         ) from None
     from worker.app import app
 
+    plain_redis_transport(app)
     sys.exit(celery_main(app, argv))
 
 
