@@ -29,11 +29,7 @@ from order_dispatch.keys import Keys
 from order_dispatch.results import ResultConsumer
 from order_dispatch_cli import swarm
 from order_dispatch_cli.embedded_redis import EmbeddedRedis
-from order_dispatch_sandbox import sellercloud as sellercloud_sim
-from order_dispatch_sandbox import shopatron as shopatron_sim
-from order_dispatch_sandbox import sophio as sophio_sim
-from order_dispatch_sandbox import sourceorders as sourceorders_sim
-from order_dispatch_sandbox import supplystream as supplystream_sim
+from order_dispatch_sandbox.accounts import sandbox_accounts
 from order_dispatch_sandbox.runner import BackgroundSandbox
 from producers.enqueue import InvalidJob, Producer
 from producers.files import read_records
@@ -71,50 +67,7 @@ def worker_command(vendors: str, concurrency: int, processes: int = 1) -> list[s
 
 def demo_accounts(sandbox: BackgroundSandbox) -> dict[str, dict[str, Any]]:
     """One ``default`` account per vendor, pointed at ``sandbox`` with its demo credentials."""
-    return {
-        "sourceorders": {
-            "default": {
-                "base_url": sandbox.vendor_url("sourceorders"),
-                "credentials": {"api_key": sourceorders_sim.DEFAULT_API_KEY},
-            }
-        },
-        "sophio": {
-            "default": {
-                "base_url": sandbox.vendor_url("sophio"),
-                "credentials": {
-                    "api_key": sophio_sim.DEFAULT_API_KEY,
-                    "api_secret": sophio_sim.DEFAULT_API_SECRET,
-                },
-            }
-        },
-        "shopatron": {
-            "default": {
-                "base_url": sandbox.vendor_url("shopatron"),
-                "credentials": {
-                    "api_key": shopatron_sim.DEFAULT_API_KEY,
-                    "client_secret": shopatron_sim.DEFAULT_CLIENT_SECRET,
-                },
-                "options": {"manufacturer_id": "1001", "catalog_id": "1"},
-            }
-        },
-        "supplystream": {
-            "default": {
-                "base_url": sandbox.vendor_url("supplystream"),
-                "credentials": {"api_key": supplystream_sim.DEFAULT_API_KEY},
-                "options": {"dc_code": "DC1", "format": "json"},
-            }
-        },
-        "sellercloud": {
-            "default": {
-                "base_url": sandbox.vendor_url("sellercloud"),
-                "credentials": {
-                    "username": sellercloud_sim.DEFAULT_USERNAME,
-                    "password": sellercloud_sim.DEFAULT_PASSWORD,
-                },
-                "options": {"company_id": 1, "channel": "Local_Store"},
-            }
-        },
-    }
+    return sandbox_accounts(sandbox.url, from_env=False)
 
 
 def worker_env(

@@ -499,21 +499,54 @@ def flower(address: str, port: int, flower_args: tuple[str, ...]) -> None:
     metavar="JSON",
     help='Faults from the start, e.g. \'{"sourceorders": {"latency": {"ms": 50}}}\'.',
 )
-def sandbox(host: str, port: int, settings: tuple[str, ...], faults: str | None) -> None:
+@click.option(
+    "--print-accounts",
+    is_flag=True,
+    help="Print the ORDER_DISPATCH_ACCOUNTS JSON that points every vendor at this sandbox with "
+    "the credentials it accepts, and exit.",
+)
+@click.option(
+    "--base-url",
+    metavar="URL",
+    help="With --print-accounts: the sandbox's URL as the workers reach it "
+    "(default: http://HOST:PORT).",
+)
+def sandbox(
+    host: str,
+    port: int,
+    settings: tuple[str, ...],
+    faults: str | None,
+    print_accounts: bool,
+    base_url: str | None,
+) -> None:
     """Serve the vendor simulators (and the /_sandbox/ admin API) on HOST:PORT.
 
     Each vendor answers under its own prefix, e.g. http://HOST:PORT/sourceorders/v1/orders.
     Simulator settings (credentials, switches) come from --set, else from
     ORDER_DISPATCH_SANDBOX_<VENDOR>_<NAME> variables, else their demo defaults.
-    """
-    from order_dispatch_sandbox.app import serve
 
+    --print-accounts prints the vendor accounts for these settings instead, ready for
+    ORDER_DISPATCH_ACCOUNTS="$(order-dispatch sandbox --print-accounts)".
+    """
     for item in settings:
         name, sep, value = item.partition("=")
         vendor, dot, key = name.partition(".")
         if not sep or not dot:
             raise click.BadParameter(f"{item!r} is not VENDOR.NAME=VALUE", param_hint="--set")
         os.environ[f"ORDER_DISPATCH_SANDBOX_{vendor.upper()}_{key.upper()}"] = value
+    if print_accounts:
+        from order_dispatch_sandbox.accounts import sandbox_accounts
+
+        try:
+            accounts = sandbox_accounts(base_url or f"http://{host}:{port}")
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(json.dumps(accounts, indent=2))
+        return
+    if base_url:
+        raise click.UsageError("--base-url goes with --print-accounts")
+    from order_dispatch_sandbox.app import serve
+
     try:
         initial = json.loads(faults) if faults else {}
     except json.JSONDecodeError as exc:
