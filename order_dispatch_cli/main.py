@@ -133,6 +133,7 @@ def enqueue(
     (queued, duplicates, invalid) is printed whatever stopped the files. Exits 1 when any record
     was invalid, or a file holds an array or no records at all.
     """
+    from order_dispatch.money import paid_mismatch
     from producers.enqueue import InvalidJob, Producer, validate_job
     from producers.files import as_job, read_records
 
@@ -165,10 +166,14 @@ def enqueue(
                     continue
                 data = as_job(record.data, vendor=vendor, account=account, operation=operation)
                 try:
-                    batch.append(validate_job(data, source=record.where))
+                    job = validate_job(data, source=record.where)
                 except InvalidJob as exc:
                     invalid.append(str(exc))
                     continue
+                note = paid_mismatch(job.order) if job.order is not None else None
+                if note:
+                    click.echo(f"warning: {record.where}: {note}", err=True)
+                batch.append(job)
                 if len(batch) >= batch_size:
                     flush()
             if batch:

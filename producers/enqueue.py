@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from order_dispatch import money
 from order_dispatch.contract import Job, format_validation_errors
 from order_dispatch.keys import Keys
 from order_dispatch.settings import get_settings
@@ -109,13 +110,24 @@ def validate_job(
             source=source,
         )
     if isinstance(data, Job):
-        return data
-    try:
-        return Job.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidJob(
-            format_validation_errors(exc), order_id=_order_id_of(data), source=source
-        ) from None
+        job = data
+    else:
+        try:
+            job = Job.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidJob(
+                format_validation_errors(exc), order_id=_order_id_of(data), source=source
+            ) from None
+    if job.order is not None:
+        # Money the vendor has no field for is refused here, not dropped by the translator.
+        refused = money.uncarried(job.vendor, job.order)
+        if refused:
+            raise InvalidJob(
+                [f"{path}: {reason}" for path, reason in refused],
+                order_id=job.order_id,
+                source=source,
+            )
+    return job
 
 
 @dataclass(frozen=True, slots=True)

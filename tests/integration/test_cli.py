@@ -15,7 +15,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from order_dispatch.contract import EventStatus, Operation, ResultEvent
+from order_dispatch.contract import EventStatus, Job, Operation, ResultEvent
 from order_dispatch.keys import Keys
 from order_dispatch_cli.main import main
 from order_dispatch_sandbox.runner import free_port
@@ -89,6 +89,26 @@ def test_enqueue_reads_bytes_a_bom_and_names_a_line_that_is_not_utf8(
     assert "Traceback" not in result.output
     queue = Keys(env["ORDER_DISPATCH_KEY_PREFIX"]).queue("sourceorders")
     assert redis_client.llen(queue) == 3
+
+
+def test_enqueue_warns_about_a_paid_total_the_amounts_do_not_reach_and_sends_it_as_given(
+    tmp_path: Path, env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    job = order_job("PAID-1", totals={"shipping": "1.00", "paid": "50.00"})
+    path = tmp_path / "orders.jsonl"
+    path.write_text(json.dumps(job) + "\n")
+
+    result = CliRunner().invoke(main, ["enqueue", "--quiet", str(path)], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "queued 1, duplicates 0, invalid 0\n"
+    assert result.stderr == (
+        f"warning: {path}:1: order.totals.paid: is 50.00 but the items and totals come to 20.98 "
+        "(subtotal - totals.discount + totals.tax + totals.shipping); sent as given\n"
+    )
+    job_id = Job.model_validate(job).job_id
+    doc = redis_client.get(Keys(env["ORDER_DISPATCH_KEY_PREFIX"]).document(job_id))
+    assert doc is not None and b'"paid":"50.00"' in doc.replace(b" ", b"")
 
 
 def test_enqueue_prints_its_summary_when_redis_stops_it(tmp_path: Path) -> None:
