@@ -108,7 +108,7 @@ def test_enqueue_warns_about_a_paid_total_the_amounts_do_not_reach_and_sends_it_
     )
     job_id = Job.model_validate(job).job_id
     doc = redis_client.get(Keys(env["ORDER_DISPATCH_KEY_PREFIX"]).document(job_id))
-    assert doc is not None and b'"paid":"50.00"' in doc.replace(b" ", b"")
+    assert isinstance(doc, bytes) and b'"paid":"50.00"' in doc.replace(b" ", b"")
 
 
 def test_enqueue_prints_its_summary_when_redis_stops_it(tmp_path: Path) -> None:

@@ -155,9 +155,9 @@ def test_a_delivery_that_failed_is_a_failure_with_its_reason_and_loses_no_messag
     assert task["state"] == "FAILURE", task
     assert task["exception"].startswith(f"DeliveryFailed('{reason}"), task
     keys = Keys(shared_prefix)
-    quarantined = redis_client.xrange(keys.quarantine)
-    assert not [e for _, e in quarantined if e.get(b"job_id") == receipt.job_id.encode()]
-    unacked = redis_client.hvals("unacked")
+    quarantined = redis_client.xrange(keys.quarantine) or []
+    assert not [e for _, e in quarantined if (e or {}).get(b"job_id") == receipt.job_id.encode()]
+    unacked: list[bytes] = redis_client.hvals("unacked")  # type: ignore[assignment]
     assert not [m for m in unacked if receipt.job_id.encode() in m]
     assert [e.status.value for e in events.of(receipt.job_id) if e.terminal] == [status]
 
