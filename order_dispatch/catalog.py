@@ -170,6 +170,9 @@ class VendorEntry:
     lost_create: str
     #: What the door checks, per operation (see the module docstring).
     requirements: Mapping[Operation, tuple[Requirement, ...]] = field(default_factory=dict)
+    #: The parts of an order's money the vendor's request has no field for
+    #: (:data:`order_dispatch.money.PARTS`); an order with one of them not zero is refused.
+    uncarried_money: frozenset[str] = frozenset()
 
 
 class UnknownVendor(LookupError):
@@ -318,6 +321,8 @@ CATALOG: dict[str, VendorEntry] = {
             auth="token from `/rest/api/token`",
             lost_create="looked up by `OrderSourceOrderID`",
             requirements={Operation.CREATE: _SELLERCLOUD_CREATE},
+            # Amounts per product line and a shipping fee only.
+            uncarried_money=frozenset({"order_discount", "order_tax"}),
         ),
         VendorEntry(
             name="shopatron",
@@ -335,6 +340,11 @@ CATALOG: dict[str, VendorEntry] = {
                 Operation.CREATE: (*_SHOPATRON_ORDER, *_SHOPATRON_CREATE),
                 Operation.IMPORT: (*_SHOPATRON_IMPORT, *_SHOPATRON_ORDER),
             },
+            # A unit price per item and the payment's amount only; no documented tax, discount
+            # or shipping field.
+            uncarried_money=frozenset(
+                {"items_discount", "items_tax", "order_discount", "order_tax", "shipping"}
+            ),
         ),
         VendorEntry(
             name="sophio",

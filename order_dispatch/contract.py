@@ -34,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from order_dispatch import catalog
+from order_dispatch import catalog, money
 from order_dispatch.operation import Operation
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -281,9 +281,17 @@ class Item(_Model):
     sku: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     name: ShortText | None = None
     quantity: Annotated[int, Field(ge=1, strict=True)]
-    unit_price: NonNegativeMoney
-    tax: NonNegativeMoney | None = None
-    discount: NonNegativeMoney | None = None
+    unit_price: NonNegativeMoney = Field(
+        description="The price of one unit, before discounts and taxes."
+    )
+    tax: NonNegativeMoney | None = Field(
+        None, description="The tax on the whole line (all its units); part of totals.tax."
+    )
+    discount: NonNegativeMoney | None = Field(
+        None,
+        description="The discount on the whole line (all its units), an amount; part of "
+        "totals.discount.",
+    )
     weight: Weight | None = None
     upc: ShortText | None = None
     ean: ShortText | None = None
@@ -296,12 +304,38 @@ class Item(_Model):
 
 
 class Totals(_Model):
-    """Order-level amounts; item prices live on the items."""
+    """The order's whole amounts; unit prices, and each line's tax and discount, live on the
+    items.
 
-    shipping: NonNegativeMoney = Decimal("0")
-    tax: NonNegativeMoney = Decimal("0")
-    discount: NonNegativeMoney = Decimal("0")
-    paid: NonNegativeMoney | None = None
+    ``discount`` and ``tax`` are the order's whole discount and tax: the items' ``discount`` and
+    ``tax`` included, plus whatever applies to the order as a whole (a coupon; tax on
+    shipping). Left at 0 on an order whose items carry some, they are the items' sum; a value
+    smaller than the items' sum is refused. A producer can check::
+
+        paid = sum(quantity * unit_price) - discount + tax + shipping
+
+    (:mod:`order_dispatch.money` holds the rule, and which vendor carries which part.)
+    """
+
+    shipping: NonNegativeMoney = Field(
+        Decimal("0"), description="What the customer pays for shipping, before tax."
+    )
+    tax: NonNegativeMoney = Field(
+        Decimal("0"),
+        description="The order's whole tax: the items' tax included, plus tax not on an item "
+        "(on shipping, say). 0 (the default): the items' sum. Never less than the items' sum.",
+    )
+    discount: NonNegativeMoney = Field(
+        Decimal("0"),
+        description="The order's whole discount: the items' discounts included, plus any on "
+        "the order as a whole (a coupon). 0 (the default): the items' sum. Never less than the "
+        "items' sum.",
+    )
+    paid: NonNegativeMoney | None = Field(
+        None,
+        description="What the customer paid in all: sum(quantity * unit_price) - discount + "
+        "tax + shipping.",
+    )
 
 
 class Shipping(_Model):
@@ -372,6 +406,12 @@ class NormalizedOrder(_Model):
         f"up to {MAP_TEXT_MAX_CHARS}. Each vendor refuses keys that would replace what the "
         "translator sets.",
     )
+
+    @model_validator(mode="after")
+    def _totals_hold_their_items(self) -> NormalizedOrder:
+        for path, reason in money.contradictions(self):
+            raise FieldPathError(path.removeprefix("order."), reason)
+        return self
 
 
 class Trace(_Model):

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from order_dispatch.contract import ResultEvent
 from order_dispatch.keys import Keys
+from order_dispatch.settings import get_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +68,17 @@ def process_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def _keys(keys: Keys | None) -> Keys:
+    """``keys``, else the configured prefix's (``ORDER_DISPATCH_KEY_PREFIX``), as ``Producer``."""
+    return keys if keys is not None else Keys(get_settings().key_prefix)
+
+
 class ResultConsumer:
-    """Reads result events in a consumer group; see the module docstring for the guarantees."""
+    """Reads result events in a consumer group; see the module docstring for the guarantees.
+
+    The stream is ``keys.results``; without ``keys``, the one under the configured prefix
+    (``ORDER_DISPATCH_KEY_PREFIX``, default ``od``), as ``Producer`` and the workers use.
+    """
 
     def __init__(
         self,
@@ -84,7 +94,7 @@ class ResultConsumer:
         self.client = client
         self.group = group
         self.consumer = consumer or process_name()
-        self.stream = (keys or Keys()).results
+        self.stream = _keys(keys).results
         self.min_idle_ms = min_idle_ms
         self.count = count
         self.block_ms = block_ms
@@ -190,8 +200,9 @@ def tail(
     block_ms: int = 2000,
     stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[Delivery]:
-    """Follow the stream without a group (nothing is acked; for people watching)."""
-    stream = (keys or Keys()).results
+    """Follow the stream without a group (nothing is acked; for people watching); the stream
+    is the configured prefix's unless ``keys`` says otherwise."""
+    stream = _keys(keys).results
     last = "0-0"
     if not from_start:
         newest = client.xrevrange(stream, count=1)

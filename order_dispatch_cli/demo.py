@@ -30,6 +30,7 @@ from order_dispatch.keys import Keys
 from order_dispatch.results import ResultConsumer
 from order_dispatch_cli import swarm
 from order_dispatch_cli.embedded_redis import EmbeddedRedis
+from order_dispatch_sandbox.accounts import sandbox_accounts
 from order_dispatch_sandbox.runner import BackgroundSandbox
 from producers.enqueue import InvalidJob, Producer
 from producers.files import read_records
@@ -65,19 +66,8 @@ def worker_command(vendors: str, concurrency: int, processes: int = 1) -> list[s
 
 
 def demo_accounts(sandbox: BackgroundSandbox) -> dict[str, dict[str, Any]]:
-    """One ``default`` account per catalogued vendor, pointed at ``sandbox`` with the
-    credentials and options its simulator accepts."""
-    accounts: dict[str, dict[str, Any]] = {}
-    for vendor in catalog.names():
-        simulator = sandbox.simulator(vendor)
-        account: dict[str, Any] = {
-            "base_url": sandbox.vendor_url(vendor),
-            "credentials": simulator.demo_credentials(catalog.entry(vendor).credentials),
-        }
-        if simulator.demo_options:
-            account["options"] = dict(simulator.demo_options)
-        accounts[vendor] = {"default": account}
-    return accounts
+    """One ``default`` account per vendor, pointed at ``sandbox`` with its demo credentials."""
+    return sandbox_accounts(sandbox.url, from_env=False)
 
 
 def worker_env(

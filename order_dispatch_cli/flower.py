@@ -6,7 +6,9 @@ Flower itself listens on every interface unless told otherwise, and serves ``/me
 - the default address is ``127.0.0.1``;
 - listening anywhere else needs a login (``FLOWER_BASIC_AUTH`` or Flower's OAuth ``--auth``),
   or the command refuses to start;
-- when a login is configured, ``/metrics`` and ``/healthcheck`` need it too.
+- when a login is configured, ``/metrics`` and ``/healthcheck`` need it too;
+- Flower talks to Redis through kombu's own Redis transport, so its Broker page works (under
+  the workers' transport, :mod:`worker.broker`, it answers 404: Flower knows brokers by name).
 
 The password is read from the environment only, never from the command line (where ``ps``
 would show it).
@@ -85,3 +87,11 @@ def protect_monitor_views() -> None:
         else h
         for h in urls.handlers
     ]
+
+
+def plain_redis_transport(app: Any) -> None:
+    """Let Flower use kombu's own Redis transport (chosen by the URL's scheme, which Flower's
+    Broker page needs). The workers' transport differs only in how it consumes task messages,
+    which Flower never does: Flower reads events and sends remote-control commands."""
+    if str(app.conf.broker_transport or "").startswith("worker."):
+        app.conf.broker_transport = None

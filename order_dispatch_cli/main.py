@@ -108,7 +108,7 @@ def config_show() -> None:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.File("r"))
+@click.argument("files", nargs=-1, required=True, type=click.File("rb"))
 @click.option("--vendor", help="Vendor for records that are bare orders (not jobs).")
 @click.option("--account", help="Account for bare orders (default: 'default').")
 @click.option("--operation", help="Operation for bare orders (default: 'create').")
@@ -127,15 +127,18 @@ def enqueue(
     """Validate and queue the jobs in FILES (JSON Lines, or one JSON object; '-' reads stdin).
 
     A record with a "vendor" field is a job; any other record is an order, sent to --vendor.
-    Files are read record by record. Invalid records are reported with file, line and every
-    bad field, and never queued; the valid ones are. Exits 1 when any record was invalid, or a
-    file holds an array or no records at all.
+    Files are read record by record, as UTF-8 (a leading byte-order mark is skipped). Invalid
+    records (a line that is not UTF-8 or not JSON, a job that fails the contract) are reported
+    with file, line and every bad field, and never queued; the valid ones are. The summary
+    (queued, duplicates, invalid) is printed whatever stopped the files. Exits 1 when any record
+    was invalid, or a file holds an array or no records at all.
     """
+    from order_dispatch.money import paid_mismatch
     from producers.enqueue import InvalidJob, Producer, validate_job
     from producers.files import as_job, read_records
 
     records = (
-        r for f in files for r in read_records(f, "<stdin>" if f.name == "<stdin>" else f.name)
+        r for f in files for r in read_records(f, str(getattr(f, "name", "<stdin>")))
     )
     producer = Producer.from_url(redis_url)
     queued = duplicates = 0
@@ -144,44 +147,49 @@ def enqueue(
 
     def flush() -> None:
         nonlocal queued, duplicates
-        try:
-            receipts = producer.enqueue_many(batch)
-        except Exception:
-            if queued or duplicates:
-                click.echo(
-                    f"queued {queued}, duplicates {duplicates} before the failure below; "
-                    "enqueueing the files again is safe (queued jobs count as duplicates)",
-                    err=True,
-                )
-            raise
-        for receipt in receipts:
+        for receipt in producer.enqueue_many(batch):
             if receipt.duplicate:
                 duplicates += 1
             else:
                 queued += 1
         batch.clear()
 
-    with (
-        open(os.devnull, "w") if quiet else contextlib.nullcontext(sys.stderr) as progress_out,
-        click.progressbar(records, label="enqueueing", file=progress_out) as bar,
-    ):
-        for record in bar:
-            if record.error is not None:
-                invalid.append(f"{record.where}: {record.error}")
-                continue
-            data = as_job(record.data, vendor=vendor, account=account, operation=operation)
-            try:
-                batch.append(validate_job(data, source=record.where))
-            except InvalidJob as exc:
-                invalid.append(str(exc))
-                continue
-            if len(batch) >= batch_size:
+    failed = True
+    try:
+        with (
+            open(os.devnull, "w") if quiet else contextlib.nullcontext(sys.stderr) as progress_out,
+            click.progressbar(records, label="enqueueing", file=progress_out) as bar,
+        ):
+            for record in bar:
+                if record.error is not None:
+                    invalid.append(f"{record.where}: {record.error}")
+                    continue
+                data = as_job(record.data, vendor=vendor, account=account, operation=operation)
+                try:
+                    job = validate_job(data, source=record.where)
+                except InvalidJob as exc:
+                    invalid.append(str(exc))
+                    continue
+                note = paid_mismatch(job.order) if job.order is not None else None
+                if note:
+                    click.echo(f"warning: {record.where}: {note}", err=True)
+                batch.append(job)
+                if len(batch) >= batch_size:
+                    flush()
+            if batch:
                 flush()
-        if batch:
-            flush()
-    for line in invalid:
-        click.echo(f"invalid: {line}", err=True)
-    click.echo(f"queued {queued}, duplicates {duplicates}, invalid {len(invalid)}")
+        failed = False
+    finally:
+        # Whatever stopped the files, say what was done (the error follows on stderr).
+        for line in invalid:
+            click.echo(f"invalid: {line}", err=True)
+        click.echo(f"queued {queued}, duplicates {duplicates}, invalid {len(invalid)}")
+        if failed and (queued or duplicates):
+            click.echo(
+                "stopped before the end of the files; enqueueing them again is safe (jobs "
+                "already queued count as duplicates)",
+                err=True,
+            )
     if invalid:
         sys.exit(1)
 
@@ -283,7 +291,7 @@ def worker(
         "--without-mingle",
         "--loglevel",
         settings.log_level,
-        *celery_args,
+        *swarm.named(celery_args),
     ]
     # app.start (and worker_main) return None whatever the worker's exit status was.
     app.start(argv)
@@ -420,11 +428,26 @@ def ping_workers(timeout: float, queues: Sequence[str]) -> list[str]:
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=max(1, round(timeout)))
+            listening = _listening_nodes(app, conn)
     except Exception as exc:  # kombu raises the transport's own errors
         raise BrokerUnreachable(str(exc) or type(exc).__name__) from None
-    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    # With the number of nodes known, the broadcast ends once each has answered; unknown (or a
+    # node that died without leaving), it waits the whole timeout for stragglers.
+    replies = app.control.inspect(timeout=timeout, limit=listening).active_queues() or {}
     wanted = set(queues)
     return [name for name, consumed in replies.items() if wanted & {q["name"] for q in consumed}]
+
+
+def _listening_nodes(app: Any, conn: Any) -> int | None:
+    """How many Celery nodes listen for remote control on a Redis broker: the bindings of the
+    control exchange, one per node (a node that stops removes its own; a killed one leaves its
+    binding, and the ping then waits its whole timeout). None when unknown: another broker, or
+    no binding seen."""
+    if getattr(conn.transport, "driver_type", None) != "redis":
+        return None
+    channel = conn.default_channel
+    key = channel.keyprefix_queue % app.control.mailbox.exchange.name
+    return int(channel.client.scard(key)) or None
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -443,7 +466,12 @@ def flower(address: str, port: int, flower_args: tuple[str, ...]) -> None:
     The login comes from FLOWER_BASIC_AUTH=user:password (never the command line); with a
     login set, Flower's /metrics and /healthcheck need it too. Needs the 'flower' extra.
     """
-    from order_dispatch_cli.flower import FlowerConfigError, flower_argv, protect_monitor_views
+    from order_dispatch_cli.flower import (
+        FlowerConfigError,
+        flower_argv,
+        plain_redis_transport,
+        protect_monitor_views,
+    )
 
     try:
         argv = flower_argv(address, port, flower_args)
@@ -457,6 +485,7 @@ def flower(address: str, port: int, flower_args: tuple[str, ...]) -> None:
         ) from None
     from worker.app import app
 
+    plain_redis_transport(app)
     sys.exit(celery_main(app, argv))
 
 
@@ -475,21 +504,54 @@ def flower(address: str, port: int, flower_args: tuple[str, ...]) -> None:
     metavar="JSON",
     help='Faults from the start, e.g. \'{"sourceorders": {"latency": {"ms": 50}}}\'.',
 )
-def sandbox(host: str, port: int, settings: tuple[str, ...], faults: str | None) -> None:
+@click.option(
+    "--print-accounts",
+    is_flag=True,
+    help="Print the ORDER_DISPATCH_ACCOUNTS JSON that points every vendor at this sandbox with "
+    "the credentials it accepts, and exit.",
+)
+@click.option(
+    "--base-url",
+    metavar="URL",
+    help="With --print-accounts: the sandbox's URL as the workers reach it "
+    "(default: http://HOST:PORT).",
+)
+def sandbox(
+    host: str,
+    port: int,
+    settings: tuple[str, ...],
+    faults: str | None,
+    print_accounts: bool,
+    base_url: str | None,
+) -> None:
     """Serve the vendor simulators (and the /_sandbox/ admin API) on HOST:PORT.
 
     Each vendor answers under its own prefix, e.g. http://HOST:PORT/sourceorders/v1/orders.
     Simulator settings (credentials, switches) come from --set, else from
     ORDER_DISPATCH_SANDBOX_<VENDOR>_<NAME> variables, else their demo defaults.
-    """
-    from order_dispatch_sandbox.app import serve
 
+    --print-accounts prints the vendor accounts for these settings instead, ready for
+    ORDER_DISPATCH_ACCOUNTS="$(order-dispatch sandbox --print-accounts)".
+    """
     for item in settings:
         name, sep, value = item.partition("=")
         vendor, dot, key = name.partition(".")
         if not sep or not dot:
             raise click.BadParameter(f"{item!r} is not VENDOR.NAME=VALUE", param_hint="--set")
         os.environ[f"ORDER_DISPATCH_SANDBOX_{vendor.upper()}_{key.upper()}"] = value
+    if print_accounts:
+        from order_dispatch_sandbox.accounts import sandbox_accounts
+
+        try:
+            accounts = sandbox_accounts(base_url or f"http://{host}:{port}")
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(json.dumps(accounts, indent=2))
+        return
+    if base_url:
+        raise click.UsageError("--base-url goes with --print-accounts")
+    from order_dispatch_sandbox.app import serve
+
     try:
         initial = json.loads(faults) if faults else {}
     except json.JSONDecodeError as exc:

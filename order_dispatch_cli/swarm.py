@@ -62,6 +62,15 @@ def child_args(celery_args: Sequence[str], index: int) -> list[str]:
     return [*args, "--hostname", f"worker-{index}@%h"]
 
 
+def named(celery_args: Sequence[str]) -> list[str]:
+    """``celery_args`` of a single process: its ``--hostname`` as given, else ``worker-1@%h``, the
+    name the first process of a set has (not Celery's ``celery@%h``)."""
+    args = list(celery_args)
+    if any(a in ("--hostname", "-n") or a.startswith(("--hostname=", "-n=")) for a in args):
+        return args
+    return [*args, "--hostname", "worker-1@%h"]
+
+
 def numbered(hostname: str, index: int) -> str:
     """``name@host`` -> ``name-<index>@host`` (``name`` -> ``name-<index>``)."""
     name, at, host = hostname.partition("@")

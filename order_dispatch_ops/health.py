@@ -118,7 +118,9 @@ def evaluate(
     else:
         report.checks.append(Check("broker", True, "broker reachable"))
         if report.workers:
-            report.checks.append(Check("workers", True, f"{len(report.workers)} workers answered"))
+            count = len(report.workers)
+            answered = f"{count} worker{'' if count == 1 else 's'} answered"
+            report.checks.append(Check("workers", True, answered))
         else:
             report.checks.append(
                 Check("workers", False, "no worker consuming the dispatch queues answered")

@@ -114,6 +114,10 @@ class VendorSimulator:
         """The credentials ``names`` (an adapter's) as this simulator accepts them."""
         return {name: str(getattr(self, name)) for name in names}
 
+    def account_options(self) -> dict[str, Any]:
+        """The options of a product account that talks to this simulator as it is set up."""
+        return dict(self.demo_options)
+
     def routes(self) -> list[web.RouteDef]:
         """The vendor's endpoints, with paths relative to the prefix (``/v1/orders``)."""
         raise NotImplementedError(f"{type(self).__name__} must implement routes")

@@ -362,6 +362,11 @@ class SellerCloudSimulator(VendorSimulator):
         #: Tokens issued since the last reset (tests count token fetches with it).
         self.tokens_issued = 0
 
+    def account_options(self) -> dict[str, Any]:
+        """The demo channel, and the first company this sandbox knows."""
+        first = next((c.strip() for c in self.settings.company_ids.split(",") if c.strip()), "1")
+        return {**self.demo_options, "company_id": int(first)}
+
     def routes(self) -> list[web.RouteDef]:
         """Token, create, get, list, status code and delete."""
         return [

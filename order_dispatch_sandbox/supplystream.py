@@ -424,6 +424,11 @@ class SupplyStreamSimulator(VendorSimulator):
         self.dc_codes = frozenset(c.strip() for c in codes if c.strip())
         self._by_number: dict[str, list[str]] = {}
 
+    def account_options(self) -> dict[str, Any]:
+        """JSON, and the first distribution centre this sandbox knows."""
+        first = next((c.strip() for c in self.settings.dc_codes.split(",") if c.strip()), "DC1")
+        return {**self.demo_options, "dc_code": first}
+
     def routes(self) -> list[web.RouteDef]:
         """v4 websubmit and status, v3 cancel, v1 status/tracking/cancel, IIS 404 elsewhere."""
         routes = [

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from order_dispatch import catalog
+from order_dispatch import catalog, money
 from order_dispatch.contract import Job, format_validation_errors
 from order_dispatch.keys import Keys
 from order_dispatch.settings import get_settings
@@ -121,9 +121,12 @@ def validate_job(
             raise InvalidJob(
                 format_validation_errors(exc), order_id=_order_id_of(data), source=source
             ) from None
-    problems = catalog.check(job)
+    problems = [str(p) for p in catalog.check(job)]
+    if job.order is not None:
+        # Money the vendor has no field for is refused here, not dropped by the translator.
+        problems += [f"{path}: {reason}" for path, reason in money.uncarried(job.vendor, job.order)]
     if problems:
-        raise InvalidJob([str(p) for p in problems], order_id=job.ref, source=source)
+        raise InvalidJob(problems, order_id=job.ref, source=source)
     return job
 
 

@@ -1,5 +1,9 @@
 """Reading jobs from JSON and JSON Lines files, record by record, with the file and line of each.
 
+Files are read as bytes and decoded line by line as UTF-8: a line that is not UTF-8 is an
+invalid record (named by file and line, the other records are read on), and a leading byte-order
+mark (as Windows tools write them) is skipped.
+
 A file is JSON Lines (one JSON object a line; blank lines and lines starting with ``#`` are
 skipped), or one JSON object that may span lines (a pretty-printed ``.json`` file). Told apart
 by content: when the first record's line is not a whole JSON value and the text ends there
@@ -13,6 +17,7 @@ too, so a wrong path or an export that wrote nothing never passes for success.
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,20 +74,55 @@ def _open_document(line: str) -> bool:
     return False
 
 
-def read_records(stream: IO[str], source: str) -> Iterator[Record]:
+def _text(raw: bytes | str) -> str:
+    """``raw`` decoded as UTF-8 (``UnicodeDecodeError`` when it is not)."""
+    return raw if isinstance(raw, str) else raw.decode("utf-8")
+
+
+def _without_bom(raw: bytes | str) -> bytes | str:
+    if isinstance(raw, bytes):
+        return raw.removeprefix(codecs.BOM_UTF8)
+    return raw.removeprefix("\ufeff")
+
+
+def _joined(head: bytes | str, rest: bytes | str) -> bytes | str:
+    if isinstance(head, bytes) and isinstance(rest, bytes):
+        return head + rest
+    return str(head) + str(rest)
+
+
+def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
+    return (
+        f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+        "save the file as UTF-8"
+    )
+
+
+def read_records(stream: IO[bytes] | IO[str], source: str) -> Iterator[Record]:
     """The records of ``stream`` in order, each with its line; unreadable ones carry ``error``.
 
-    JSON Lines are read one line at a time (a file of any length is never held whole). The
-    last record is an error about the whole file (line 0) when the file holds no records.
+    JSON Lines are read one line at a time (a file of any length is never held whole). A binary
+    stream is decoded line by line (a text stream is taken as decoded). The last record is an
+    error about the whole file (line 0) when the file holds no records.
     """
     found = blank = False
-    for number, line in enumerate(stream, start=1):
+    lines: Iterator[bytes | str] = iter(stream)
+    for number, raw in enumerate(lines, start=1):
+        if number == 1:
+            raw = _without_bom(raw)
+        try:
+            line = _text(raw)
+        except UnicodeDecodeError as exc:
+            assert isinstance(raw, bytes)
+            found = True
+            yield Record(source, number, None, _not_utf8(raw, exc))
+            continue
         text = line.strip()
         if not text or text.startswith("#"):
             blank = True
             continue
         if not found and _open_document(text):
-            yield from _document(line + stream.read(), source, number)
+            yield from _document(_joined(raw, stream.read()), source, number)
             return
         found = True
         try:
@@ -96,8 +136,16 @@ def read_records(stream: IO[str], source: str) -> Iterator[Record]:
         yield Record(source, 0, None, f"holds no records ({why})")
 
 
-def _document(text: str, source: str, first_line: int) -> Iterator[Record]:
+def _document(raw: bytes | str, source: str, first_line: int) -> Iterator[Record]:
     """One JSON object spanning lines, starting at ``first_line``."""
+    try:
+        text = _text(raw)
+    except UnicodeDecodeError as exc:
+        assert isinstance(raw, bytes)
+        start = raw.rfind(b"\n", 0, exc.start) + 1
+        line = first_line + raw.count(b"\n", 0, exc.start)
+        yield Record(source, line, None, _not_utf8(raw[start:], _shifted(exc, start)))
+        return
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -105,6 +153,13 @@ def _document(text: str, source: str, first_line: int) -> Iterator[Record]:
         yield Record(source, line, None, f"not valid JSON: {exc.msg} (column {exc.colno})")
         return
     yield _record(source, first_line, data)
+
+
+def _shifted(exc: UnicodeDecodeError, by: int) -> UnicodeDecodeError:
+    """``exc`` with its position counted from byte ``by`` (the start of its line)."""
+    return UnicodeDecodeError(
+        exc.encoding, exc.object[by:], exc.start - by, exc.end - by, exc.reason
+    )
 
 
 def as_job(data: Any, *, vendor: str | None, account: str | None, operation: str | None) -> Any:

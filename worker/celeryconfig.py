@@ -69,7 +69,9 @@ event_serializer = "json"
 task_acks_late = True
 # A task that raised is rejected without requeue (Celery 5.7, late acks). The task raises only
 # for a defect outside its own handling, and the transport quarantines what is rejected without
-# requeue; acking would delete it silently.
+# requeue; acking would delete it silently. One exception: a delivery that ended rejected,
+# dead-lettered or in doubt ends its task in FAILURE (what Flower shows) after its outcome was
+# recorded, and the dispatch task's request (worker.outcome) acks that message.
 task_acks_on_failure = False
 # A time limit that fires requeues the message (the next delivery reconciles the attempt).
 task_acks_on_timeout = False

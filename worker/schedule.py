@@ -67,14 +67,16 @@ class DurableSchedule:
         priority: int,
         due: float,
         display: Mapping[str, Any] | None = None,
+        task_id: str | None = None,
     ) -> None:
         """Schedule attempt ``attempt`` of ``job_id`` on ``queue`` at epoch time ``due``
-        (``display``: the ids Flower shows for it)."""
+        (``display``: the ids Flower shows for it; ``task_id``: the task it goes on, as a Celery
+        retry keeps its task's id, else a new one)."""
         kwargs = dispatch_kwargs(job_id, run=run, attempt=attempt)
         if deferred:
             kwargs["deferred"] = True
         message = task_message(
-            str(uuid.uuid4()), kwargs, queue=queue, priority=priority, display=display
+            task_id or str(uuid.uuid4()), kwargs, queue=queue, priority=priority, display=display
         )
         member = json.dumps({"list": queue_key(queue, priority), "message": message})
         self.client.zadd(self.keys.schedule, {member: due})

@@ -5,12 +5,16 @@ the job store, so customer data never sits in broker messages, task events or Fl
 wait is a Celery countdown; a longer one goes to the durable schedule in Redis
 (:mod:`worker.schedule`), never held in a worker's memory past the visibility timeout. (With
 RabbitMQ as the broker every wait is a countdown: RabbitMQ returns a dead worker's unacked
-messages at once, so there is no visibility timeout to outlive.) The task returns what its
-delivery came to (``accepted soo_1``, ``rejected (vendor_rejected, HTTP 400)``...): Flower shows
-it as the result, so an order the vendor refused does not pass for a plain success.
+messages at once, so there is no visibility timeout to outlive.)
 
-The task never lets an exception reach Celery, which would reject the message without requeue
-(late acks with ``task_acks_on_failure=False``) and so delete it:
+The task ends as its delivery came to (:mod:`worker.outcome`), once the outcome is recorded:
+``SUCCESS`` with the summary as result (``accepted soo_1``), ``FAILURE`` with the reason as the
+exception (``DeliveryFailed('rejected (vendor_rejected, HTTP 400)')``, its message acked), or
+``RETRY`` while the next attempt waits. That is what Flower shows.
+
+Apart from that recorded failure, the task never lets an exception reach Celery, which would
+reject the message without requeue (late acks with ``task_acks_on_failure=False``) and so
+delete it:
 
 - arguments that are not a dispatch call, or a job that fails for a reason waiting will not
   cure (a ledger key of the wrong type, a defect): the message goes to the quarantine;
@@ -35,6 +39,7 @@ from order_dispatch.logs import get_logger
 from worker import runtime
 from worker.app import app
 from worker.outage import is_outage, ride_out
+from worker.outcome import DeliveryFailed, Waiting, failure, waiting
 from worker.pipeline import Step
 from worker.quarantine import Quarantine, envelope
 from worker.shutdown import requested
@@ -53,7 +58,15 @@ class DispatchCall(BaseModel):
     deferred: bool = False
 
 
-@app.task(name=DISPATCH_TASK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
+@app.task(
+    name=DISPATCH_TASK,
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    max_retries=None,
+    Request="worker.outcome:DispatchRequest",
+    throws=(DeliveryFailed,),
+)
 def dispatch(self: Task[Any, Any], *args: Any, **kwargs: Any) -> str:
     """Run one attempt of the stored job ``job_id`` (keyword arguments ``job_id``, ``run``,
     ``attempt``, ``deferred``); a wait re-queues it after the chosen delay."""
@@ -96,12 +109,15 @@ def dispatch(self: Task[Any, Any], *args: Any, **kwargs: Any) -> str:
         return "quarantined: the job failed"
     if retry is not None:
         raise retry
+    ending = failure(step.summary)
+    if ending is not None:
+        raise ending
     return step.summary
 
 
-def _schedule(task: Task[Any, Any], call: DispatchCall, step: Step) -> Exception | None:
-    """Publish the next attempt: in the durable schedule when the wait is long (None), else as
-    a Celery countdown (the exception that ends this attempt: Celery's ``Retry``)."""
+def _schedule(task: Task[Any, Any], call: DispatchCall, step: Step) -> Exception:
+    """Publish the next attempt, in the durable schedule when the wait is long, else as a
+    Celery countdown; either way the exception that ends this attempt: Celery's ``Retry``."""
     assert step.queue is not None and step.retry_in_s is not None
     rt = runtime.current()
     if rt.settings.broker_is_redis and step.retry_in_s > rt.settings.schedule_threshold_s:
@@ -114,8 +130,9 @@ def _schedule(task: Task[Any, Any], call: DispatchCall, step: Step) -> Exception
             priority=step.priority,
             due=time.time() + step.retry_in_s,
             display=step.display,
+            task_id=task.request.id,
         )
-        return None
+        return waiting(step.summary, step.retry_in_s)
     try:
         return task.retry(  # type: ignore[call-arg]  # kwargsrepr is an apply_async option
             kwargs={
@@ -124,6 +141,7 @@ def _schedule(task: Task[Any, Any], call: DispatchCall, step: Step) -> Exception
                 "attempt": step.attempt,
                 "deferred": step.deferred,
             },
+            exc=Waiting(step.summary),
             countdown=step.retry_in_s,
             max_retries=None,
             queue=step.queue,

@@ -15,7 +15,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from order_dispatch.contract import EventStatus, Operation, ResultEvent
+from order_dispatch.contract import EventStatus, Job, Operation, ResultEvent
 from order_dispatch.keys import Keys
 from order_dispatch_cli.main import main
 from order_dispatch_sandbox.runner import free_port
@@ -70,6 +70,84 @@ def test_enqueue_refuses_an_order_its_vendor_would_refuse_naming_the_worker_s_fi
         "to create an order" in result.stderr
     )
     assert redis_client.llen(Keys(env["ORDER_DISPATCH_KEY_PREFIX"]).queue("shopatron")) == 0
+
+
+def test_enqueue_reads_bytes_a_bom_and_names_a_line_that_is_not_utf8(
+    tmp_path: Path, env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    """A file as Windows tools write it (a byte-order mark), with one line in Latin-1 between
+    batches already queued: that line is an invalid record, the rest is queued, and the summary
+    is printed."""
+    latin1 = json.dumps(order_job("ENC-2", notes={"customer": "caf\u00e9"}), ensure_ascii=False)
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(
+        b"\xef\xbb\xbf"
+        + json.dumps(order_job("ENC-1")).encode()
+        + b"\n"
+        + latin1.encode("latin-1")
+        + b"\n"
+        + json.dumps(order_job("ENC-3")).encode()
+        + b"\n"
+    )
+    pretty = tmp_path / "order.json"
+    pretty.write_bytes(b"\xef\xbb\xbf" + json.dumps(order_job("ENC-4"), indent=2).encode())
+    broken = tmp_path / "broken.json"
+    text = json.dumps(order_job("ENC-5"), indent=2).replace("Scranton", "Scr\xe4nton")
+    broken.write_bytes(text.encode("latin-1"))
+    [(line, column)] = [
+        (n, row.index("\xe4") + 1) for n, row in enumerate(text.splitlines(), 1) if "\xe4" in row
+    ]
+
+    result = CliRunner().invoke(
+        main,
+        ["enqueue", "--quiet", "--batch-size", "1", str(path), str(pretty), str(broken)],
+        env=env,
+    )
+
+    assert result.exit_code == 1, result.output
+    assert result.stdout == "queued 3, duplicates 0, invalid 2\n"
+    assert f"invalid: {path}:2: is not UTF-8 text (byte 0xe9 at column " in result.stderr
+    assert f"invalid: {broken}:{line}: is not UTF-8 text (byte 0xe4 at column {column})" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.output
+    queue = Keys(env["ORDER_DISPATCH_KEY_PREFIX"]).queue("sourceorders")
+    assert redis_client.llen(queue) == 3
+
+
+def test_enqueue_warns_about_a_paid_total_the_amounts_do_not_reach_and_sends_it_as_given(
+    tmp_path: Path, env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    job = order_job("PAID-1", totals={"shipping": "1.00", "paid": "50.00"})
+    path = tmp_path / "orders.jsonl"
+    path.write_text(json.dumps(job) + "\n")
+
+    result = CliRunner().invoke(main, ["enqueue", "--quiet", str(path)], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "queued 1, duplicates 0, invalid 0\n"
+    assert result.stderr == (
+        f"warning: {path}:1: order.totals.paid: is 50.00 but the items and totals come to 20.98 "
+        "(subtotal - totals.discount + totals.tax + totals.shipping); sent as given\n"
+    )
+    job_id = Job.model_validate(job).job_id
+    doc = redis_client.get(Keys(env["ORDER_DISPATCH_KEY_PREFIX"]).document(job_id))
+    assert isinstance(doc, bytes) and b'"paid":"50.00"' in doc.replace(b" ", b"")
+
+
+def test_enqueue_prints_its_summary_when_redis_stops_it(tmp_path: Path) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_text("{not json\n" + json.dumps(order_job("DOWN-2")) + "\n")
+    port = free_port()
+
+    result = CliRunner().invoke(
+        main, ["enqueue", "--quiet", str(path)], env={"REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    )
+
+    assert result.exit_code == 3
+    assert result.stdout == "queued 0, duplicates 0, invalid 1\n"
+    assert result.stderr.startswith(f"invalid: {path}:1: not valid JSON")
+    assert "error: cannot reach Redis" in result.stderr
 
 
 def test_enqueue_reads_bare_orders_from_stdin_and_a_pretty_printed_object(

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -53,7 +55,40 @@ def test_a_running_worker_and_empty_queues_are_healthy(
     code, out = run_health(env_of(shared_prefix))
 
     assert code == 0, out
-    assert out.startswith("ok: ") and "1 workers answered" in out and "\n" not in out
+    assert out.startswith("ok: ") and "; 1 worker answered; " in out and "\n" not in out
+
+
+def test_health_returns_once_every_worker_answered_and_names_it_as_documented(
+    redis_url: str, worker_env_factory: Callable[..., dict[str, str]]
+) -> None:
+    """A worker of its own, on a database no other test's workers use (a killed worker's
+    control binding would make the ping wait for it): ``health --timeout 30`` answers as soon
+    as that worker has, and the single process is ``worker-1@host``."""
+    prefix = unique("odh")
+    env = {
+        **worker_env_factory(prefix),
+        "ORDER_DISPATCH_REDIS_URL": redis_url.rsplit("/", 1)[0] + "/9",
+    }
+    proc = WorkerProcess(env)
+    try:
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "order_dispatch_cli", "health", "--json", "--timeout", "30"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        took = time.monotonic() - started
+    finally:
+        proc.close()
+
+    verdict = json.loads(result.stdout)
+    assert verdict["workers"] == [f"worker-1@{socket.gethostname()}"], verdict
+    assert "1 worker answered" in verdict["summary"]
+    # Not a speed figure: the broadcast no longer waits out its 30 s timeout once all answered.
+    assert took < 20, f"health took {took:.1f} s with a 30 s timeout"
 
 
 def test_no_worker_of_this_deployment(

@@ -75,7 +75,7 @@ def test_jobs_flow_through_rabbitmq_quorum_queues_and_results_stay_in_redis(
     finally:
         worker.close()
     assert health.returncode == 0, health.stdout + health.stderr
-    assert health.stdout.startswith("ok: broker reachable; 1 workers answered")
+    assert health.stdout.startswith("ok: broker reachable; 1 worker answered")
 
     assert {r.job_id for r in receipts} == set(done), worker.output()[-3000:]
     assert all(e.status == "accepted" for e in done.values())

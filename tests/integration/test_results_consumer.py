@@ -128,3 +128,23 @@ def test_unreadable_entries_are_acked_and_skipped(redis_client: redis.Redis, key
 
     assert handled == ["job-0"]
     assert redis_client.xpending(keys.results, "billing")["pending"] == 0
+
+
+def test_a_consumer_without_keys_reads_the_configured_prefix(
+    redis_client: redis.Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written from the README (no ``keys``): it follows ORDER_DISPATCH_KEY_PREFIX, as the
+    Producer and the workers do, and never reads an empty ``od:results`` instead."""
+    from order_dispatch.settings import get_settings
+
+    monkeypatch.setenv("ORDER_DISPATCH_KEY_PREFIX", keys.prefix)
+    get_settings.cache_clear()
+    try:
+        _publish(redis_client, keys, 3)
+        consumer = ResultConsumer(redis_client, "billing", block_ms=10)
+        batch = consumer.read()
+    finally:
+        get_settings.cache_clear()
+
+    assert consumer.stream == keys.results
+    assert [d.event.job_id for d in batch if d.event] == ["job-0", "job-1", "job-2"]

@@ -127,12 +127,13 @@ def store(
 
 
 def test_a_create_is_accepted_with_sophios_order_id(store: Store) -> None:
-    # The document's sample order, with a discount on a line and on the order.
+    # The document's sample order, with a discount on a line (1.00) and on the order (2.00):
+    # totals.discount is the whole discount, the line's included.
     order = {
         **ORDER,
         "order_id": unique("create"),
         "items": [{**ORDER["items"][0], "discount": "1.00"}, ORDER["items"][1]],
-        "totals": {**ORDER["totals"], "discount": "2.00"},
+        "totals": {**ORDER["totals"], "discount": "3.00"},
     }
     receipt = store.producer.enqueue({"vendor": "sophio", "order": order})
 

@@ -137,3 +137,13 @@ def test_the_processes_setting_and_option(monkeypatch: pytest.MonkeyPatch) -> No
 )
 def test_each_child_gets_a_node_name_of_its_own(args: list[str], expected: list[str]) -> None:
     assert swarm.child_args(args, 2) == expected
+
+
+def test_a_single_process_is_named_as_the_first_of_a_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--processes 1`` without ``--hostname``: ``worker-1@%h`` as documented, not Celery's
+    ``celery@%h``; a name given is kept as it is (the compose file's ``worker@%h``)."""
+    argv, _ = run_worker(monkeypatch)
+    assert argv[-2:] == ["--hostname", "worker-1@%h"]
+
+    argv, _ = run_worker(monkeypatch, "-n", "so@%h")
+    assert argv[-2:] == ["-n", "so@%h"] and "worker-1@%h" not in argv

@@ -57,7 +57,7 @@ def test_a_request_to_another_host_keeps_only_its_path() -> None:
 
 def test_an_entry_takes_the_events_facts_and_the_workers() -> None:
     error = ErrorInfo(kind=ErrorKind.VENDOR_UNAVAILABLE, message="busy", http_status=503)
-    body = "x" * (EXCERPT_CHARS + 10) + "s3cret-value"
+    body = "x" * (EXCERPT_CHARS + 10) + " s3cret-value"
 
     entry = TimelineEntry.of_event(
         event(error=error, vendor_response=body, retry_in_s=1.5),
@@ -68,7 +68,7 @@ def test_an_entry_takes_the_events_facts_and_the_workers() -> None:
     assert (entry.at, entry.run, entry.attempt, entry.status) == (NOW, 1, 1, "retry_scheduled")
     assert entry.http_status == 503  # from the error when the worker gives none
     assert entry.request == "POST /v1/orders?token=***"
-    assert entry.response == "x" * EXCERPT_CHARS + "...[13 more]"  # counted after masking
+    assert entry.response == "x" * EXCERPT_CHARS + "...[14 more]"  # counted after masking
     assert (entry.worker, entry.retry_in_s, entry.recorded) == ("host-1", 1.5, True)
     assert TimelineEntry.model_validate_json(entry.to_json()) == entry
     assert '"recorded":true' in entry.to_json()  # the record script flips exactly this

@@ -550,15 +550,22 @@ class TestSellerCloud(VendorContract):
         assert caught.value.field == "order.items.0.quantity"
         assert "int32" in str(caught.value)
 
-    @pytest.mark.parametrize("total", ["tax", "discount"])
-    def test_an_order_level_amount_must_be_the_sum_of_the_lines(self, total: str) -> None:
+    @pytest.mark.parametrize(
+        ("total", "beyond"), [("tax", "8.49 beyond the items' taxes"), ("discount", "9.49 beyond")]
+    )
+    def test_an_order_level_amount_must_be_the_sum_of_the_lines(
+        self, total: str, beyond: str
+    ) -> None:
+        """totals.tax and totals.discount are the order's whole (items' included): the part
+        beyond the items' has no SellerCloud field, so the order is refused naming it."""
         totals = {**ORDER["totals"], total: "9.99"}
 
         with pytest.raises(TranslationError) as caught:
             self.vendor().translate(create_job(totals=totals))
 
         assert caught.value.field == f"order.totals.{total}"
-        assert "is 9.99 but the items' amounts add up to" in str(caught.value)
+        assert f"holds {beyond}" in str(caught.value)
+        assert "sellercloud has no field for" in str(caught.value)
 
     def test_vendor_options_may_not_replace_our_reference(self) -> None:
         options = {"OrderDetails": {"OrderSourceOrderID": "other"}}

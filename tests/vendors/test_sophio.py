@@ -456,7 +456,8 @@ class TestSophio(VendorContract):
     def test_discounts_become_adjustment_lines(self) -> None:
         items = [{**MINIMAL_ORDER["items"][0], "line_id": "L1", "discount": "5.10"}]
 
-        body = _body(_job(MINIMAL_ORDER, items=items, totals={"discount": "2.5"}))
+        # totals.discount is the order's whole discount: 5.10 on the item and 2.50 on the order.
+        body = _body(_job(MINIMAL_ORDER, items=items, totals={"discount": "7.60"}))
 
         assert body["items"][1:] == [
             {

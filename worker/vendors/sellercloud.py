@@ -25,8 +25,10 @@ What the document leaves open and what we chose:
   the billing address, else from the shipping address; missing everywhere is a validation error;
 - money: the vendor takes amounts per product line only (``SitePrice``, ``LineTaxTotal``,
   ``DiscountValue``) plus ``ShippingFee``, with no documented precision, so amounts go as exact
-  JSON numbers. An order-level tax or discount is accepted only when it equals the sum of the
-  items' (it cannot be sent otherwise); an item's ``discount`` is its line's fixed amount;
+  JSON numbers. Under the contract's meaning (:mod:`order_dispatch.money`) ``totals.tax`` and
+  ``totals.discount`` are the order's whole tax and discount: the part beyond the items' has no
+  field here, so an order with one is refused, naming the field; an item's ``discount`` is its
+  line's fixed amount;
 - text has no documented length limit, so none is enforced; ``Qty`` and order IDs are int32;
 - errors have no documented shape: ASP.NET's ``{"Message"}`` and ``{"Message", "ModelState"}``
   are read, the rate-limit body ``{"Error": "Too many requests.", "RateLimitResetTime"}`` is a
@@ -48,13 +50,13 @@ while the vendor was still working on it, and committed after the lookup ran.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from order_dispatch import money
 from order_dispatch.contract import (
     Address,
     Dimensions,
@@ -241,17 +243,6 @@ def _dimensions(dimensions: Dimensions) -> dict[str, Decimal]:
     return values
 
 
-def _check_total(field_path: str, total: Decimal, parts: Iterable[Decimal | None]) -> None:
-    """An order-level amount SellerCloud cannot take must equal the sum of the lines' amounts."""
-    lines = sum((p for p in parts if p is not None), Decimal(0))
-    if total and total != lines:
-        raise TranslationError(
-            field_path,
-            f"is {total} but the items' amounts add up to {lines}; SellerCloud takes this amount "
-            "per product line only, so give it on the items",
-        )
-
-
 class SellerCloudTranslator(Translator[SellerCloudOptions]):
     """Normalized jobs -> SellerCloud requests."""
 
@@ -261,10 +252,8 @@ class SellerCloudTranslator(Translator[SellerCloudOptions]):
         """``POST /rest/api/Orders`` with the ``OrderBaseModel``."""
         order = job.order
         assert order is not None
-        _check_total("order.totals.tax", order.totals.tax, (i.tax for i in order.items))
-        _check_total(
-            "order.totals.discount", order.totals.discount, (i.discount for i in order.items)
-        )
+        for path, reason in money.uncarried(self.vendor, order):
+            raise TranslationError(path, reason)
         order_details: dict[str, Any] = {
             "CompanyID": self.options.company_id,
             "Channel": self.options.channel,

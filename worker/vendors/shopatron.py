@@ -35,10 +35,12 @@ What the document says, and what we chose where it is silent:
   ``standard`` (the document's example); ``importedCreationDate`` (import only) is ``placed_at``;
 - the documented address has no name fields: the buyer's name travels in ``customer`` (taken
   from ``customer``, else ``bill_to``, else ``ship_to``); a gift recipient in ``orderGift``;
-- item tax, discounts and order totals have no documented field with a known meaning and are not
-  sent; ``vendor_options`` is merged into the body for fields the order does not carry
-  (``landingCode``, ``fraudData``, ``allowSplit``, ...), except the identity fields
-  ``externalOrderID`` and ``manufacturerID`` that reconciliation relies on;
+- item tax, discounts, shipping and order totals have no documented field with a known meaning:
+  an order with any of them (not zero) is refused, naming the field (:mod:`order_dispatch.money`),
+  rather than sent to be charged differently. ``vendor_options`` is merged into the body for
+  fields the order does not carry (``landingCode``, ``fraudData``, ``allowSplit``, ...),
+  except the identity fields ``externalOrderID`` and ``manufacturerID`` that reconciliation
+  relies on;
 - the success body is not documented: we read ``orderID`` (the vendor's order id) and
   ``orderStatus``;
 - errors carry OMS codes (5001-5017, "GENERIC_BAD_REQUEST", "INVALID_REQUEST_DATA", ...). The API
@@ -67,6 +69,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from order_dispatch import money
 from order_dispatch.contract import (
     Address,
     ErrorKind,
@@ -181,6 +184,8 @@ class ShopatronTranslator(Translator[ShopatronOptions]):
     def _body(self, job: Job, *, importing: bool) -> dict[str, Any]:
         order = job.order
         assert order is not None
+        for path, reason in money.uncarried(self.vendor, order):
+            raise TranslationError(path, reason)
         options = self.options
         body: dict[str, Any] = {
             "externalOrderID": order.order_id,

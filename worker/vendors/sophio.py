@@ -21,7 +21,12 @@ What the document leaves unsaid, and what we chose:
   ``orderStatus``, ``billTo``, ``shipTo``) and the address fields a parcel needs (name, street,
   city, postal code, country) are checked before sending. Without a billing address, ``billTo``
   carries the customer's name only.
-- discounts have no field: each becomes a ShipStation "adjustment" line with a negative price.
+- money (the contract's meaning, :mod:`order_dispatch.money`): items keep their unit price and
+  tax; discounts have no field, so each item's discount becomes a ShipStation "adjustment"
+  line with a negative price, and the discount on the order beyond its items' one more line;
+  ``taxAmount`` is the order's whole tax (``totals.tax``, items' included), ``shippingAmount``
+  the shipping, ``amountPaid`` ``totals.paid`` (else the payment's amount). ShipStation's
+  arithmetic (lines + tax + shipping) so comes to what the order comes to.
 - ``custom`` keys ``customField1`` to ``customField3`` go to ``advancedOptions``; any other key
   is refused rather than lost. ``vendor_options`` is merged into the body, except ``orderKey``.
 
@@ -48,6 +53,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
+from order_dispatch import money
 from order_dispatch.contract import (
     Address,
     Customer,
@@ -242,13 +248,14 @@ class SophioTranslator(Translator[SophioOptions]):
             else _bill_to_from_customer(order.customer, order.ship_to)
         )
         items = _items(order.items)
-        if order.totals.discount:
+        amounts = money.amounts(order)
+        if amounts.order_discount:
             items.append(
                 {
                     "sku": "DISCOUNT",
                     "name": "Order discount",
                     "quantity": 1,
-                    "unitPrice": -order.totals.discount,
+                    "unitPrice": -amounts.order_discount,
                     "adjustment": True,
                 }
             )
@@ -273,7 +280,7 @@ class SophioTranslator(Translator[SophioOptions]):
                 "shipTo": _address("order.ship_to", order.ship_to, parcel=True),
                 "items": items,
                 "amountPaid": paid,
-                "taxAmount": order.totals.tax,
+                "taxAmount": amounts.tax,
                 "shippingAmount": order.totals.shipping,
                 "customerNotes": order.notes.customer if order.notes else None,
                 "internalNotes": order.notes.internal if order.notes else None,

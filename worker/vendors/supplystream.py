@@ -58,6 +58,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from order_dispatch import money
 from order_dispatch.contract import (
     Address,
     Customer,
@@ -449,8 +450,10 @@ def _web_sales_order(body: _Body, job: Job) -> None:
     put("OnHold", held, "order.status")
     put("SubTotal", _subtotal(order.items), "order.items")
     put("ShippingTotal", order.totals.shipping, "order.totals.shipping")
-    put("TaxTotal", order.totals.tax, "order.totals.tax")
-    put("DiscountPriceTotal", order.totals.discount, "order.totals.discount")
+    # The order's whole tax and discount, the items' included (order_dispatch.money).
+    amounts = money.amounts(order)
+    put("TaxTotal", amounts.tax, "order.totals.tax")
+    put("DiscountPriceTotal", amounts.discount, "order.totals.discount")
 
 
 def _subtotal(items: list[Item]) -> Decimal:
