@@ -108,6 +108,20 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("ORDER_DISPATCH_REDIS_URL", "REDIS_URL"),
     )
+    redis_sentinels: str = Field(
+        "",
+        description="Redis Sentinel: the sentinels as comma-separated host:port pairs (empty: "
+        "no Sentinel, redis_url names the server). With sentinels, every Redis client of the "
+        "product (producers, workers, broker, job store, metrics, health) asks them for the "
+        "master of redis_sentinel_master and follows a failover; redis_url still gives the "
+        "database, the password and TLS (its host and port are not used).",
+    )
+    redis_sentinel_master: str = Field(
+        "mymaster", description="The name the sentinels monitor the product's Redis under."
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None, description="The sentinels' own password, when they require one."
+    )
     broker_url: str | None = Field(
         None,
         description="Celery broker when it is not the Redis above (amqp://... for RabbitMQ); "
@@ -158,6 +172,26 @@ class Settings(BaseSettings):
     )
     restore_throttle: int = Field(
         1, ge=1, description="Scan on every Nth of those looks (1: every look; one cheap query)."
+    )
+    fetch_heartbeat_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often each worker process renews its heartbeat (a Redis key with a "
+        "TTL) and sweeps for dead workers' messages.",
+    )
+    fetch_dead_after_s: float = Field(
+        30.0,
+        gt=0,
+        description="A worker whose heartbeat is this old is dead: the messages it had taken "
+        "go back to their queues, and the attempts it had in flight are no longer its own.",
+    )
+    fetch_idle_poll_s: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="How long a worker whose queues are all empty waits before it looks again "
+        "(the fetch moves a message atomically, which Redis cannot do blocking on several "
+        "lists): the latency it adds to the first job after a quiet spell.",
     )
     lease_margin_s: float = Field(
         30.0, ge=1, description="How long an attempt's lease outlives its vendor call's deadline."
@@ -217,6 +251,17 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _heartbeat_fits(self) -> Settings:
+        # One late beat must not make a live worker look dead.
+        if self.fetch_dead_after_s < 2 * self.fetch_heartbeat_s:
+            raise ValueError(
+                f"fetch_dead_after_s ({self.fetch_dead_after_s:g}) must be at least twice "
+                f"fetch_heartbeat_s ({self.fetch_heartbeat_s:g}): one late heartbeat would "
+                "make a live worker look dead"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _visibility_covers_waits(self) -> Settings:
         # Celery's Redis transport redelivers anything unacked for longer than the visibility
         # timeout: a running attempt (its lease) or a countdown must end well inside it.
@@ -250,6 +295,22 @@ class Settings(BaseSettings):
     def broker(self) -> str:
         """The Celery broker's URL: ``broker_url``, else the Redis of ``redis_url``."""
         return self.broker_url or self.redis_url
+
+    @property
+    def sentinels(self) -> list[tuple[str, int]]:
+        """The sentinels of ``redis_sentinels`` as (host, port); empty without Sentinel."""
+        found = []
+        for item in self.redis_sentinels.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(
+                    f"redis_sentinels: {item!r} is not host:port (e.g. 10.0.0.5:26379)"
+                )
+            found.append((host.strip("[]"), int(port)))
+        return found
 
     @property
     def broker_is_redis(self) -> bool:

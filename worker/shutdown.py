@@ -108,6 +108,9 @@ def _hand_back(timeout_s: float) -> None:
                 job_id=_job_id(request),
                 error=f"{type(exc).__name__}: {exc}",
             )
+    from worker import fetch
+
+    fetch.stop_liveness()  # leaves the workers hash if every message went back
     logging.shutdown()
     os._exit(0)
 
