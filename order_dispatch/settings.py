@@ -177,13 +177,19 @@ class Settings(BaseSettings):
         5.0,
         gt=0,
         description="How often each worker process renews its heartbeat (a Redis key with a "
-        "TTL) and sweeps for dead workers' messages.",
+        "TTL of fetch_dead_after_s).",
     )
     fetch_dead_after_s: float = Field(
         30.0,
         gt=0,
         description="A worker whose heartbeat is this old is dead: the messages it had taken "
         "go back to their queues, and the attempts it had in flight are no longer its own.",
+    )
+    fetch_sweep_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often each worker process looks for workers whose heartbeat lapsed "
+        "(one HKEYS and one EXISTS per worker, in one round trip).",
     )
     fetch_idle_poll_s: float = Field(
         0.05,

@@ -10,7 +10,7 @@ of ``fetch_dead_after_s``, renewed every ``fetch_heartbeat_s``).
   stops at that instant).
 - **Ack**: the message leaves the held list. **Requeue**: it goes back to its queue list and
   leaves the held list, in one step.
-- **Sweep**: every worker, when it starts and then at each heartbeat, gives back the held
+- **Sweep**: every worker, when it starts and then every ``fetch_sweep_s``, gives back the held
   messages of every worker whose heartbeat is gone, and ends the lease of the attempts such a
   worker had in flight (its id is the ledger's ``worker``): a dead worker's jobs run again
   within seconds of ``fetch_dead_after_s``, not after a visibility timeout. A sweep waits until
@@ -31,7 +31,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
@@ -230,14 +230,23 @@ class Liveness:
         return self
 
     def _loop(self) -> None:
+        next_beat = next_sweep = time.monotonic()
         while not self._stop.is_set():
-            for step in (self.beat, self.sweep):
-                try:
-                    step()
-                except Exception as exc:
-                    if not is_outage(exc):
-                        log.exception("heartbeat or sweep failed")
-            self._stop.wait(self.settings.fetch_heartbeat_s)
+            now = time.monotonic()
+            if now >= next_beat:
+                next_beat = now + self.settings.fetch_heartbeat_s
+                self._step(self.beat)
+            if now >= next_sweep:
+                next_sweep = now + self.settings.fetch_sweep_s
+                self._step(self.sweep)
+            self._stop.wait(max(0.0, min(next_beat, next_sweep) - time.monotonic()))
+
+    def _step(self, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except Exception as exc:
+            if not is_outage(exc):
+                log.exception("heartbeat or sweep failed", step=step.__name__)
 
     def beat(self) -> None:
         """Renew the heartbeat; log loudly if it had lapsed (a sweep may have given this
@@ -261,11 +270,12 @@ class Liveness:
         if uptime < self.settings.fetch_dead_after_s:
             return 0  # after a restart no heartbeat is fresh yet
         workers = [_text(w) for w in self.client.hkeys(self.keys.fetch_workers)]
-        returned = 0
-        for worker in workers:
-            if worker != self.worker and not self.client.exists(self.keys.fetch_alive(worker)):
-                returned += self.recover(worker)
-        return returned
+        others = [w for w in workers if w != self.worker]
+        pipe = self.client.pipeline(transaction=False)
+        for worker in others:
+            pipe.exists(self.keys.fetch_alive(worker))
+        alive = pipe.execute() if others else []
+        return sum(self.recover(w) for w, up in zip(others, alive, strict=True) if not up)
 
     def recover(self, worker: str) -> int:
         """Give back the held messages of ``worker`` if its heartbeat is gone; how many."""
