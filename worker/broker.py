@@ -60,6 +60,7 @@ class QoS(kombu_redis.QoS):
         super().__init__(*args, **kwargs)
         self._items: dict[str, bytes] = {}
         """Delivery tag -> held-list element, for the messages this channel took."""
+        self._given_back = set()
 
     @property
     def _channel(self) -> Channel:
@@ -81,10 +82,9 @@ class QoS(kombu_redis.QoS):
         """Put back, when the channel closes, the messages held for no running job. kombu puts
         back every message not yet acked, running jobs' too: after a lost connection they were
         delivered again while still running, and raced their own outcome."""
-        running = {
-            getattr(request.message, "delivery_tag", None)
-            for request in list(worker_state.active_requests)
-        }
+        # Reserved requests run too (a thread pool's queue), and ack their own messages.
+        requests = [*worker_state.active_requests, *worker_state.reserved_requests]
+        running = {getattr(request.message, "delivery_tag", None) for request in requests}
         assert self._delivered is not None
         channel = self._channel
         for tag in list(self._delivered):
@@ -95,6 +95,7 @@ class QoS(kombu_redis.QoS):
                 with channel.conn_or_acquire(client) as conn:
                     self.restore_by_tag(tag, client=conn)
                 continue
+            self._given_back.add(tag)
             fetch.held.discard(item)
             try:
                 channel.fetcher.give_back(item, front=True)
@@ -109,7 +110,10 @@ class QoS(kombu_redis.QoS):
         tried again until Redis takes it or a stop is requested."""
         item = self._items.get(delivery_tag)
         if item is None:
-            self._through_outage(lambda: super(QoS, self).ack(delivery_tag), "ack a message")
+            if self._kombus(delivery_tag):
+                self._through_outage(lambda: super(QoS, self).ack(delivery_tag), "ack a message")
+            else:
+                virtual.QoS.ack(self, delivery_tag)  # given back when its channel closed
             return
         if self._through_outage(lambda: self._channel.fetcher.ack(item), "ack a message"):
             fetch.held.discard(item)
@@ -121,6 +125,9 @@ class QoS(kombu_redis.QoS):
         channel = self._channel
         item = self._items.get(delivery_tag)
         if requeue:
+            if item is None and not self._kombus(delivery_tag):
+                virtual.QoS.ack(self, delivery_tag)  # given back when its channel closed
+                return
             if item is None:
                 self._through_outage(
                     lambda: super(QoS, self).reject(delivery_tag, requeue=True),
@@ -146,12 +153,22 @@ class QoS(kombu_redis.QoS):
                 task_id=headers.get("id"),
             )
         if item is None:
-            super().reject(delivery_tag, requeue=False)
+            if self._kombus(delivery_tag):
+                super().reject(delivery_tag, requeue=False)
+            else:
+                virtual.QoS.ack(self, delivery_tag)
             return
         if self._through_outage(lambda: channel.fetcher.ack(item), "drop a quarantined message"):
             fetch.held.discard(item)
             self._items.pop(delivery_tag, None)
         virtual.QoS.ack(self, delivery_tag)
+
+    def _kombus(self, delivery_tag: str) -> bool:
+        """True for a message kombu noted in its own unacked hash (taken with ``basic_get``),
+        on a channel still open."""
+        return delivery_tag not in self._given_back and self._channel.connection is not None
+
+    _given_back: set[str]
 
     def _through_outage(self, call: Callable[[], Any], what: str) -> bool:
         """``call()`` through an outage; False when a stop came first (the message stays in
@@ -183,13 +200,10 @@ class Channel(kombu_redis.Channel):
 
     @property
     def fetcher(self) -> fetch.Fetcher:
-        """The held list's operations, for this process's worker id."""
-        found: fetch.Fetcher | None = self.__dict__.get("_fetcher")
-        client = self._create_client()
-        if found is None or found.client is not client:
-            found = fetch.Fetcher(client, Keys(get_settings().key_prefix), fetch.identity())
-            self.__dict__["_fetcher"] = found
-        return found
+        """The held list's operations, for this process's worker id, on a client of their own:
+        a running job acks its message after the channel that took it has closed (a lost
+        connection), and kombu's closed channel has no pool left."""
+        return fetch.fetcher()
 
     def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
         """Consume ``queue``; the first consumer of the process starts its heartbeat (and the

@@ -333,6 +333,20 @@ class Liveness:
 
 
 _lock = threading.Lock()
+_fetcher: tuple[int, Fetcher] | None = None
+
+
+def fetcher(settings: Settings | None = None) -> Fetcher:
+    """This process's :class:`Fetcher`, on a client of its own."""
+    global _fetcher
+    with _lock:
+        if _fetcher is None or _fetcher[0] != os.getpid():
+            settings = settings or get_settings()
+            client = redis_client(settings, health_check_interval=25)
+            _fetcher = (os.getpid(), Fetcher(client, Keys(settings.key_prefix), identity()))
+        return _fetcher[1]
+
+
 _liveness: Liveness | None = None
 _liveness_pid = 0
 
