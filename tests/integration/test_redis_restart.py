@@ -167,7 +167,6 @@ def _one_restart(
         f"all ended {took:.1f} s after the restart: {dict(statuses)}; lost {len(lost)}; "
         f"vendor holds {len(copies)} orders, {sum(k - 1 for k in copies.values())} duplicates"
     )
-    print(line)
 
     assert lost == set(), f"round {n}: {len(lost)} lost\n{worker.output()[-4000:]}"
     assert all(terminal[i] == 1 for i in ids), f"round {n}: a job ended twice"
