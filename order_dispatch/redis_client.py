@@ -44,6 +44,31 @@ def redis_client(
     return client
 
 
+class NotReplicated(redis.RedisError):
+    """Fewer replicas than ``redis_wait_replicas`` confirmed a write within the timeout."""
+
+
+def wait_for_replicas(client: redis.Redis, settings: Settings | None = None) -> int:
+    """Block until ``wait_replicas`` replicas hold every write the master accepted so far (on
+    any connection: a small write on this one puts its replication offset past them, then
+    ``WAIT``); the replicas that confirmed. Raises :class:`NotReplicated` when too few did
+    within ``redis_wait_timeout_ms``; returns 0 at once when no replica is asked for."""
+    settings = settings or get_settings()
+    wanted = settings.wait_replicas
+    if wanted <= 0:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    pipe.set(f"{settings.key_prefix}:replication-probe", "1", px=60_000)
+    pipe.wait(wanted, settings.redis_wait_timeout_ms)
+    _, confirmed = pipe.execute()
+    if int(confirmed) < wanted:
+        raise NotReplicated(
+            f"{confirmed} of {wanted} replicas confirmed the write within "
+            f"{settings.redis_wait_timeout_ms} ms"
+        )
+    return int(confirmed)
+
+
 def _sentinel(settings: Settings) -> Sentinel:
     sentinel_kwargs: dict[str, Any] = {"socket_timeout": SENTINEL_TIMEOUT_S}
     if settings.redis_sentinel_password is not None:

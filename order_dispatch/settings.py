@@ -122,6 +122,19 @@ class Settings(BaseSettings):
     redis_sentinel_password: SecretStr | None = Field(
         None, description="The sentinels' own password, when they require one."
     )
+    redis_wait_replicas: int | None = Field(
+        None,
+        ge=0,
+        description="Replicas that must hold a receipt (enqueue) and a job's outcome with its "
+        "result event (before the worker acks the message) before either counts as written: "
+        "Redis WAIT. Default: 1 with Sentinel, else 0 (no wait).",
+    )
+    redis_wait_timeout_ms: int = Field(
+        1000,
+        ge=1,
+        description="Longest wait for those replicas; past it an enqueue fails (enqueueing "
+        "again is safe: the job id makes it a duplicate) and a worker logs a warning.",
+    )
     broker_url: str | None = Field(
         None,
         description="Celery broker when it is not the Redis above (amqp://... for RabbitMQ); "
@@ -301,6 +314,14 @@ class Settings(BaseSettings):
     def broker(self) -> str:
         """The Celery broker's URL: ``broker_url``, else the Redis of ``redis_url``."""
         return self.broker_url or self.redis_url
+
+    @property
+    def wait_replicas(self) -> int:
+        """Replicas a receipt and an outcome wait for: ``redis_wait_replicas``, else 1 with
+        Sentinel and 0 without."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if self.sentinels else 0
 
     @property
     def sentinels(self) -> list[tuple[str, int]]:

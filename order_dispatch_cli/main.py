@@ -328,10 +328,9 @@ def metrics(address: str, port: int, group: str) -> None:
     """
     import signal
 
-    import redis
-
     from order_dispatch import logs
     from order_dispatch.keys import Keys
+    from order_dispatch.redis_client import redis_client
     from order_dispatch.settings import get_settings
     from order_dispatch_ops.auth import parse_logins, require_login_beyond_loopback
     from order_dispatch_ops.metrics import build_registry, make_server
@@ -344,7 +343,7 @@ def metrics(address: str, port: int, group: str) -> None:
     except ValueError as exc:
         raise click.UsageError(f"metrics: {exc}") from None
     logs.configure(settings.log_level)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    client = redis_client(settings, socket_timeout=10)
     accounts = {vendor: sorted(names) for vendor, names in settings.accounts.items()}
     registry, follower = build_registry(
         client,
@@ -388,17 +387,14 @@ def health(as_json: bool, max_age: float, max_dead: int, max_in_doubt: int, time
     oldest job is older than --max-age, more dead letters or in-doubt jobs than allowed, or a
     vendor account's circuit open. Every vendor queue counts, consumed by a worker or not.
     """
-    import redis
-
     from order_dispatch.keys import Keys
+    from order_dispatch.redis_client import redis_client
     from order_dispatch.settings import get_settings
     from order_dispatch_ops.health import Thresholds, evaluate
     from order_dispatch_ops.state import StateReader
 
     settings = get_settings()
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+    client = redis_client(settings, socket_timeout=timeout, socket_connect_timeout=timeout)
     accounts = {vendor: sorted(names) for vendor, names in settings.accounts.items()}
     keys = Keys(settings.key_prefix)
     vendors = product_vendors()
@@ -520,15 +516,14 @@ def tail(
     redis_url: str | None,
 ) -> None:
     """Print result events as JSON lines as they arrive."""
-    import redis
-
     from order_dispatch.keys import Keys
+    from order_dispatch.redis_client import redis_client
     from order_dispatch.results import ResultConsumer, event_json
     from order_dispatch.results import tail as follow
     from order_dispatch.settings import get_settings
 
     settings = get_settings()
-    client = redis.Redis.from_url(redis_url or settings.redis_url)
+    client = redis_client(settings, url=redis_url)
     keys = Keys(settings.key_prefix)
     printed = 0
 
