@@ -11,7 +11,9 @@ of ``fetch_dead_after_s``, renewed every ``fetch_heartbeat_s``).
 - **Ack**: the message leaves the held list. **Requeue**: it goes back to its queue list and
   leaves the held list, in one step.
 - **Sweep**: every worker, when it starts and then every ``fetch_sweep_s``, gives back the held
-  messages of every worker whose heartbeat is gone, and ends the lease of the attempts such a
+  messages of every worker whose heartbeat is gone, or whose process is known gone (a worker of
+  the same host and process namespace whose pid no longer runs: a supervisor's restart recovers
+  at once, without waiting for the heartbeat to lapse), and ends the lease of the attempts such a
   worker had in flight (its id is the ledger's ``worker``): a dead worker's jobs run again
   within seconds of ``fetch_dead_after_s``, not after a visibility timeout. A sweep waits until
   Redis has been up for ``fetch_dead_after_s``: after a Redis restart every heartbeat is old.
@@ -26,12 +28,14 @@ that held it is dead.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -73,18 +77,19 @@ return 1
 """
 
 # KEYS: dead worker's heartbeat, its held list, the workers hash, then one ledger key per
-# element ('' for a message that names no job). ARGV: dead worker's id, the lease (s), then
-# the elements. Nothing happens if the heartbeat came back. An attempt the dead worker had in
+# element ('' for a message that names no job). ARGV: dead worker's id, the lease (s), '1' when
+# its process is known gone (else nothing happens while its heartbeat is there), then the
+# elements. An attempt the dead worker had in
 # flight gets a started_at one lease old: the next delivery takes it over as interrupted.
 _RECOVER_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 local t = redis.call('TIME')
 local expired = tonumber(t[1]) - tonumber(ARGV[2]) - 1
 local returned = 0
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local el = ARGV[i]
   if redis.call('LPOS', KEYS[2], el) then
-    local ledger = KEYS[i + 1]
+    local ledger = KEYS[i]
     if ledger ~= '' and redis.call('HGET', ledger, 'state') == 'in_flight'
         and redis.call('HGET', ledger, 'worker') == ARGV[1] then
       redis.call('HSET', ledger, 'started_at', string.format('%d.%06d', expired, tonumber(t[2])),
@@ -96,7 +101,10 @@ for i = 3, #ARGV do
     returned = returned + 1
   end
 end
-if redis.call('LLEN', KEYS[2]) == 0 then redis.call('HDEL', KEYS[3], ARGV[1]) end
+if redis.call('LLEN', KEYS[2]) == 0 then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('DEL', KEYS[1])
+end
 return returned
 """
 
@@ -121,6 +129,46 @@ def identity() -> str:
     if _identity is None or _identity[0] != os.getpid():
         _identity = (os.getpid(), f"{process_name()}-{secrets.token_hex(3)}")
     return _identity[1]
+
+
+def _host_marker() -> str:
+    """What tells two processes apart as seen from one host: the boot and the pid namespace
+    (Linux); empty elsewhere (then only heartbeats tell a dead worker)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return ""
+    return f"{boot}:{namespace}"
+
+
+def _process_gone(pid: int) -> bool:
+    """True when ``pid`` runs no process here (or only a zombie)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def registration() -> str:
+    """This process's entry in the workers hash (JSON: start, pid, host marker)."""
+    return json.dumps({"at": round(time.time(), 3), "pid": os.getpid(), "host": _host_marker()})
+
+
+def known_gone(worker: str, entry: str) -> bool:
+    """True when the worker of ``entry`` (its workers-hash value) ran on this host, in this
+    process namespace, and its process is gone (or this very process reused its pid)."""
+    try:
+        found = json.loads(entry)
+        pid, host = int(found["pid"]), str(found["host"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    if not host or host != _host_marker():
+        return False
+    if pid == os.getpid():
+        return worker != identity()
+    return _process_gone(pid)
 
 
 def element(queue_list: bytes, raw: bytes) -> bytes:
@@ -219,7 +267,7 @@ class Liveness:
         """Beat once and enter the workers hash: before the first take."""
         pipe = self.client.pipeline(transaction=True)
         pipe.set(self.keys.fetch_alive(self.worker), "1", px=self.ttl_ms)
-        pipe.hset(self.keys.fetch_workers, self.worker, f"{time.time():.3f}")
+        pipe.hset(self.keys.fetch_workers, self.worker, registration())
         pipe.execute()
 
     def start(self) -> Liveness:
@@ -253,7 +301,7 @@ class Liveness:
         worker's messages to others: their leases still guard the jobs it runs)."""
         pipe = self.client.pipeline(transaction=True)
         pipe.set(self.keys.fetch_alive(self.worker), "1", px=self.ttl_ms, get=True)
-        pipe.hset(self.keys.fetch_workers, self.worker, f"{time.time():.3f}")
+        pipe.hsetnx(self.keys.fetch_workers, self.worker, registration())
         previous, _ = pipe.execute()
         if previous is None and not self._lapsed_logged:
             self._lapsed_logged = True
@@ -265,20 +313,28 @@ class Liveness:
             self._lapsed_logged = False
 
     def sweep(self) -> int:
-        """Give back the messages of every worker whose heartbeat is gone; how many."""
+        """Give back the messages of every worker whose heartbeat is gone, or whose process
+        is known gone; how many."""
+        workers = {
+            _text(w): _text(e) for w, e in self.client.hgetall(self.keys.fetch_workers).items()
+        }
+        gone = [w for w, e in workers.items() if w != self.worker and known_gone(w, e)]
+        returned = sum(self.recover(w, gone=True) for w in gone)
         uptime = int(self.client.info("server").get("uptime_in_seconds", 0))
         if uptime < self.settings.fetch_dead_after_s:
-            return 0  # after a restart no heartbeat is fresh yet
-        workers = [_text(w) for w in self.client.hkeys(self.keys.fetch_workers)]
-        others = [w for w in workers if w != self.worker]
+            return returned  # after a restart no heartbeat is fresh yet
+        others = [w for w in workers if w != self.worker and w not in gone]
         pipe = self.client.pipeline(transaction=False)
         for worker in others:
             pipe.exists(self.keys.fetch_alive(worker))
         alive = pipe.execute() if others else []
-        return sum(self.recover(w) for w, up in zip(others, alive, strict=True) if not up)
+        return returned + sum(
+            self.recover(w) for w, up in zip(others, alive, strict=True) if not up
+        )
 
-    def recover(self, worker: str) -> int:
-        """Give back the held messages of ``worker`` if its heartbeat is gone; how many."""
+    def recover(self, worker: str, *, gone: bool = False) -> int:
+        """Give back the held messages of ``worker`` if its heartbeat is gone (or ``gone``:
+        its process is known gone); how many."""
         held_key = self.keys.fetch_held(worker)
         returned = 0
         while True:
@@ -292,7 +348,7 @@ class Liveness:
                         self.keys.fetch_workers,
                         *ledgers,
                     ],
-                    args=[worker, self.settings.lease_s, *items],
+                    args=[worker, self.settings.lease_s, "1" if gone else "0", *items],
                 )
             )
             if reply < 0:

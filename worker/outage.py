@@ -1,9 +1,10 @@
 """Telling a Redis outage from a defect, and riding an outage out.
 
 An outage (Redis unreachable, restarting, loading its data, out of memory, read-only, unable to
-persist, busy, short of the replicas ``min-replicas-to-write`` asks for) says nothing about the job: the same call succeeds once Redis is back. A defect
-(a key of the wrong type, a bad argument, a bug) fails the same way every time. The worker
-waits out the first and quarantines what fails with the second.
+persist, busy, short of the replicas ``min-replicas-to-write`` asks for) says nothing about the
+job: the same call succeeds once Redis is back. A defect (a key of the wrong type, a bad
+argument, a bug) fails the same way every time. The worker waits out the first and quarantines
+what fails with the second.
 """
 
 from __future__ import annotations

@@ -166,3 +166,25 @@ def _url(client: redis.Redis) -> str:
     kwargs = client.connection_pool.connection_kwargs
     host, port = kwargs.get("host", "127.0.0.1"), kwargs.get("port", 6379)
     return f"redis://{host}:{port}/{kwargs.get('db', 0)}"
+
+
+def test_a_worker_of_this_host_whose_process_is_gone_is_known_dead() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    mine = json.loads(fetch.registration())
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    gone_pid = int(ended.stdout)
+
+    def entry(pid: int, host: str = mine["host"]) -> str:
+        return json.dumps({"at": 0, "pid": pid, "host": host})
+
+    assert fetch.known_gone("w-gone", entry(gone_pid))
+    assert fetch.known_gone("w-earlier-life-of-this-pid", entry(os.getpid()))
+    assert not fetch.known_gone(fetch.identity(), entry(os.getpid()))
+    assert not fetch.known_gone("w-parent", entry(os.getppid()))  # still running
+    assert not fetch.known_gone("w-elsewhere", entry(gone_pid, host="another-host:1"))
+    assert not fetch.known_gone("w-old-entry", "1733480000.0")
