@@ -70,3 +70,14 @@ def test_waiting_for_replicas_that_are_not_there_fails(redis_client: redis.Redis
     settings = Settings(redis_wait_replicas=1, redis_wait_timeout_ms=50)
     with pytest.raises(NotReplicated, match="0 of 1 replicas"):
         wait_for_replicas(redis_client, settings)
+
+
+def test_config_show_masks_the_password_of_every_sentinel_url() -> None:
+    from order_dispatch_cli.config import effective
+
+    settings = Settings(
+        redis_url="redis://:s3cret@x/0", redis_sentinels="10.0.0.5:26379,10.0.0.6:26380"
+    )
+    shown = effective(settings)["derived"]
+    assert "s3cret" not in shown["broker"] and shown["broker"].count("***") == 2
+    assert shown["sentinels"] == ["10.0.0.5:26379", "10.0.0.6:26380"]
