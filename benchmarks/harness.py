@@ -560,7 +560,7 @@ def measure_in_flight(
 ) -> dict[str, Any]:
     """One worker process with ``in_flight`` threads and connections, the vendor answering after
     ``latency_ms``: ``in_flight`` orders queued at once; the most held unacked at one time (the
-    broker's count of delivered, unfinished messages), and the process's peak RSS."""
+    workers' held lists: delivered, unfinished messages), and the process's peak RSS."""
     sandbox.set_latency(latency_ms)
     queued = product(
         client, redis_url, sandbox, 1, threads=in_flight,
@@ -580,7 +580,7 @@ def measure_in_flight(
                 wanted = {j["job_id"] for j in jobs}
                 deadline = time.monotonic() + latency_ms / 1000 + 60
                 while peak < in_flight and time.monotonic() < deadline:
-                    peak = max(peak, int(client.hlen("unacked")))
+                    peak = max(peak, _held(client, queued.stream))
                     time.sleep(0.05)
                 done = collect(client, queued.stream, wanted, timeout_s=latency_ms / 1000 + 300)
                 sampler.sample()
@@ -593,6 +593,19 @@ def measure_in_flight(
         "peak_rss_mb": sampler.peak_rss / 2**20,
         "statuses": _count([s for s, _t in done.values()]),
     }
+
+
+def _held(client: redis.Redis, results_key: str) -> int:
+    """Messages the product's workers hold (their held lists), for the prefix of
+    ``results_key``."""
+    keys = Keys(results_key.rsplit(":", 1)[0])
+    workers = client.hkeys(keys.fetch_workers)
+    if not workers:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for worker in workers:
+        pipe.llen(keys.fetch_held(worker.decode() if isinstance(worker, bytes) else worker))
+    return sum(int(n) for n in pipe.execute())
 
 
 # --- enqueue_many -------------------------------------------------------------------------------

@@ -103,6 +103,21 @@ class Keys:
         """Hash: schedule entries that were not task messages (set aside, with when)."""
         return f"{self.prefix}:schedule:unreadable"
 
+    @property
+    def fetch_workers(self) -> str:
+        """Hash: every worker process that takes messages (reliable fetch), id -> when it
+        started; an entry goes when the worker stops cleanly or a sweep finds it dead."""
+        return f"{self.prefix}:fetch:workers"
+
+    def fetch_alive(self, worker: str) -> str:
+        """String with a TTL: a worker's heartbeat; gone, the worker is dead."""
+        return f"{self.prefix}:fetch:alive:{worker}"
+
+    def fetch_held(self, worker: str) -> str:
+        """List: the messages a worker took off its queues and has not acked, each as
+        ``<queue list>\\n<message>``."""
+        return f"{self.prefix}:fetch:held:{worker}"
+
     def circuit(self, vendor: str, account: str) -> str:
         """Hash: the circuit breaker of one vendor account; field ``state`` is one of
         :class:`CircuitState` (no key: closed)."""

@@ -108,6 +108,33 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("ORDER_DISPATCH_REDIS_URL", "REDIS_URL"),
     )
+    redis_sentinels: str = Field(
+        "",
+        description="Redis Sentinel: the sentinels as comma-separated host:port pairs (empty: "
+        "no Sentinel, redis_url names the server). With sentinels, every Redis client of the "
+        "product (producers, workers, broker, job store, metrics, health) asks them for the "
+        "master of redis_sentinel_master and follows a failover; redis_url still gives the "
+        "database, the password and TLS (its host and port are not used).",
+    )
+    redis_sentinel_master: str = Field(
+        "mymaster", description="The name the sentinels monitor the product's Redis under."
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None, description="The sentinels' own password, when they require one."
+    )
+    redis_wait_replicas: int | None = Field(
+        None,
+        ge=0,
+        description="Replicas that must hold a receipt (enqueue) and a job's outcome with its "
+        "result event (before the worker acks the message) before either counts as written: "
+        "Redis WAIT. Default: 1 with Sentinel, else 0 (no wait).",
+    )
+    redis_wait_timeout_ms: int = Field(
+        1000,
+        ge=1,
+        description="Longest wait for those replicas; past it an enqueue fails (enqueueing "
+        "again is safe: the job id makes it a duplicate) and a worker logs a warning.",
+    )
     broker_url: str | None = Field(
         None,
         description="Celery broker when it is not the Redis above (amqp://... for RabbitMQ); "
@@ -158,6 +185,32 @@ class Settings(BaseSettings):
     )
     restore_throttle: int = Field(
         1, ge=1, description="Scan on every Nth of those looks (1: every look; one cheap query)."
+    )
+    fetch_heartbeat_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often each worker process renews its heartbeat (a Redis key with a "
+        "TTL of fetch_dead_after_s).",
+    )
+    fetch_dead_after_s: float = Field(
+        30.0,
+        gt=0,
+        description="A worker whose heartbeat is this old is dead: the messages it had taken "
+        "go back to their queues, and the attempts it had in flight are no longer its own.",
+    )
+    fetch_sweep_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often each worker process looks for workers whose heartbeat lapsed "
+        "(one HKEYS and one EXISTS per worker, in one round trip).",
+    )
+    fetch_idle_poll_s: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="How long a worker whose queues are all empty waits before it looks again "
+        "(the fetch moves a message atomically, which Redis cannot do blocking on several "
+        "lists): the latency it adds to the first job after a quiet spell.",
     )
     lease_margin_s: float = Field(
         30.0, ge=1, description="How long an attempt's lease outlives its vendor call's deadline."
@@ -217,6 +270,17 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _heartbeat_fits(self) -> Settings:
+        # One late beat must not make a live worker look dead.
+        if self.fetch_dead_after_s < 2 * self.fetch_heartbeat_s:
+            raise ValueError(
+                f"fetch_dead_after_s ({self.fetch_dead_after_s:g}) must be at least twice "
+                f"fetch_heartbeat_s ({self.fetch_heartbeat_s:g}): one late heartbeat would "
+                "make a live worker look dead"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _visibility_covers_waits(self) -> Settings:
         # Celery's Redis transport redelivers anything unacked for longer than the visibility
         # timeout: a running attempt (its lease) or a countdown must end well inside it.
@@ -250,6 +314,30 @@ class Settings(BaseSettings):
     def broker(self) -> str:
         """The Celery broker's URL: ``broker_url``, else the Redis of ``redis_url``."""
         return self.broker_url or self.redis_url
+
+    @property
+    def wait_replicas(self) -> int:
+        """Replicas a receipt and an outcome wait for: ``redis_wait_replicas``, else 1 with
+        Sentinel and 0 without."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if self.sentinels else 0
+
+    @property
+    def sentinels(self) -> list[tuple[str, int]]:
+        """The sentinels of ``redis_sentinels`` as (host, port); empty without Sentinel."""
+        found = []
+        for item in self.redis_sentinels.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(
+                    f"redis_sentinels: {item!r} is not host:port (e.g. 10.0.0.5:26379)"
+                )
+            found.append((host.strip("[]"), int(port)))
+        return found
 
     @property
     def broker_is_redis(self) -> bool:

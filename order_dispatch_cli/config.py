@@ -55,8 +55,13 @@ def effective(settings: Settings) -> dict[str, Any]:
     them, and which of the other secrets are set; secrets masked."""
     redact.register(settings.secrets())
     shown: dict[str, Any] = masked(settings.model_dump())
+    from order_dispatch.redis_client import broker_url
+
     shown["derived"] = {
-        "broker": masked_text(settings.broker),
+        # kombu's Sentinel URL lists one URL per sentinel, each with the master's password.
+        "broker": ";".join(masked_text(url) for url in broker_url(settings).split(";")),
+        "sentinels": [f"{host}:{port}" for host, port in settings.sentinels],
+        "wait_replicas": settings.wait_replicas,
         "broker_is_redis": settings.broker_is_redis,
         "visibility_timeout_s": settings.effective_visibility_timeout_s,
         "lease_s": settings.lease_s,

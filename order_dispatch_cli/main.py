@@ -336,10 +336,9 @@ def metrics(address: str, port: int, group: str) -> None:
     """
     import signal
 
-    import redis
-
     from order_dispatch import logs
     from order_dispatch.keys import Keys
+    from order_dispatch.redis_client import redis_client
     from order_dispatch.settings import get_settings
     from order_dispatch_ops.auth import parse_logins, require_login_beyond_loopback
     from order_dispatch_ops.metrics import build_registry, make_server
@@ -352,7 +351,7 @@ def metrics(address: str, port: int, group: str) -> None:
     except ValueError as exc:
         raise click.UsageError(f"metrics: {exc}") from None
     logs.configure(settings.log_level)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    client = redis_client(settings, socket_timeout=10)
     accounts = {vendor: sorted(names) for vendor, names in settings.accounts.items()}
     registry, follower = build_registry(
         client,
@@ -387,33 +386,43 @@ def metrics(address: str, port: int, group: str) -> None:
 @click.option("--max-dead", default=100, show_default=True, help="Dead letters allowed.")
 @click.option("--max-in-doubt", default=10, show_default=True, help="In-doubt jobs allowed.")
 @click.option(
+    "--max-quarantined", default=10, show_default=True, help="Quarantined messages allowed."
+)
+@click.option(
     "--timeout", default=5.0, show_default=True, help="Seconds to wait for workers to answer."
 )
-def health(as_json: bool, max_age: float, max_dead: int, max_in_doubt: int, timeout: float) -> None:
+def health(
+    as_json: bool,
+    max_age: float,
+    max_dead: int,
+    max_in_doubt: int,
+    max_quarantined: int,
+    timeout: float,
+) -> None:
     """Check the deployment; exit 0 when healthy, 1 with a one-line reason when not.
 
     Unhealthy: the broker or Redis unreachable, no worker answering a ping, a queue whose
-    oldest job is older than --max-age, more dead letters or in-doubt jobs than allowed, or a
-    vendor account's circuit open. Every vendor queue counts, consumed by a worker or not.
+    oldest job is older than --max-age, more dead letters, in-doubt jobs or quarantined
+    messages than allowed, or a vendor account's circuit open. Every vendor queue counts,
+    consumed by a worker or not.
     """
-    import redis
-
     from order_dispatch.keys import Keys
+    from order_dispatch.redis_client import redis_client
     from order_dispatch.settings import get_settings
     from order_dispatch_ops.health import Thresholds, evaluate
     from order_dispatch_ops.state import StateReader
 
     settings = get_settings()
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+    client = redis_client(settings, socket_timeout=timeout, socket_connect_timeout=timeout)
     accounts = {vendor: sorted(names) for vendor, names in settings.accounts.items()}
     keys = Keys(settings.key_prefix)
     vendors = product_vendors()
     reader = StateReader(client, keys, vendors, accounts, queues_in_redis=settings.broker_is_redis)
     queues = [keys.queue(v) for v in vendors]
     report = evaluate(
-        reader, lambda: ping_workers(timeout, queues), Thresholds(max_age, max_dead, max_in_doubt)
+        reader,
+        lambda: ping_workers(timeout, queues),
+        Thresholds(max_age, max_dead, max_in_doubt, max_quarantined),
     )
     click.echo(report.to_json() if as_json else report.line())
     sys.exit(0 if report.ok else 1)
@@ -582,15 +591,14 @@ def tail(
     redis_url: str | None,
 ) -> None:
     """Print result events as JSON lines as they arrive."""
-    import redis
-
     from order_dispatch.keys import Keys
+    from order_dispatch.redis_client import redis_client
     from order_dispatch.results import ResultConsumer, event_json
     from order_dispatch.results import tail as follow
     from order_dispatch.settings import get_settings
 
     settings = get_settings()
-    client = redis.Redis.from_url(redis_url or settings.redis_url)
+    client = redis_client(settings, url=redis_url)
     keys = Keys(settings.key_prefix)
     printed = 0
 
@@ -700,6 +708,96 @@ def dlq_list(
         click.echo(f"{len(dead)} job{'s' if len(dead) != 1 else ''}")
     else:
         click.echo("no jobs in the dead letters match")
+
+
+@main.group()
+def quarantine() -> None:
+    """Messages the workers could not read or run, kept with the reason (never retried)."""
+
+
+def _quarantine(redis_url: str | None) -> Any:
+    from order_dispatch.keys import Keys
+    from order_dispatch.redis_client import redis_client
+    from order_dispatch.settings import get_settings
+    from worker.quarantine import Quarantine
+
+    settings = get_settings()
+    return Quarantine(redis_client(settings, url=redis_url), Keys(settings.key_prefix))
+
+
+@contextlib.contextmanager
+def _entry_refusals(entry_id: str) -> Iterator[None]:
+    import redis
+
+    from worker.quarantine import QuarantineError
+
+    try:
+        yield
+    except QuarantineError as exc:
+        raise click.ClickException(str(exc)) from None
+    except redis.ResponseError as exc:
+        if "Invalid stream ID" in str(exc):
+            raise click.ClickException(
+                f"{entry_id!r} is not a quarantine entry id (like 1733480000000-0; "
+                "`order-dispatch quarantine list` shows them)"
+            ) from None
+        raise
+
+
+@quarantine.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (no message).")
+@_redis_option
+def quarantine_list(as_json: bool, redis_url: str | None) -> None:
+    """List the quarantined messages, oldest first, with why each is there."""
+    entries = _quarantine(redis_url).entries()
+    if as_json:
+        for e in entries:
+            click.echo(json.dumps(e.as_json(), separators=(",", ":")))
+        return
+    if not entries:
+        click.echo("the quarantine is empty")
+        return
+    for e in entries:
+        ids = e.job_id or e.task_id or "-"
+        click.echo(f"{e.entry_id}  {e.at:%Y-%m-%d %H:%M:%S}  {e.queue or '-'}  {ids}  {e.reason}")
+    click.echo(f"{len(entries)} message{'s' if len(entries) != 1 else ''}")
+
+
+@quarantine.command("show")
+@click.argument("entry_id", metavar="ID")
+@_redis_option
+def quarantine_show(entry_id: str, redis_url: str | None) -> None:
+    """Print quarantined message ID as JSON, the message itself included (it may carry
+    customer data)."""
+    with _entry_refusals(entry_id):
+        found = _quarantine(redis_url).get(entry_id)
+    if found is None:
+        raise click.ClickException(f"no quarantined message {entry_id}")
+    click.echo(json.dumps(found.as_json(raw=True), indent=2))
+
+
+@quarantine.command("requeue")
+@click.argument("entry_id", metavar="ID")
+@_redis_option
+def quarantine_requeue(entry_id: str, redis_url: str | None) -> None:
+    """Send quarantined message ID back to the queue it came from, and drop the entry: for a
+    message quarantined by a defect that has since been fixed. A message that still cannot be
+    read or run comes back to the quarantine."""
+    with _entry_refusals(entry_id):
+        found = _quarantine(redis_url).requeue(entry_id)
+    click.echo(f"requeued {entry_id} to {found.queue}")
+
+
+@quarantine.command("delete")
+@click.argument("entry_id", metavar="ID")
+@_redis_option
+def quarantine_delete(entry_id: str, redis_url: str | None) -> None:
+    """Drop quarantined message ID for good."""
+    with _entry_refusals(entry_id):
+        deleted = _quarantine(redis_url).delete(entry_id)
+    if not deleted:
+        raise click.ClickException(f"no quarantined message {entry_id}")
+    click.echo(f"deleted {entry_id}")
 
 
 @main.command()

@@ -14,8 +14,9 @@ children and stands for them towards the supervisor (supervisord, systemd, Docke
   and the command exits with that child's status (1 if it was 0), so the supervisor restarts the
   whole set: one restart policy, in one place;
 - a child dies with its parent (Linux ``PR_SET_PDEATHSIG``): a killed command leaves no
-  worker behind, exactly like a killed single worker. Its running jobs' messages stay unacked
-  and come back after the visibility timeout.
+  worker behind, exactly like a killed single worker. Its running jobs' messages stay in its
+  held lists and come back when a worker sees it dead (at once on the same host, else when its
+  heartbeat lapses).
 
 The exit status follows the single worker's: 0 after a requested stop, 78 (``EX_CONFIG``) when a
 child refused its configuration.

@@ -32,6 +32,8 @@ class Thresholds:
     """Jobs kept in the dead-letter hash (dead-lettered and in doubt)."""
     max_in_doubt: int = 10
     """Jobs that ended in doubt and wait for a person."""
+    max_quarantined: int = 10
+    """Messages in the quarantine (each one waits for a person)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,11 @@ def evaluate(
     )
     report.checks.append(
         _count_check("in_doubt", "jobs in doubt", snap.in_doubt, limits.max_in_doubt)
+    )
+    report.checks.append(
+        _count_check(
+            "quarantine", "messages quarantined", snap.quarantined, limits.max_quarantined
+        )
     )
     report.checks.extend(_circuit_checks(snap))
     return report

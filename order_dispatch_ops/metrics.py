@@ -111,6 +111,11 @@ class RedisCollector(Collector):
                 snap.dead_letters,
             ),
             ("in_doubt", "Jobs that ended in doubt and wait for a person.", snap.in_doubt),
+            (
+                "quarantined_messages",
+                "Messages the workers could not read or run, kept in the quarantine.",
+                snap.quarantined,
+            ),
             ("results_stream_length", "Entries in the result stream.", snap.stream_length),
         ):
             gauge = GaugeMetricFamily(f"{NAMESPACE}_{name}", doc)

@@ -56,6 +56,8 @@ class Snapshot:
     stream_length: int
     groups: list[GroupState]
     circuits: dict[tuple[str, str], CircuitState] = field(default_factory=dict)
+    quarantined: int = 0
+    """Messages in the quarantine (``order-dispatch quarantine list``)."""
 
 
 def _text(value: Any) -> str:
@@ -97,6 +99,7 @@ class StateReader:
         pipe.zcard(self.keys.schedule)
         pipe.hlen(self.keys.dead_letters)
         pipe.xlen(self.keys.results)
+        pipe.xlen(self.keys.quarantine)
         for vendor, account in circuits:
             pipe.hget(self.keys.circuit(vendor, account), "state")
         replies = iter(pipe.execute())
@@ -115,6 +118,7 @@ class StateReader:
                         oldest = age
             queues.append(QueueState(vendor, self.keys.queue(vendor), depth, oldest))
         schedule_size, dead, stream_length = next(replies), next(replies), next(replies)
+        quarantined = next(replies)
         states = {}
         for vendor, account in circuits:
             raw = next(replies)
@@ -131,6 +135,7 @@ class StateReader:
             stream_length=stream_length,
             groups=self._groups(),
             circuits=states,
+            quarantined=quarantined,
         )
 
     def _age(self, raw: bytes, now: float) -> float | None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from order_dispatch import catalog, money
 from order_dispatch.contract import Job, format_validation_errors
 from order_dispatch.keys import Keys
+from order_dispatch.redis_client import wait_for_replicas
 from order_dispatch.settings import get_settings
 from producers.message import dispatch_kwargs, queue_key, task_message
 
@@ -171,7 +172,9 @@ class Producer:
     @classmethod
     def from_url(cls, url: str | None = None, **kwargs: Any) -> Producer:
         """A producer on ``url`` (default: the configured ``REDIS_URL``)."""
-        return cls(redis.Redis.from_url(url or get_settings().redis_url), **kwargs)
+        from order_dispatch.redis_client import redis_client
+
+        return cls(redis_client(url=url), **kwargs)
 
     def _prepare(self, job: Job) -> _Prepared:
         job = job.stamped()
@@ -242,6 +245,9 @@ class Producer:
         for item in items:
             self._record(item, pipe, push=self._publisher is None)
         replies = pipe.execute()
+        # With replicas asked for (Sentinel), a receipt counts once a replica holds it: a
+        # failover right after it cannot lose the job. Failing here, enqueueing again is safe.
+        wait_for_replicas(self.client)
         if self._publisher is not None:
             self._publish_unpublished(items, replies, self._publisher)
         # A new job's receipt is the one just written; a duplicate's is read back.

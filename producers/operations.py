@@ -313,7 +313,9 @@ class Operations:
     @classmethod
     def from_url(cls, url: str | None = None, **kwargs: Any) -> Operations:
         """Operations on ``url`` (default: the configured ``REDIS_URL``)."""
-        return cls(redis.Redis.from_url(url or get_settings().redis_url), **kwargs)
+        from order_dispatch.redis_client import redis_client
+
+        return cls(redis_client(url=url), **kwargs)
 
     # Reading
 

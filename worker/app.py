@@ -15,7 +15,7 @@ from celery.exceptions import CPendingDeprecationWarning
 
 from order_dispatch import logs, redact
 from order_dispatch.settings import get_settings
-from worker import runtime, shutdown
+from worker import fetch, runtime, shutdown
 
 app = Celery("order_dispatch")
 app.config_from_object("worker.celeryconfig")
@@ -59,8 +59,10 @@ def _worker_init(**_: Any) -> None:
 
 @signals.worker_shutdown.connect
 def _worker_stopped(sender: Any = None, **_: Any) -> None:
-    """Keep Celery's exit status: ``app.start`` returns None whatever it was."""
+    """Keep Celery's exit status: ``app.start`` returns None whatever it was; stop the
+    heartbeat (the consumer has given back what it held)."""
     shutdown.note_exit(getattr(sender, "exitcode", None))
+    fetch.stop_liveness()
 
 
 @signals.worker_ready.connect

@@ -1,26 +1,31 @@
-"""kombu's Redis transport, changed so that nothing it takes off a queue is lost.
+"""kombu's Redis transport with a reliable fetch (:mod:`worker.fetch`), so that nothing it takes
+off a queue is lost and a dead worker's messages come back within seconds.
 
-kombu pops a message (``BRPOP``) and only then parses it and notes it as unacked. Two things can
-go wrong in between, and in kombu 5.7 both lose the message and stop the worker ("Unrecoverable
-error"):
+kombu pops a message (``BRPOP``) and only then notes it as unacked; a message popped in the
+instant Redis stops exists only in the lost reply, and a dead worker's messages come back only
+after the visibility timeout. Here:
 
-- the message cannot be read (not JSON, not a Celery envelope): it goes to the
-  quarantine with its raw bytes and the reason, and the worker goes on;
-- Redis fails while kombu notes it (out of memory, connection lost): it is pushed back where
-  the next pop takes it, tried again until Redis accepts it.
-
-Two more rules on messages kombu already holds:
-
-- a message rejected without requeue (Celery does that to a late-ack task that raised, with
-  ``task_acks_on_failure=False``) goes to the quarantine instead of away;
+- a take moves the message to this worker's held list in one step (a Lua script over the
+  queue lists, priorities in order); when every queue is empty the worker waits
+  ``fetch_idle_poll_s`` on the server before it looks again;
+- an ack removes it from the held list; a requeue puts it back on its queue; a message
+  rejected without requeue (Celery does that to a late-ack task that raised, with
+  ``task_acks_on_failure=False``) goes to the quarantine, then off the held list;
+- a message that cannot be read (not JSON, not a Celery envelope) goes to the quarantine with
+  its raw bytes and the reason, and the worker goes on;
 - an ack or a requeue that Redis refuses (out of memory, down) is tried again until Redis takes
-  it (kombu lets the error stop the worker); if a stop comes first, the message stays unacked in
-  Redis and the transport brings it back after the visibility timeout.
+  it or a stop is requested; then the message stays in the held list, and comes back when this
+  worker's heartbeat lapses;
+- after a connection lost during a take, the worker gives back every held message it does not
+  hold in memory (the take happened, its reply was lost).
 
 And two on a lost connection: the channel closes cleanly even when Redis is gone (kombu leaves it
 half closed, and closing it again stops the worker), and only the messages held for no running
 job go back to the queue; a running job acks its own when it ends (kombu puts those back too, and
 they were delivered again while still running).
+
+Messages a worker of an earlier release left in kombu's ``unacked`` hash still come back after
+the visibility timeout (kombu's own sweep, kept).
 """
 
 from __future__ import annotations
@@ -28,15 +33,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from queue import Empty
+from time import monotonic
 from typing import Any
 
-import redis
 from celery.worker import state as worker_state
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+from kombu.utils.encoding import bytes_to_str
 
 from order_dispatch.keys import Keys
 from order_dispatch.logs import get_logger
 from order_dispatch.settings import get_settings
+from worker import fetch
 from worker.outage import is_outage, ride_out
 from worker.quarantine import Quarantine, envelope
 from worker.shutdown import requested
@@ -44,59 +52,94 @@ from worker.shutdown import requested
 log = get_logger("worker.broker")
 
 
-class _PopRecordingRedis(redis.Redis):
-    """A redis-py client that remembers the last item ``BRPOP`` handed over, so the channel
-    still has it when kombu fails on it."""
-
-    popped: tuple[bytes, bytes] | None = None
-
-    def parse_response(self, connection: Any, command_name: Any, **options: Any) -> Any:
-        """The reply, as redis-py parses it; a ``BRPOP`` reply is kept in ``popped``."""
-        reply = super().parse_response(connection, command_name, **options)  # type: ignore[no-untyped-call]
-        if command_name == "BRPOP" and reply:
-            self.popped = (reply[0], reply[1])
-        return reply
-
-
 class QoS(kombu_redis.QoS):
-    """kombu's Redis ack emulation, quarantining what it would drop."""
+    """Acks and requeues on the held list (:mod:`worker.fetch`); what kombu would drop goes to
+    the quarantine."""
 
-    noted = 0
-    """How many messages this channel noted as unacked (kombu holds them from then on)."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._items: dict[str, bytes] = {}
+        """Delivery tag -> held-list element, for the messages this channel took."""
+        self._given_back = set()
+
+    @property
+    def _channel(self) -> Channel:
+        channel: Channel = self.channel  # type: ignore[assignment]
+        return channel
 
     def append(self, message: Any, delivery_tag: str) -> None:
-        """Note ``message`` as delivered and unacked (in Redis and here)."""
-        super().append(message, delivery_tag)
-        self.noted += 1
+        """Note ``message`` as delivered and unacked: in memory only, the take already holds it
+        in Redis (a message from elsewhere, kombu's ``basic_get``, goes kombu's way)."""
+        item = self._channel.take_delivered()
+        if item is None:
+            super().append(message, delivery_tag)
+            return
+        self._items[delivery_tag] = item
+        fetch.held.add(item)
+        virtual.QoS.append(self, message, delivery_tag)
 
     def restore_unacked(self, client: Any | None = None) -> None:
         """Put back, when the channel closes, the messages held for no running job. kombu puts
         back every message not yet acked, running jobs' too: after a lost connection they were
         delivered again while still running, and raced their own outcome."""
-        running = {
-            getattr(request.message, "delivery_tag", None)
-            for request in list(worker_state.active_requests)
-        }
+        # Reserved requests run too (a thread pool's queue), and ack their own messages.
+        requests = [*worker_state.active_requests, *worker_state.reserved_requests]
+        running = {getattr(request.message, "delivery_tag", None) for request in requests}
         assert self._delivered is not None
-        channel: Channel = self.channel  # type: ignore[assignment]
-        with channel.conn_or_acquire(client) as conn:
-            for tag in list(self._delivered):
-                if tag not in running:  # a running job acks its own message when it ends
+        channel = self._channel
+        for tag in list(self._delivered):
+            if tag in running:
+                continue  # a running job acks its own message when it ends
+            item = self._items.pop(tag, None)
+            if item is None:
+                with channel.conn_or_acquire(client) as conn:
                     self.restore_by_tag(tag, client=conn)
+                continue
+            self._given_back.add(tag)
+            fetch.held.discard(item)
+            try:
+                channel.fetcher.give_back(item, front=True)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                fetch.held.reconcile_needed = True  # still in the held list: given back later
         self._delivered.clear()
 
     def ack(self, delivery_tag: str) -> None:
-        """Forget the message; through a Redis outage (a full Redis refuses even the removal,
-        inside a transaction), tried again until Redis takes it or a stop is requested."""
-        self._through_outage(lambda: super(QoS, self).ack(delivery_tag), "ack a message")
+        """Forget the message; through a Redis outage (a full Redis refuses even the removal),
+        tried again until Redis takes it or a stop is requested."""
+        item = self._items.get(delivery_tag)
+        if item is None:
+            if self._kombus(delivery_tag):
+                self._through_outage(lambda: super(QoS, self).ack(delivery_tag), "ack a message")
+            else:
+                virtual.QoS.ack(self, delivery_tag)  # given back when its channel closed
+            return
+        if self._through_outage(lambda: self._channel.fetcher.ack(item), "ack a message"):
+            fetch.held.discard(item)
+            self._items.pop(delivery_tag, None)
+        virtual.QoS.ack(self, delivery_tag)
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         """Requeue the message, or quarantine it: a rejected message is never dropped."""
-        channel: Channel = self.channel  # type: ignore[assignment]
+        channel = self._channel
+        item = self._items.get(delivery_tag)
         if requeue:
-            self._through_outage(
-                lambda: super(QoS, self).reject(delivery_tag, requeue=True), "requeue a message"
-            )
+            if item is None and not self._kombus(delivery_tag):
+                virtual.QoS.ack(self, delivery_tag)  # given back when its channel closed
+                return
+            if item is None:
+                self._through_outage(
+                    lambda: super(QoS, self).reject(delivery_tag, requeue=True),
+                    "requeue a message",
+                )
+                return
+            if self._through_outage(
+                lambda: channel.fetcher.give_back(item, front=False), "requeue a message"
+            ):
+                fetch.held.discard(item)
+                self._items.pop(delivery_tag, None)
+            virtual.QoS.ack(self, delivery_tag)
             return
         message = self._delivered.get(delivery_tag) if self._delivered is not None else None
         if message is not None:
@@ -109,30 +152,72 @@ class QoS(kombu_redis.QoS):
                 task=headers.get("task"),
                 task_id=headers.get("id"),
             )
-        super().reject(delivery_tag, requeue=False)
+        if item is None:
+            if self._kombus(delivery_tag):
+                super().reject(delivery_tag, requeue=False)
+            else:
+                virtual.QoS.ack(self, delivery_tag)
+            return
+        if self._through_outage(lambda: channel.fetcher.ack(item), "drop a quarantined message"):
+            fetch.held.discard(item)
+            self._items.pop(delivery_tag, None)
+        virtual.QoS.ack(self, delivery_tag)
 
-    def _through_outage(self, call: Callable[[], None], what: str) -> None:
+    def _kombus(self, delivery_tag: str) -> bool:
+        """True for a message kombu noted in its own unacked hash (taken with ``basic_get``),
+        on a channel still open."""
+        return delivery_tag not in self._given_back and self._channel.connection is not None
+
+    _given_back: set[str]
+
+    def _through_outage(self, call: Callable[[], Any], what: str) -> bool:
+        """``call()`` through an outage; False when a stop came first (the message stays in
+        Redis: in the held list, given back once this worker's heartbeat lapses)."""
         try:
             ride_out(call, what=what, stop=requested)
         except Exception as exc:
             if not is_outage(exc):
                 raise
-            # Both are one transaction: refused, it left the message unacked in Redis.
             log.warning(
-                f"could not {what} while Redis is out; it stays unacked and comes back after "
-                "the visibility timeout",
+                f"could not {what} while Redis is out; the message stays held and goes back "
+                "to its queue once this worker's heartbeat lapses",
                 error=f"{type(exc).__name__}: {exc}",
             )
+            return False
+        return True
 
 
 class Channel(kombu_redis.Channel):
-    """kombu's Redis channel; a popped message it cannot take in is kept, not lost."""
+    """kombu's Redis channel, taking messages with the reliable fetch of :mod:`worker.fetch`."""
 
     QoS = QoS
     connection_errors: tuple[type[BaseException], ...]
+    _waiting = False
+    """The command in flight is the idle wait, not a take."""
+    _idle = False
+    """The last take found every queue empty: wait before the next."""
+    _delivered_item: bytes | None = None
+
+    @property
+    def fetcher(self) -> fetch.Fetcher:
+        """The held list's operations, for this process's worker id, on a client of their own:
+        a running job acks its message after the channel that took it has closed (a lost
+        connection), and kombu's closed channel has no pool left."""
+        return fetch.fetcher()
+
+    def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
+        """Consume ``queue``; the first consumer of the process starts its heartbeat (and the
+        sweep), before any take."""
+        fetch.ensure_liveness()
+        return super().basic_consume(queue, *args, **kwargs)
+
+    def take_delivered(self) -> bytes | None:
+        """The held-list element of the message being delivered (once)."""
+        item, self._delivered_item = self._delivered_item, None
+        return item
 
     def close(self) -> None:
-        """Close the channel. kombu first reads the reply of a pending ``BRPOP``; when Redis is
+        """Close the channel. kombu first reads the reply of a pending take; when Redis is
         gone that raises and leaves the channel half closed, and closing it again once its
         connection is released stops the worker (``'NoneType' object has no attribute
         'hostname'``). Here the close goes on."""
@@ -143,11 +228,10 @@ class Channel(kombu_redis.Channel):
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         """A client on the channel's pool. kombu builds a new redis-py client for every
-        command it sends outside its consumer (each ack, each note of an unacked message, each
-        task event), and redis-py copies its whole table of reply callbacks in each: a fifth of
-        a worker's CPU at full speed. The synchronous one is built once per pool here (a
-        redis-py client is safe to share between threads; each command takes a connection from
-        the pool)."""
+        command it sends outside its consumer (each ack, each task event), and redis-py copies
+        its whole table of reply callbacks in each: a fifth of a worker's CPU at full speed.
+        The synchronous one is built once per pool here (a redis-py client is safe to share
+        between threads; each command takes a connection from the pool)."""
         if asynchronous:
             return super()._create_client(asynchronous=True)  # type: ignore[misc]
         pool = self.pool
@@ -157,46 +241,104 @@ class Channel(kombu_redis.Channel):
             self.__dict__["_shared_client"] = cached
         return cached
 
-    def _get_client(self) -> Any:
-        client = super()._get_client()  # type: ignore[misc]
-        # With a global key prefix kombu uses a client of its own; it then goes unchanged.
-        return _PopRecordingRedis if client is redis.Redis else client
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        """Send the next take (or, after an empty one, the idle wait) on the consuming
+        connection; its reply is read by :meth:`_brpop_read` when it arrives."""
+        queues = self._queue_cycle.consume(len(self.active_queues))  # type: ignore[attr-defined]
+        if not queues:
+            return
+        if fetch.held.reconcile_needed and not self._idle:
+            self._reconcile()
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = monotonic()
+        settings = get_settings()
+        if self._idle:
+            self._waiting = True
+            # A server-side pause on a key nobody writes: BLPOP's timeout takes fractions.
+            wait_key = f"{settings.key_prefix}:fetch:idle"
+            self.client.connection.send_command("BLPOP", wait_key, settings.fetch_idle_poll_s)
+            return
+        self._waiting = False
+        keys = [
+            self._q_for_pri(queue, pri)  # type: ignore[attr-defined]
+            for pri in self.priority_steps
+            for queue in queues
+        ]
+        held_key = Keys(settings.key_prefix).fetch_held(fetch.identity())
+        self.client.connection.send_command("EVAL", fetch.TAKE_LUA, 1 + len(keys), held_key, *keys)
+
+    def _reconcile(self) -> None:
+        try:
+            self.fetcher.reconcile()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            return  # still out: the next take tries again
+        fetch.held.reconcile_needed = False
 
     def _brpop_read(self, **options: Any) -> Any:
-        client = self.client
-        if isinstance(client, _PopRecordingRedis):
-            client.popped = None
-        qos: QoS = self.qos  # type: ignore[assignment]
-        noted = qos.noted
+        waiting = self._waiting
         try:
-            return super()._brpop_read(**options)  # type: ignore[misc]
-        except Empty:
-            raise
-        except Exception as exc:
-            popped = getattr(client, "popped", None)
-            if popped is None or qos.noted != noted:
-                raise  # nothing taken off a queue, or kombu holds it (unacked) already
-            self._keep(popped, exc)
-            raise Empty() from None
+            try:
+                reply = self.client.parse_response(
+                    self.client.connection, "BLPOP" if waiting else "EVAL", **options
+                )
+            except self.connection_errors:
+                # The take may have happened, its reply lost: give back what nobody holds.
+                if not waiting:
+                    fetch.held.reconcile_needed = True
+                self.client.connection.disconnect()
+                raise
+            except self.ResponseError as exc:
+                # Refused before its first write (out of memory, read-only...): nothing moved.
+                self._idle = True
+                self._log_refused_take(exc)
+                raise Empty() from None
+            if waiting:
+                self._idle = False
+                raise Empty()
+            if not reply:
+                self._idle = True
+                raise Empty()
+            key, raw = reply
+            self._deliver_taken(fetch.element(key, raw), bytes_to_str(key), raw)
+            return True
+        finally:
+            self._in_poll = None
+            self._waiting = False
+            self._flush_brpop_reauth()  # type: ignore[attr-defined]
 
-    def _keep(self, popped: tuple[bytes, bytes], exc: Exception) -> None:
-        """Put a popped message back when Redis failed, else quarantine it."""
-        key, raw = popped
-        queue = key.decode().rsplit(self.sep, 1)[0]
-        if is_outage(exc):
-            log.warning(
-                "Redis failed while a message was taken off its queue; putting it back",
-                queue=queue,
-                error=f"{type(exc).__name__}: {exc}",
-            )
+    _refused_logged_at = 0.0
 
-            def put_back() -> None:
-                with self.conn_or_acquire() as client:
-                    client.rpush(key, raw)  # the end the next BRPOP takes from
-
-            ride_out(put_back, what="put a message back on its queue", queue=queue)
+    def _log_refused_take(self, exc: Exception) -> None:
+        if monotonic() - self._refused_logged_at < 5:
             return
-        self.quarantine(raw, queue=queue, reason=_unreadable(exc))
+        self._refused_logged_at = monotonic()
+        if is_outage(exc):
+            log.warning("Redis refused a take; trying again", error=f"{type(exc).__name__}: {exc}")
+        else:
+            log.error("a take failed; trying again", error=f"{type(exc).__name__}: {exc}")
+
+    def _deliver_taken(self, item: bytes, key: str, raw: bytes) -> None:
+        queue = key.rsplit(self.sep, 1)[0]
+        self._queue_cycle.rotate(queue)  # type: ignore[attr-defined]
+        self._delivered_item = item
+        try:
+            self.connection._deliver(json.loads(bytes_to_str(raw)), queue)
+        except Exception as exc:
+            if self._delivered_item is None or is_outage(exc):
+                raise  # kombu holds it (QoS), or Redis failed: it stays held
+            self._delivered_item = None
+            self.quarantine(raw, queue=queue, reason=_unreadable(exc))
+            self._drop(item)
+            raise Empty() from None
+        if self._delivered_item is not None:
+            # Delivered with no ack to wait for (a no-ack consumer): nothing more to hold.
+            self._delivered_item = None
+            self._drop(item)
+
+    def _drop(self, item: bytes) -> None:
+        ride_out(lambda: self.fetcher.ack(item), what="drop a taken message", stop=requested)
 
     def quarantine(
         self,
@@ -216,10 +358,21 @@ class Channel(kombu_redis.Channel):
             )
 
 
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """:class:`Channel` on the master that Redis Sentinel names (kombu's ``sentinel://``)."""
+
+
 class Transport(kombu_redis.Transport):
     """kombu's Redis transport with :class:`Channel` (``broker_transport`` in celeryconfig)."""
 
     Channel = Channel
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Redis Sentinel transport with :class:`SentinelChannel` (celeryconfig's
+    ``broker_transport`` when ``redis_sentinels`` is set)."""
+
+    Channel = SentinelChannel
 
 
 def _unreadable(exc: Exception) -> str:

@@ -5,7 +5,7 @@ Why each choice (see ARCHITECTURE.md and ANCHORS.md section C):
 - Late acks and a prefetch multiplier of 1: a job is acknowledged after it ran, and a worker
   holds no more than it is running, so a killed worker leaves its jobs for another. The thread
   pool already reserves one message per thread; a higher multiplier holds jobs no thread runs
-  (they wait the visibility timeout if the worker dies), and gains nothing: at 50 ms vendor
+  (they wait for its heartbeat to lapse if the worker dies), and gains nothing: at 50 ms vendor
   latency a multiplier of 4 measured 184-189 orders/s against 208-215 for 1.
 - Nothing received is dropped: the transport (``worker.broker``) quarantines what it cannot
   read and puts back what it popped when Redis failed; the consumer (``worker.consumer``)
@@ -24,15 +24,20 @@ Why each choice (see ARCHITECTURE.md and ANCHORS.md section C):
 import ssl as _ssl
 
 from order_dispatch.keys import queue_for as _queue_for
+from order_dispatch.redis_client import broker_transport_options as _sentinel_options
+from order_dispatch.redis_client import broker_url as _broker_url
 from order_dispatch.settings import get_settings as _get_settings
 
 _settings = _get_settings()
 
-broker_url = _settings.broker
+broker_url = _broker_url(_settings)
 if _settings.broker_is_redis:
-    # kombu's Redis transport, except that a message it cannot read goes to the quarantine and
-    # one it popped while Redis failed goes back to its queue (kombu 5.7 loses both and stops).
-    broker_transport = "worker.broker:Transport"
+    # kombu's Redis transport with a reliable fetch (worker.broker, worker.fetch): a message
+    # moves to the worker's held list in one step, and a dead worker's go back within seconds.
+    # With Sentinel, kombu's Sentinel transport with the same fetch.
+    broker_transport = (
+        "worker.broker:SentinelTransport" if _settings.sentinels else "worker.broker:Transport"
+    )
     if broker_url.startswith("rediss://"):
         # kombu turns TLS on from the URL scheme only when it picks the transport itself.
         broker_use_ssl = {"ssl_cert_reqs": _ssl.CERT_REQUIRED}
@@ -43,12 +48,14 @@ broker_connection_retry_on_startup = True
 broker_connection_max_retries = None
 if _settings.broker_is_redis:
     broker_transport_options = {
+        # Only for messages an earlier release left in kombu's unacked hash: a dead worker's
+        # messages now come back when its heartbeat lapses (fetch_dead_after_s).
         "visibility_timeout": _settings.effective_visibility_timeout_s,
-        # A job whose worker died is put back after the visibility timeout, found by these sweeps.
         "unacked_restore_interval": _settings.restore_interval_s,
         "unacked_restore_throttle": _settings.restore_throttle,
         "socket_keepalive": True,
         "health_check_interval": 25,
+        **_sentinel_options(_settings),
     }
 else:
     # RabbitMQ: quorum queues (replicated, durable; a dead consumer's messages come back at

@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis
 from celery.worker.consumer import Consumer as CeleryConsumer
 from vine import promise
 
 from order_dispatch.keys import DISPATCH_TASK
 from order_dispatch.logs import get_logger
+from order_dispatch.redis_client import redis_client
 from order_dispatch.settings import get_settings
 from worker.persistence import RedisNotPersistent, check_persistence
 from worker.quarantine import envelope
@@ -43,7 +43,7 @@ class Consumer(CeleryConsumer):
         """Connect to the broker, then refuse a Redis that does not persist."""
         connection = super().connect()
         settings = get_settings()
-        client = redis.Redis.from_url(settings.redis_url)
+        client = redis_client(settings)
         try:
             check_persistence(client, allowed=settings.allow_non_persistent_redis)
         except RedisNotPersistent as exc:

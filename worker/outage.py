@@ -1,9 +1,10 @@
 """Telling a Redis outage from a defect, and riding an outage out.
 
 An outage (Redis unreachable, restarting, loading its data, out of memory, read-only, unable to
-persist, busy) says nothing about the job: the same call succeeds once Redis is back. A defect
-(a key of the wrong type, a bad argument, a bug) fails the same way every time. The worker
-waits out the first and quarantines what fails with the second.
+persist, busy, short of the replicas ``min-replicas-to-write`` asks for) says nothing about the
+job: the same call succeeds once Redis is back. A defect (a key of the wrong type, a bad
+argument, a bug) fails the same way every time. The worker waits out the first and quarantines
+what fails with the second.
 """
 
 from __future__ import annotations
@@ -33,10 +34,18 @@ T = TypeVar("T")
 log = get_logger("worker.outage")
 
 # Replies redis-py has no class for, that a healthy Redis does not give.
-_OUTAGE_REPLIES = ("MISCONF ", "BUSY ")
+_OUTAGE_REPLIES = ("MISCONF ", "BUSY ", "NOREPLICAS ")
 # The same errors met by a command inside a Lua script come back inside the script's error
 # ("Error running script ...: @user_script:7: -OOM command not allowed ...").
-_OUTAGE_IN_SCRIPT = ("-OOM ", "-MISCONF ", "-READONLY ", "-LOADING ", "-BUSY ", "-MASTERDOWN ")
+_OUTAGE_IN_SCRIPT = (
+    "-OOM ",
+    "-MISCONF ",
+    "-READONLY ",
+    "-LOADING ",
+    "-BUSY ",
+    "-MASTERDOWN ",
+    "-NOREPLICAS ",
+)
 
 #: Longest pause between two tries while Redis is out.
 BACKOFF_CAP_S = 2.0

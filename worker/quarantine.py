@@ -2,8 +2,9 @@
 
 Each entry of the stream ``<prefix>:quarantine`` holds the message exactly as it arrived (text,
 or base64 when it is not UTF-8), the queue it came from, when, why, and which worker set it
-aside. Nothing in it is retried: an operator reads the reason, fixes the cause, and pushes the
-message back to its queue (``LPUSH <queue> <raw>``) or drops the entry (``XDEL``).
+aside. Nothing in it is retried: an operator reads the reason (``order-dispatch quarantine
+list``, ``show ID``), fixes the cause, and sends the message back to its queue (``requeue ID``)
+or drops the entry (``delete ID``).
 
 The log says that a message was quarantined and why, never what it holds: a message that is not
 ours may carry customer data.
@@ -21,6 +22,7 @@ from typing import Any
 import redis
 
 from order_dispatch import redact
+from order_dispatch.broker import queue_key
 from order_dispatch.keys import Keys
 from order_dispatch.logs import get_logger
 from order_dispatch.results import process_name
@@ -48,6 +50,24 @@ class QuarantinedMessage:
     task: str | None = None
     task_id: str | None = None
     job_id: str | None = None
+
+    def as_json(self, *, raw: bool = False) -> dict[str, Any]:
+        """The entry as JSON; with ``raw``, the message too (it may carry customer data)."""
+        doc: dict[str, Any] = {
+            "id": self.entry_id,
+            "at": self.at.isoformat(),
+            "queue": self.queue,
+            "reason": self.reason,
+            "worker": self.worker,
+            "task": self.task,
+            "task_id": self.task_id,
+            "job_id": self.job_id,
+            "bytes": len(self.raw),
+        }
+        if raw:
+            text, encoding = encode_raw(self.raw)
+            doc.update(raw=text, encoding=encoding)
+        return doc
 
 
 def encode_raw(raw: bytes | str) -> tuple[str, str]:
@@ -134,6 +154,61 @@ class Quarantine:
         rows = self.client.xrange(self.keys.quarantine, count=count)
         assert rows is not None  # XRANGE answers an array, never nil
         return [_entry(entry_id, fields) for entry_id, fields in rows]
+
+
+    def get(self, entry_id: str) -> QuarantinedMessage | None:
+        """The entry ``entry_id``, or None when there is none."""
+        rows = self.client.xrange(self.keys.quarantine, entry_id, entry_id)
+        return _entry(*rows[0]) if rows else None
+
+    def delete(self, entry_id: str) -> bool:
+        """Drop entry ``entry_id``; False when there was none."""
+        return bool(self.client.xdel(self.keys.quarantine, entry_id))
+
+    def requeue(self, entry_id: str) -> QuarantinedMessage:
+        """Send entry ``entry_id``'s message back to the queue it came from (at its priority,
+        behind the waiting jobs) and drop the entry, in one step. :class:`QuarantineError`
+        when there is no such entry or it names no queue."""
+        found = self.get(entry_id)
+        if found is None:
+            raise QuarantineError(f"no quarantined message {entry_id}")
+        if not found.queue:
+            raise QuarantineError(
+                f"quarantined message {entry_id} names no queue; it cannot be sent back"
+            )
+        target = queue_key(found.queue, _priority(found.raw))
+        moved = self._requeue(keys=[self.keys.quarantine, target], args=[entry_id, found.raw])
+        if not int(moved):
+            raise QuarantineError(f"no quarantined message {entry_id}")
+        log.warning("quarantined message sent back to its queue", entry=entry_id, queue=target)
+        return found
+
+    @property
+    def _requeue(self) -> Any:
+        return self.client.register_script(_REQUEUE_LUA)
+
+
+class QuarantineError(ValueError):
+    """A quarantine entry that is not there, or cannot be sent back."""
+
+
+# KEYS: quarantine stream, queue list. ARGV: entry id, message. The push first: a full Redis
+# refuses it before anything changed.
+_REQUEUE_LUA = """
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def _priority(raw: bytes) -> int:
+    """The priority a kombu envelope carries (0 for anything else)."""
+    try:
+        value = json.loads(raw).get("properties", {}).get("priority", 0)
+    except (ValueError, AttributeError):
+        return 0
+    return value if isinstance(value, int) and 0 <= value <= 255 else 0
 
 
 def _text(value: bytes | str) -> str:

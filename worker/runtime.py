@@ -65,6 +65,8 @@ class Runtime:
 
     def __init__(self, settings: Settings, *, worker_name: str | None = None) -> None:
         from order_dispatch.keys import Keys
+        from order_dispatch.redis_client import redis_client
+        from worker import fetch
         from worker.pipeline import Pipeline
         from worker.schedule import DurableSchedule, Scheduler
         from worker.vendors.sender import Sender
@@ -73,9 +75,12 @@ class Runtime:
         self.pid = os.getpid()
         self.io = EventLoopThread()
         self.http: httpx.AsyncClient = self.io.run(_make_client(settings))
-        self.redis: redis.Redis = redis.Redis.from_url(settings.redis_url)
+        self.redis: redis.Redis = redis_client(settings)
         self.sender = Sender(self.http, settings)
-        self.pipeline = Pipeline(settings, self.redis, self.sender, self.io, worker_name)
+        # The ledger names an attempt's worker by the id whose heartbeat the sweep watches.
+        self.pipeline = Pipeline(
+            settings, self.redis, self.sender, self.io, worker_name or fetch.identity()
+        )
         self.schedule = DurableSchedule(self.redis, Keys(settings.key_prefix))
         self.scheduler = Scheduler(self.schedule).start()
 

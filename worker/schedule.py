@@ -1,8 +1,10 @@
 """The durable retry schedule: long waits sit in Redis, not in a worker's memory.
 
-Celery's Redis transport redelivers any message unacked for longer than the visibility timeout,
-so a countdown longer than that runs twice (celery issues 2599, 4400, 5935), and a countdown
-held by a worker that dies waits for the visibility timeout to come back. Waits longer than
+kombu's Redis transport redelivers any message unacked for longer than the visibility timeout,
+so a countdown longer than that runs twice (celery issues 2599, 4400, 5935). The product's
+reliable fetch (:mod:`worker.fetch`) has no visibility timeout, but a countdown still lives in
+one worker's memory and held list until due, and comes back only once that worker is seen dead;
+a long wait belongs in Redis. Waits longer than
 ``schedule_threshold_s`` are therefore written to a sorted set (score: when due) as ready-made
 task messages. Every worker process runs a :class:`Scheduler` thread that moves due messages to
 their queue; the move is one Lua script (``ZREM`` then ``LPUSH`` only if this caller removed

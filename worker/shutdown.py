@@ -104,10 +104,14 @@ def _hand_back(timeout_s: float) -> None:
             request.message.reject(requeue=True)
         except Exception as exc:  # one message that cannot go back must not keep the others
             log.error(
-                "could not requeue a message; it comes back after the visibility timeout",
+                "could not requeue a message; it stays held and comes back once this worker is "
+                "seen dead",
                 job_id=_job_id(request),
                 error=f"{type(exc).__name__}: {exc}",
             )
+    from worker import fetch
+
+    fetch.stop_liveness()  # leaves the workers hash if every message went back
     logging.shutdown()
     os._exit(0)
 

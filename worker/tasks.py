@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from order_dispatch.contract import format_validation_errors
 from order_dispatch.keys import DISPATCH_TASK, Keys, task_display_args, task_display_name
 from order_dispatch.logs import get_logger
+from order_dispatch.redis_client import NotReplicated, wait_for_replicas
 from worker import runtime
 from worker.app import app
 from worker.outage import is_outage, ride_out
@@ -107,12 +108,27 @@ def dispatch(self: Task[Any, Any], *args: Any, **kwargs: Any) -> str:
         log.exception("job failed; quarantined", job_id=call.job_id)
         _quarantine(self, f"the job failed: {type(exc).__name__}: {exc}", job_id=call.job_id)
         return "quarantined: the job failed"
+    _replicated(rt.redis, call.job_id)
     if retry is not None:
         raise retry
     ending = failure(step.summary)
     if ending is not None:
         raise ending
     return step.summary
+
+
+def _replicated(client: Any, job_id: str) -> None:
+    """With replicas asked for (Sentinel): the outcome and its result event are on a replica
+    before the message is acked, so a failover cannot lose a terminal event whose message is
+    gone. A replica that does not confirm in time is logged; the job goes on."""
+    try:
+        wait_for_replicas(client)
+    except NotReplicated as exc:
+        log.warning("outcome not confirmed by a replica", job_id=job_id, error=str(exc))
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        log.warning("could not wait for replicas", job_id=job_id, error=str(exc))
 
 
 def _schedule(task: Task[Any, Any], call: DispatchCall, step: Step) -> Exception:

@@ -30,7 +30,8 @@ from worker.vendors import known_vendors
 pytestmark = pytest.mark.integration
 
 #: Settings that bring a killed worker's jobs back within seconds: a 6 s lease (4 s deadline +
-#: 2 s), countdowns up to 2 s, a 10 s visibility timeout swept every second.
+#: 2 s), countdowns up to 2 s, a worker dead 5 s after its last heartbeat (and a 10 s
+#: visibility timeout swept every second, for messages of kombu's own unacked hash).
 FAST_RECOVERY = {
     "ORDER_DISPATCH_VISIBILITY_TIMEOUT_S": "10",
     "ORDER_DISPATCH_HTTP__CONNECT_TIMEOUT_S": "1",
@@ -40,6 +41,9 @@ FAST_RECOVERY = {
     "ORDER_DISPATCH_SCHEDULE_THRESHOLD_S": "2",
     "ORDER_DISPATCH_RESTORE_INTERVAL_S": "1",
     "ORDER_DISPATCH_RESTORE_THROTTLE": "1",
+    # A killed worker's messages come back 5 s after its last heartbeat.
+    "ORDER_DISPATCH_FETCH_HEARTBEAT_S": "1",
+    "ORDER_DISPATCH_FETCH_DEAD_AFTER_S": "5",
 }
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -265,7 +265,7 @@ def test_kill_9_with_200_jobs_in_flight_across_five_vendors(
     assert by_vendor["sourceorders"]["in_doubt"] >= 1
     for vendor in ("shopatron", "supplystream", "sellercloud"):
         assert by_vendor[vendor] == {"accepted": 40}, (vendor, by_vendor[vendor])
-    settings = "default settings" if at_defaults else "lease 6 s, visibility timeout 10 s"
+    settings = "default settings" if at_defaults else "lease 6 s, dead after 5 s"
     print(
         f"\nkill -9: {ended_before_kill}/200 ended before the kill; all ended "
         f"{recovered_s:.1f} s after it ({settings}); {by_vendor}"

@@ -18,6 +18,7 @@ import redis
 from order_dispatch.keys import Keys
 from producers.enqueue import Producer
 from tests.integration.conftest import ROOT, WorkerProcess, order_job, unique
+from worker.quarantine import Quarantine
 
 pytestmark = pytest.mark.integration
 
@@ -120,8 +121,11 @@ def test_each_unhealthy_condition_is_named_on_one_line_and_in_json(
         redis_client.hset(keys.dead_letters, f"job-{n}", "{}")
         redis_client.hset(keys.ledger(f"job-{n}"), "last_status", status)
     redis_client.hset(keys.circuit("sophio", "default"), "state", "open")
+    # Two quarantined messages.
+    for n in range(2):
+        Quarantine(redis_client, keys).put(b"not json", queue=keys.queue("sophio"), reason=f"{n}")
 
-    code, out = run_health(env, "--max-dead", "2", "--max-in-doubt", "1")
+    code, out = run_health(env, "--max-dead", "2", "--max-in-doubt", "1", "--max-quarantined", "1")
 
     assert code == 1
     assert "\n" not in out
@@ -132,6 +136,7 @@ def test_each_unhealthy_condition_is_named_on_one_line_and_in_json(
     assert "3 dead letters (limit 2)" in out
     assert "2 jobs in doubt (limit 1)" in out
     assert "circuit sophio/default open" in out
+    assert "2 messages quarantined (limit 1)" in out
 
     code, out = run_health(
         env, "--json", "--max-age", "7200", "--max-dead", "5", "--max-in-doubt", "1"

@@ -199,6 +199,7 @@ def test_the_series_carry_what_a_mixed_run_did(
     assert value(samples, "order_dispatch_schedule_size") == 3 + 1
     assert value(samples, "order_dispatch_dead_letters") == 2
     assert value(samples, "order_dispatch_in_doubt") == 1
+    assert value(samples, "order_dispatch_quarantined_messages") == 0
     assert value(samples, "order_dispatch_results_stream_length") == stream_length
     assert value(samples, "order_dispatch_results_group_lag", group="billing") == stream_length - 2
     assert value(samples, "order_dispatch_results_group_pending", group="billing") == 2

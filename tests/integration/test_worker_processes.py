@@ -95,7 +95,8 @@ def test_both_processes_take_jobs_and_a_sigterm_stops_them_all_with_zero(
         for entry in redis_client.lrange(Keys(prefix).timeline(r.job_id), 0, -1)
         if json.loads(entry).get("worker")
     }
-    assert {w.rsplit("-", 1)[1] for w in workers} == {str(c.pid) for c in children}
+    # Worker ids are host-pid-<random> (worker.fetch.identity).
+    assert {w.rsplit("-", 2)[1] for w in workers} == {str(c.pid) for c in children}
 
     started.proc.send_signal(signal.SIGTERM)
     assert started.proc.wait(40) == 0, started.output()[-3000:]
