@@ -15,8 +15,8 @@ from order_dispatch.contract import EventStatus
 from order_dispatch.keys import Keys
 from order_dispatch.settings import RetryPolicy, Settings, VendorAccount
 from tests.integration.conftest import Events, order_job, unique
+from worker.loop import EventLoopThread
 from worker.pipeline import Pipeline
-from worker.runtime import EventLoopThread
 from worker.vendors.sender import Sender
 
 pytestmark = pytest.mark.integration
