@@ -109,6 +109,17 @@ class Keys:
         return f"{self.prefix}:circuit:{vendor}:{account}"
 
 
+#: The statuses a job waits in :attr:`Keys.dead_letters` with: ``dead_lettered`` (a person may
+#: replay it) and ``in_doubt`` (a person decides whether the vendor has it).
+DEAD_LETTER_STATUSES = ("dead_lettered", "in_doubt")
+
+
+def terminal_status(marker: str | None) -> str | None:
+    """The status a run ended with, read from its :meth:`Keys.terminal` marker (the terminal
+    event's id, ``<job>:<run>.<token>:<attempt>:<status>``); None without a marker."""
+    return marker.rsplit(":", 1)[-1] if marker is not None else None
+
+
 class CircuitState(StrEnum):
     """A circuit breaker's state, as the ``state`` field of :meth:`Keys.circuit` holds it."""
 

@@ -39,8 +39,8 @@ from order_dispatch.contract import (
 from order_dispatch.keys import Keys
 from order_dispatch.logs import get_logger
 from order_dispatch.settings import Settings
+from order_dispatch.store import JobStore, LedgerEntry
 from worker import policy
-from worker.ledger import JobLedger, LedgerEntry
 from worker.limits import Admission, RateLimit, VendorGate
 from worker.loop import EventLoopThread
 from worker.outage import ride_out
@@ -119,14 +119,7 @@ class Pipeline:
         self.sender = sender
         self.io = io
         self.keys = Keys(settings.key_prefix)
-        self.ledger = JobLedger(
-            redis_client,
-            self.keys,
-            results_maxlen=settings.results_maxlen,
-            ttl_s=settings.receipt_ttl_s,
-            retention_s=settings.job_retention_s,
-            results_max_age_s=settings.results_max_age_s,
-        )
+        self.store = JobStore.from_settings(redis_client, settings)
         self.gate = VendorGate(redis_client, self.keys, settings.circuit, settings.lease_s)
         self.worker_name = worker_name or f"{socket.gethostname()}-{os.getpid()}"
         # How long an attempt in flight holds its job: its vendor call ends by the deadline.
@@ -341,7 +334,7 @@ class Pipeline:
 
     def _load(self, job_id: str, run: int) -> LedgerEntry:
         """The job's ledger for ``run``, with its document: one round trip."""
-        return self.ledger.read(job_id, run)
+        return self.store.load(job_id, run)
 
     def _start(
         self, d: Delivery, limit: RateLimit | None, take_over: str | None
@@ -351,7 +344,7 @@ class Pipeline:
         admission = self.gate.admit(d.job.vendor, d.job.account, limit)
         if not admission.allowed:
             return self._postpone(d, policy.hold(admission))
-        if not self.ledger.begin_attempt(
+        if not self.store.begin_attempt(
             d.job.job_id, d.attempt, self.worker_name, take_over=take_over
         ):
             log.info("another delivery of this job just started; checking again later")
@@ -367,9 +360,9 @@ class Pipeline:
         http_status: int | None = None,
     ) -> bool:
         """Write ``event`` with the ledger and the timeline; False when the run already ended."""
-        return self.ledger.record(
+        return self.store.record(
             job, event, worker=self.worker_name, request=request, http_status=http_status
-        )
+        ).written
 
     def _observe(
         self, job: Job, admission: Admission, limit: RateLimit | None, outcome: Outcome

@@ -57,7 +57,7 @@ from enum import StrEnum
 
 from order_dispatch.contract import ErrorInfo, ErrorKind, EventStatus
 from order_dispatch.settings import RetryPolicy
-from worker.ledger import LedgerEntry, LedgerState
+from order_dispatch.store import LedgerEntry, LedgerState
 from worker.limits import Admission
 from worker.limits import Verdict as GateVerdict
 from worker.outcomes import Outcome, OutcomeKind

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from order_dispatch.store import LedgerEntry, LedgerState
 from worker import policy
-from worker.ledger import LedgerEntry, LedgerState
 from worker.policy import Action, Plan
 
 LEASE = 90.0

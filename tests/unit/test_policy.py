@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from order_dispatch.contract import ErrorKind, EventStatus
+from order_dispatch.store import LedgerEntry, LedgerState
 from worker import policy
-from worker.ledger import LedgerEntry, LedgerState
 from worker.limits import Admission, Verdict
 from worker.outcomes import Outcome, OutcomeKind
 from worker.policy import Decision, FollowUp, Place, Report
