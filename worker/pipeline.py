@@ -4,10 +4,13 @@ record.
 It knows nothing of Celery: it takes a job id, its run and attempt, and returns whether to run
 again later (a :class:`Step`). It only orchestrates: every decision is a pure function of
 :mod:`worker.policy`; the facts come from the ledger and the gate in Redis and from the vendor.
-Redis is touched at four named places: :meth:`Pipeline._load` (ledger and job document),
-:meth:`Pipeline._start` (the gate, then the in-flight mark), :meth:`Pipeline._record` (the
-outcome, its result event and timeline entry) and :meth:`Pipeline._observe` (what the vendor's
-answer tells the circuit breaker and the shared rate limit).
+Redis is the job store's (:mod:`order_dispatch.store`), touched twice per attempt:
+:meth:`Pipeline._claim` before the vendor call (the job document and ledger, the vendor gate and
+the in-flight mark, in one round trip) and :meth:`Pipeline._record` after it (the outcome, its
+result event and timeline entry, and what the vendor's answer tells the circuit breaker and the
+shared rate limit). A delivery the claim cannot settle alone (an interrupted attempt, a vendor
+account not seen yet by this process) asks the gate and marks the attempt in flight in
+:meth:`Pipeline._start`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import os
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -39,9 +43,10 @@ from order_dispatch.contract import (
 from order_dispatch.keys import Keys
 from order_dispatch.logs import get_logger
 from order_dispatch.settings import Settings
-from order_dispatch.store import JobStore, LedgerEntry
+from order_dispatch.store import Claim, GateFeedback, GateLimit, JobStore, LedgerEntry
 from worker import policy
 from worker.limits import Admission, RateLimit, VendorGate
+from worker.limits import Verdict as GateVerdict
 from worker.loop import EventLoopThread
 from worker.outage import ride_out
 from worker.outcomes import Outcome, OutcomeKind
@@ -90,6 +95,10 @@ class Delivery:
     attempt: int
     started: float
     deferred: bool = False
+    token: str = ""
+    """This delivery's token: its in-flight mark carries it."""
+    claimed: bool = False
+    """True when the claim marked the attempt in flight for this delivery."""
 
     def event(self, status: EventStatus, **fields: Any) -> ResultEvent:
         """The result event of this attempt (see :meth:`ResultEvent.for_job` for its id)."""
@@ -124,16 +133,35 @@ class Pipeline:
         self.worker_name = worker_name or f"{socket.gethostname()}-{os.getpid()}"
         # How long an attempt in flight holds its job: its vendor call ends by the deadline.
         self._lease_s = settings.lease_s
+        # The gate limits of the vendor accounts this process has sent to: the claim asks the
+        # gate of those in the same round trip as it loads the job.
+        self._limits: dict[tuple[str, str], GateLimit] = {}
+        for vendor_name, accounts in settings.accounts.items():
+            for account in accounts:
+                with contextlib.suppress(ConfigurationError, UnknownVendor):
+                    self._remember_limit(sender.vendor(vendor_name, account))
         redact.register(settings.secrets())
 
-    def run(self, job_id: str, run: int = 1, attempt: int = 1, *, deferred: bool = False) -> Step:
+    def run(
+        self,
+        job_id: str,
+        run: int = 1,
+        attempt: int = 1,
+        *,
+        deferred: bool = False,
+        token: str | None = None,
+    ) -> Step:
         """Run attempt ``attempt`` (1-based) of run ``run`` of the stored job ``job_id``.
 
-        The job is loaded from the job store in the same round trip as its ledger. ``deferred``
-        says the job already announced that it waits for ``not_before``.
+        The job is loaded from the job store in the same round trip as its ledger, the gate and
+        the in-flight mark (:meth:`_claim`). ``deferred`` says the job already announced that it
+        waits for ``not_before``. ``token`` names this delivery (one is made when not given): a
+        delivery run again with the same token after a lost reply knows its own in-flight mark.
         """
         started = time.monotonic()
-        previous = self._load(job_id, run)
+        token = token or uuid.uuid4().hex
+        claim = self._claim(job_id, run, attempt, token)
+        previous = claim.entry
         if previous.job_doc is None:
             log.error("job not in the job store (expired or purged); nothing sent", job_id=job_id)
             return Step(summary="job not in the job store; nothing sent")
@@ -146,13 +174,27 @@ class Pipeline:
         except (ValueError, ValidationError) as exc:
             return self._refuse_document(job_id, previous.job_doc, exc, attempt, this_run)
         with structlog_context(job, attempt):
-            return self._deliver(Delivery(job, this_run, attempt, started, deferred), previous)
+            d = Delivery(job, this_run, attempt, started, deferred, token, claim.claimed)
+            return self._deliver(d, previous, claim)
 
     # --- the steps of a delivery ----------------------------------------------------------------
 
-    def _deliver(self, d: Delivery, previous: LedgerEntry) -> Step:
+    def _deliver(self, d: Delivery, previous: LedgerEntry, claim: Claim) -> Step:
         """Plan the delivery from the ledger, then wait, settle or send."""
-        plan = policy.plan(previous, d.attempt, self._lease_s)
+        if claim.own:
+            log.info("the in-flight mark is this delivery's own (an earlier reply was lost)")
+            plan = policy.Plan(Action.RUN, previous.attempt)
+        else:
+            plan = policy.plan(previous, d.attempt, self._lease_s)
+        if (
+            claim.claimed
+            and not claim.own
+            and (plan.action, plan.attempt) != (Action.RUN, d.attempt)
+        ):
+            raise RuntimeError(
+                f"the job store claimed attempt {d.attempt}, the policy plans {plan.action} "
+                f"of attempt {plan.attempt}"
+            )
         if not plan.sends:
             return self._skip(d, plan, previous)
         d = replace(d, attempt=plan.attempt)
@@ -176,7 +218,7 @@ class Pipeline:
                 OutcomeKind.PERMANENT, ErrorKind.VALIDATION, str(exc), code=exc.field
             )
             return self._finish(d, policy.unsendable(EventStatus.REJECTED, outcome, "translation"))
-        return self._send(d, vendor, request, plan.take_over)
+        return self._send(d, vendor, request, plan.take_over, claim)
 
     def _skip(self, d: Delivery, plan: policy.Plan, previous: LedgerEntry) -> Step:
         """A delivery that sends nothing: the run ended, a later attempt ran, or another
@@ -209,17 +251,31 @@ class Pipeline:
         return verdict
 
     def _send(
-        self, d: Delivery, vendor: Vendor, request: VendorRequest, take_over: str | None
+        self,
+        d: Delivery,
+        vendor: Vendor,
+        request: VendorRequest,
+        take_over: str | None,
+        claim: Claim,
     ) -> Step:
-        """Pass the gate, mark the attempt in flight, call the vendor, judge and record."""
-        limit = _rate_limit(vendor)
-        started = self._start(d, limit, take_over)
-        if isinstance(started, Step):
-            return started
+        """Pass the gate, mark the attempt in flight (unless the claim did both), call the
+        vendor, judge and record."""
+        limit = self._remember_limit(vendor)
+        if d.claimed:
+            # A mark found after a lost reply: the gate's answer is unknown; report a success
+            # too, so a probe that went out closes its circuit.
+            started = claim.admission or Admission(GateVerdict.OK, 0.0, "unknown", 0)
+        else:
+            gated = self._start(d, limit, take_over, claim.admission)
+            if isinstance(gated, Step):
+                return gated
+            started = gated
         outcome = self._submit(vendor, d.job, request)
-        self._observe(d.job, started, limit, outcome)
+        feedback = self._feedback(d.job, started, limit, outcome)
         verdict = self._judge(vendor, d, outcome)
-        return self._finish(d, verdict, request=request.summary(vendor.account.base_url))
+        return self._finish(
+            d, verdict, request=request.summary(vendor.account.base_url), feedback=feedback
+        )
 
     def _judge(self, vendor: Vendor, d: Delivery, outcome: Outcome) -> Verdict:
         """The verdict on the vendor's answer, after a lookup when the answer leaves it open."""
@@ -236,7 +292,14 @@ class Pipeline:
         )
         return Verdict(decision, outcome, reconciled)
 
-    def _finish(self, d: Delivery, verdict: Verdict, *, request: str | None = None) -> Step:
+    def _finish(
+        self,
+        d: Delivery,
+        verdict: Verdict,
+        *,
+        request: str | None = None,
+        feedback: GateFeedback | None = None,
+    ) -> Step:
         """Record the attempt's event (kept through a Redis outage), log it, and say what runs
         next."""
         event = self._outcome_event(d, verdict)
@@ -244,7 +307,11 @@ class Pipeline:
         # Redis takes it, never dropped (a lost accepted order would come back in doubt).
         written = ride_out(
             lambda: self._record(
-                d.job, event, request=request, http_status=verdict.outcome.http_status
+                d.job,
+                event,
+                request=request,
+                http_status=verdict.outcome.http_status,
+                feedback=feedback,
             ),
             what="record the outcome",
             status=event.status.value,
@@ -311,6 +378,8 @@ class Pipeline:
             )
             self._record(d.job, event)
             log.info("job deferred", reason=wait.reason, wait_s=round(wait.wait_s, 3))
+        elif d.claimed:
+            self.store.release(d.job.job_id, d.token)
         step = self._wait(d.job, wait.wait_s, d.attempt, deferred=True)
         return replace(step, summary=f"deferred in {wait.wait_s:.1f} s ({wait.reason})")
 
@@ -332,20 +401,35 @@ class Pipeline:
 
     # --- Redis ------------------------------------------------------------------------------
 
-    def _load(self, job_id: str, run: int) -> LedgerEntry:
-        """The job's ledger for ``run``, with its document: one round trip."""
-        return self.store.load(job_id, run)
+    def _remember_limit(self, vendor: Vendor) -> RateLimit | None:
+        """``vendor``'s rate limit, remembered for the claims of its account's jobs."""
+        limit = _rate_limit(vendor)
+        key = (vendor.name, vendor.account_name)
+        self._limits[key] = limit.gate if limit else GateLimit(0.0, 0.0)
+        return limit
+
+    def _claim(self, job_id: str, run: int, attempt: int, token: str) -> Claim:
+        """The job's ledger for ``run`` with its document and, when the attempt simply runs now
+        on an account this process knows, the gate's answer and the in-flight mark: one round
+        trip."""
+        return self.store.claim(job_id, run, attempt, self.worker_name, token, self._limits)
 
     def _start(
-        self, d: Delivery, limit: RateLimit | None, take_over: str | None
+        self,
+        d: Delivery,
+        limit: RateLimit | None,
+        take_over: str | None,
+        admission: Admission | None,
     ) -> Admission | Step:
-        """Pass the account's gate and mark the attempt in flight: the admission, or the step
-        when the job must wait (the gate held it, or another delivery just started)."""
-        admission = self.gate.admit(d.job.vendor, d.job.account, limit)
+        """Pass the account's gate (unless the claim already asked it: ``admission``) and mark
+        the attempt in flight: the admission, or the step when the job must wait (the gate held
+        it, or another delivery just started)."""
+        if admission is None:
+            admission = self.gate.admit(d.job.vendor, d.job.account, limit)
         if not admission.allowed:
             return self._postpone(d, policy.hold(admission))
         if not self.store.begin_attempt(
-            d.job.job_id, d.attempt, self.worker_name, take_over=take_over
+            d.job.job_id, d.attempt, self.worker_name, token=d.token, take_over=take_over
         ):
             log.info("another delivery of this job just started; checking again later")
             return self._wait(d.job, self._lease_s, d.attempt, deferred=d.deferred)
@@ -358,36 +442,38 @@ class Pipeline:
         *,
         request: str | None = None,
         http_status: int | None = None,
+        feedback: GateFeedback | None = None,
     ) -> bool:
-        """Write ``event`` with the ledger and the timeline; False when the run already ended."""
-        return self.store.record(
-            job, event, worker=self.worker_name, request=request, http_status=http_status
-        ).written
+        """Write ``event`` with the ledger and the timeline, and ``feedback`` to the gate; False
+        when the run already ended."""
+        recorded = self.store.record(
+            job,
+            event,
+            worker=self.worker_name,
+            request=request,
+            http_status=http_status,
+            feedback=feedback,
+        )
+        if recorded.transition:
+            log.warning(
+                f"circuit {recorded.transition}",
+                circuit=recorded.transition,
+                error=event.error.message if event.error else None,
+            )
+        return recorded.written
 
-    def _observe(
+    def _feedback(
         self, job: Job, admission: Admission, limit: RateLimit | None, outcome: Outcome
-    ) -> None:
-        """Feed the circuit breaker and the shared rate limit with what the call showed.
-
-        Best effort: the vendor has answered, and its answer must be recorded even when Redis
-        is away at this moment; a missed breaker or bucket update only costs accuracy."""
+    ) -> GateFeedback:
+        """What the call showed the circuit breaker and the shared rate limit: written with
+        the attempt's outcome, in the same round trip."""
         report = policy.circuit_report(outcome, admission)
         cap = self.settings.retry_policy(job.vendor).retry_after_cap_s
-        pause = policy.vendor_pause(outcome, cap)
-        try:
-            if report is not None:
-                success = report is policy.Report.SUCCESS
-                transition = self.gate.report(job.vendor, job.account, success=success)
-                if transition:
-                    log.warning(
-                        f"circuit {transition}",
-                        circuit=transition,
-                        error=outcome.error.message if outcome.error else None,
-                    )
-            if pause:
-                self.gate.pause(job.vendor, job.account, pause, limit)
-        except redis.RedisError as exc:
-            log.warning("circuit and rate-limit update skipped (Redis)", error=str(exc))
+        return GateFeedback(
+            success=None if report is None else report is policy.Report.SUCCESS,
+            pause_s=policy.vendor_pause(outcome, cap),
+            limit=limit.gate if limit else None,
+        )
 
     # --- the vendor -----------------------------------------------------------------------------
 

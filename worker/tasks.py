@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 from celery import Task
@@ -68,9 +69,14 @@ def dispatch(self: Task[Any, Any], *args: Any, **kwargs: Any) -> str:
         _quarantine(self, f"not a dispatch call: {exc}")
         return "quarantined: not a dispatch call"
     rt = runtime.current()
+    # One token per delivery: a run tried again through a Redis outage (its reply to the
+    # in-flight mark maybe lost) finds the mark its own and sends, instead of waiting it out.
+    token = uuid.uuid4().hex
     try:
         step = ride_out(
-            lambda: rt.pipeline.run(call.job_id, call.run, call.attempt, deferred=call.deferred),
+            lambda: rt.pipeline.run(
+                call.job_id, call.run, call.attempt, deferred=call.deferred, token=token
+            ),
             what="run a job",
             stop=requested,
             job_id=call.job_id,

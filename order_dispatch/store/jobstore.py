@@ -175,7 +175,13 @@ class JobStore:
             keys = [self.keys.job(job.job_id), self.keys.document(job.job_id)]
             if job.queue_list is not None:
                 keys.append(job.queue_list)
-            args: list[str | int] = [job.receipt, job.doc, job.message or "", self.ttl_s, job.run_id]
+            args: list[str | int] = [
+                job.receipt,
+                job.doc,
+                job.message or "",
+                self.ttl_s,
+                job.run_id,
+            ]
             self._enqueue(keys=keys, args=args, client=pipe)
         return [
             Enqueued(bool(int(r[0])), str(_text(r[1])), _text(r[2]) == "1") for r in pipe.execute()

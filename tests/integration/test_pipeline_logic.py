@@ -59,6 +59,8 @@ def put(pipeline: Pipeline, job: dict[str, Any], job_id: str | None = None) -> s
     key = pipeline.keys.job(job_id)
     client = pipeline.store.client
     client.set(pipeline.keys.document(job_id), json.dumps(job))
+    ids = {"job_id": job_id, "vendor": job["vendor"], "account": job.get("account", "default")}
+    client.hsetnx(key, "receipt", json.dumps(ids))
     client.hsetnx(key, "run", 1)
     client.hsetnx(key, "run_id", uuid.uuid4().hex)
     return job_id
