@@ -415,6 +415,10 @@ class JobStore:
             updated_at=entry.at if entry else (event.occurred_at if event else None),
         )
 
+    def receipt(self, job_id: str) -> dict[str, Any]:
+        """``job_id``'s enqueue receipt (ids, queue, ``enqueued_at``); empty when unknown."""
+        return _object(_text(self.client.hget(self.keys.job(job_id), "receipt")))
+
     def timeline(self, job_id: str) -> JobTimeline:
         """``job_id``'s timeline, oldest entry first (:class:`JobNotFound` if none is known)."""
         pipe = self.client.pipeline(transaction=False)
