@@ -137,8 +137,14 @@ class Pipeline:
         """Run attempt ``attempt`` (1-based) of run ``run`` of the stored job ``job_id``.
 
         The job is loaded from the job store in the same round trip as its ledger. ``deferred``
-        says the job already announced that it waits for ``not_before``.
+        says the job already announced that it waits for ``not_before``. The calling thread
+        holds one of the process's slots (:mod:`worker.slots`) except while it waits for the
+        vendor.
         """
+        with self.io.slots.held():
+            return self._run(job_id, run, attempt, deferred=deferred)
+
+    def _run(self, job_id: str, run: int, attempt: int, *, deferred: bool) -> Step:
         started = time.monotonic()
         previous = self._load(job_id, run)
         if previous.job_doc is None:
