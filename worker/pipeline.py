@@ -226,11 +226,11 @@ class Pipeline:
     ) -> Step:
         """Pass the gate, mark the attempt in flight, call the vendor, judge and record."""
         limit = _rate_limit(vendor)
-        started = self._start(d, limit, take_over)
-        if isinstance(started, Step):
-            return started
+        admission = self._start(d, limit, take_over)
+        if isinstance(admission, Step):
+            return admission
         outcome = self._submit(vendor, d.job, request)
-        self._observe(d.job, started, limit, outcome)
+        self._observe(d.job, admission, limit, outcome)
         verdict = self._judge(vendor, d, outcome)
         return self._finish(d, verdict, request=request.summary(vendor.account.base_url))
 
