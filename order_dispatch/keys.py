@@ -53,7 +53,8 @@ class Keys:
         return f"{self.prefix}:doc:{job_id}"
 
     def ledger(self, job_id: str) -> str:
-        """Hash: the job's delivery ledger (attempts in flight, outcome)."""
+        """Hash: the job's delivery ledger (the attempt in flight, with its worker, start and
+        delivery token; the last outcome)."""
         return f"{self.prefix}:ledger:{job_id}"
 
     def terminal(self, job_id: str, run: int) -> str:
@@ -74,7 +75,8 @@ class Keys:
         """Hash: job id -> the ids of dead-lettered and in-doubt jobs (vendor, account,
         operation, order id; no order), for listing; replay reads :meth:`document`.
 
-        The in-doubt ones are those whose ledger's ``last_status`` is ``in_doubt``.
+        Each one's status (:data:`DEAD_LETTER_STATUSES`) is that of its event in
+        :attr:`dead_events`, which, like this hash, never expires.
         """
         return f"{self.prefix}:dead"
 
@@ -122,6 +124,17 @@ class Keys:
         """Hash: the circuit breaker of one vendor account; field ``state`` is one of
         :class:`CircuitState` (no key: closed)."""
         return f"{self.prefix}:circuit:{vendor}:{account}"
+
+
+#: The statuses a job waits in :attr:`Keys.dead_letters` with: ``dead_lettered`` (a person may
+#: replay it) and ``in_doubt`` (a person decides whether the vendor has it).
+DEAD_LETTER_STATUSES = ("dead_lettered", "in_doubt")
+
+
+def terminal_status(marker: str | None) -> str | None:
+    """The status a run ended with, read from its :meth:`Keys.terminal` marker (the terminal
+    event's id, ``<job>:<run>.<token>:<attempt>:<status>``); None without a marker."""
+    return marker.rsplit(":", 1)[-1] if marker is not None else None
 
 
 class CircuitState(StrEnum):

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from order_dispatch.keys import DEAD_LETTER_STATUSES
 from worker.vendors import known_vendors
 
 if TYPE_CHECKING:
-    from producers.operations import Operations
+    from order_dispatch_ops.actions import Operations
 
 SCHEMAS = ("order", "job", "event")
 
@@ -233,7 +234,7 @@ def preview(vendor: str, account: str | None, operation: str | None, file: Any) 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--vendors", help="Comma-separated vendors whose queues to consume (default: all).")
-@click.option("--concurrency", "-c", type=int, help="Threads per process (default: settings, 32).")
+@click.option("--concurrency", "-c", type=int, help="Threads per process (default: settings, 512).")
 @click.option(
     "--processes",
     "-p",
@@ -626,14 +627,14 @@ def tail(
         pass
 
 
-# Operators: dead letters, replay, resolve, timeline (producers/operations.py does the work).
+# Operators: dead letters, replay, resolve, timeline (order_dispatch_ops/actions.py does the work).
 
 VENDORS = click.Choice(known_vendors())
-DEAD_STATUSES = click.Choice(["dead_lettered", "in_doubt"])
+DEAD_STATUSES = click.Choice(DEAD_LETTER_STATUSES)
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    from producers.operations import parse_since
+    from order_dispatch_ops.actions import parse_since
 
     if value is None:
         return None
@@ -644,7 +645,7 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
 
 
 def _operations(redis_url: str | None, by: str | None = None) -> Operations:
-    from producers.operations import Operations
+    from order_dispatch_ops.actions import Operations
 
     return Operations.from_url(redis_url, operator=by)
 
@@ -654,8 +655,8 @@ def _refusals() -> Iterator[None]:
     """An action refused, or a corrected order or note that breaks the contract: exit 1, saying
     why."""
     from order_dispatch.contract import ValidationError, format_validation_errors
+    from order_dispatch_ops.actions import OperationRefused
     from producers.enqueue import InvalidJob
-    from producers.operations import OperationRefused
 
     try:
         yield
@@ -937,7 +938,7 @@ def purge(
         raise click.UsageError("give --order ID or --job JOB (one of them)")
     if job_id is not None and (vendor is not None or account is not None):
         raise click.UsageError("--vendor and --account narrow --order; --job names one job")
-    from producers.operations import OperationRefused
+    from order_dispatch_ops.actions import OperationRefused
 
     ops = _operations(redis_url, by)
     if job_id is not None:
@@ -990,6 +991,11 @@ def demo(timeout: float) -> None:
     "--in-flight", default=1000, show_default=True, type=click.IntRange(min=0),
     help="Orders held in flight by one worker process for its memory (0: skip).",
 )
+@click.option(
+    "--slow-ms", default=1000.0, show_default=True, type=click.FloatRange(min=0),
+    help="Vendor latency of the slow-vendor run: 1,000 orders through the default worker, "
+    "timed to the last terminal event (0: skip).",
+)
 @click.option("--sweep", is_flag=True, help="Also sweep latency, processes, events, threads.")
 @click.option("--quick", is_flag=True, help="One short run of each (a smoke test).")
 @click.option(
@@ -998,7 +1004,7 @@ def demo(timeout: float) -> None:
 )
 def bench(
     orders: int, latency_ms: float, offered: float, repeat: int, processes: int,
-    in_flight: int, sweep: bool, quick: bool, out: Path,
+    in_flight: int, slow_ms: float, sweep: bool, quick: bool, out: Path,
 ) -> None:
     """Throughput and latency of the product against Celery's defaults and a no-queue ceiling,
     all on this machine (Redis embedded unless REDIS_URL is set, the sandbox at a fixed
@@ -1018,13 +1024,14 @@ def bench(
         ) from None
     options = Options(
         orders=orders, latency_ms=latency_ms, offered=offered, repeat=repeat,
-        processes=processes, in_flight=in_flight, sweep=sweep, out=out,
+        processes=processes, in_flight=in_flight, slow_latency_ms=slow_ms, sweep=sweep,
+        out=out,
     )
     if quick:
         options = replace(
             options, repeat=1, baseline_orders=min(orders, 50), offered_s=0.5,
             offered=min(offered, 100.0), enqueue_jobs=500, plot=False,
-            in_flight=min(in_flight, 100),
+            in_flight=min(in_flight, 100), slow_orders=100,
         )
     results = run(options, say=lambda line: click.echo(line, err=True))
     click.echo(markdown(results))
