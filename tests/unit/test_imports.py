@@ -89,3 +89,12 @@ def test_the_package_installs_only_names_that_carry_the_product_s_name() -> None
     top |= set(setuptools.get("py-modules", []))
 
     assert {n for n in top if not n.startswith("order_dispatch")} == {"worker", "producers"}
+
+
+def test_the_pipeline_and_its_policy_do_not_import_the_runtime() -> None:
+    """The runtime builds the pipeline; the pipeline (and the pure policy) never reach back."""
+    loaded = modules_after("import worker.pipeline, worker.policy")
+
+    assert "worker.pipeline" in loaded
+    assert "worker.runtime" not in loaded
+    assert {"celery", "worker.tasks", "worker.app"} & loaded == set()
