@@ -1,0 +1,1 @@
+"""order-dispatch's HTTP API process, and the operator console it serves."""
