@@ -134,4 +134,3 @@ class ActivityReader:
                 return False
             start = "(" + parse_entry(batch[-1][0], None).entry_id
         return True
-

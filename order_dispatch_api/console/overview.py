@@ -65,9 +65,7 @@ def read_overview(
 ) -> Overview:
     """Every figure of the overview (dead letters as the store listed them)."""
     keys = Keys(prefix)
-    snap = StateReader(
-        client, keys, vendors, accounts, queues_in_redis=queues_in_redis
-    ).snapshot()
+    snap = StateReader(client, keys, vendors, accounts, queues_in_redis=queues_in_redis).snapshot()
     activity = ActivityReader(client, keys).read()
     dead_count = Counter((d.vendor, d.account, d.status) for d in dead)
     queues = {q.vendor: q for q in snap.queues}
@@ -107,6 +105,10 @@ def read_overview(
             )
         )
     return Overview(
-        blocks, snap.dead_letters, snap.in_doubt, snap.schedule_size, activity.window_s,
+        blocks,
+        snap.dead_letters,
+        snap.in_doubt,
+        snap.schedule_size,
+        activity.window_s,
         activity.capped,
     )

@@ -26,6 +26,7 @@ import redis
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from order_dispatch.contract import EventStatus
@@ -117,7 +118,7 @@ def _when(at: datetime | str | None) -> str:
         return "-"
     if isinstance(at, str):
         try:
-            at = datetime.fromisoformat(at)
+            return _when(datetime.fromisoformat(at))
         except ValueError:
             return at
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -139,7 +140,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         session: Session | None,
         status: int = 200,
         **context: Any,
-    ) -> HTMLResponse:
+    ) -> Response:
         html = env.get_template(name).render(
             session=session,
             csrf=session.csrf if session else "",
@@ -169,11 +170,11 @@ def console_router(config: ConsoleConfig) -> APIRouter:
             )
         return session, form
 
-    def denied(request: Request, exc: _Denied) -> HTMLResponse:
+    def denied(request: Request, exc: _Denied) -> Response:
         return render(request, "denied.html", session_of(request), exc.status, why=exc.why)
 
-    def login_redirect() -> RedirectResponse:
-        return RedirectResponse("/console/login", status_code=303)
+    def login_redirect(to: str = "/console/login") -> Response:
+        return RedirectResponse(to, status_code=303)
 
     # Static files and login
 
@@ -202,28 +203,48 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         form = await request.form()
         token = str(form.get("csrf") or "")
         if not same(token, request.cookies.get(LOGIN_COOKIE)):
-            return render(request, "login.html", None, 403, login_csrf="", open_local=False,
-                          error="the login form expired: reload the page and try again")
+            return render(
+                request,
+                "login.html",
+                None,
+                403,
+                login_csrf="",
+                open_local=False,
+                error="the login form expired: reload the page and try again",
+            )
         principal: Principal | None
         if not config.keys_exist():
             # The API's rule: with no key created, only this machine may come in.
             if not _loopback(request):
-                return render(request, "login.html", None, 403, login_csrf="", open_local=False,
-                              error="no API key exists: the console only serves this machine")
+                return render(
+                    request,
+                    "login.html",
+                    None,
+                    403,
+                    login_csrf="",
+                    open_local=False,
+                    error="no API key exists: the console only serves this machine",
+                )
             principal = Principal("local", frozenset({READ, READ_ORDERS, OPERATE}))
         else:
             principal = await config.check_key(str(form.get("key") or "").strip())
         if principal is None or not principal.scopes & {READ, OPERATE}:
             log.info("console login refused")
             fresh = secrets.token_urlsafe(24)
-            response = render(request, "login.html", None, 401, login_csrf=fresh,
-                              open_local=False,
-                              error="that key is wrong, revoked, or has neither read nor operate")
+            response = render(
+                request,
+                "login.html",
+                None,
+                401,
+                login_csrf=fresh,
+                open_local=False,
+                error="that key is wrong, revoked, or has neither read nor operate",
+            )
             _cookie(response, request, LOGIN_COOKIE, fresh, max_age=900)
             return response
         cookie, _session = sessions.start(principal)
         log.info("console login", operator=principal.name, scopes=sorted(principal.scopes))
-        response = RedirectResponse("/console/", status_code=303)
+        response = login_redirect("/console/")
         _cookie(response, request, COOKIE, cookie, max_age=config.max_s)
         response.delete_cookie(LOGIN_COOKIE, path="/console")
         return response
@@ -248,7 +269,11 @@ def console_router(config: ConsoleConfig) -> APIRouter:
             return login_redirect()
         dead = store.dead_letters()
         view = read_overview(
-            config.client, config.prefix, config.vendors, config.accounts, dead,
+            config.client,
+            config.prefix,
+            config.vendors,
+            config.accounts,
+            dead,
             queues_in_redis=config.queues_in_redis,
         )
         return render(request, "overview.html", session, view=view)
@@ -314,24 +339,37 @@ def console_router(config: ConsoleConfig) -> APIRouter:
             session, form = await acting(request)
         except _Denied as exc:
             return denied(request, exc)
-        wanted, found, problem = needs_filter({k: str(v) for k, v in form.items()})
+        wanted, found, problem = await run_in_threadpool(
+            needs_filter, {k: str(v) for k, v in form.items()}
+        )
         chosen = [d for d in found if d.status in BULK_REPLAYABLE]
         expected = str(form.get("expected") or "")
         if problem or expected != str(len(chosen)) or form.get("confirm") != "yes":
             changed = bool(expected) and expected != str(len(chosen))
-            return render(request, "bulk_confirm.html", session, wanted=wanted,
-                          chosen=chosen, problem=problem, changed=changed)
+            return render(
+                request,
+                "bulk_confirm.html",
+                session,
+                wanted=wanted,
+                chosen=chosen,
+                problem=problem,
+                changed=changed,
+            )
         ops = store.operations(session.principal.name)
         results: list[tuple[DeadLetter, str]] = []
         note = str(form.get("note") or "") or None
         for d in chosen:
             try:
-                ops.replay(d.job_id, note=note)
+                await run_in_threadpool(ops.replay, d.job_id, note=note)
                 results.append((d, "replayed"))
             except OperationRefused as exc:
                 results.append((d, f"refused: {exc}"))
-        log.info("console bulk replay", operator=session.principal.name, jobs=len(chosen),
-                 replayed=sum(1 for _, r in results if r == "replayed"))
+        log.info(
+            "console bulk replay",
+            operator=session.principal.name,
+            jobs=len(chosen),
+            replayed=sum(1 for _, r in results if r == "replayed"),
+        )
         return render(request, "bulk_done.html", session, results=results)
 
     @router.get("/jobs/{job_id}")
@@ -372,8 +410,13 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         summary = store.summary(job_id)
         order = editor.order_of(summary.document)
         if order is None:
-            return render(request, "denied.html", session, 409,
-                          why=f"job {job_id!r} has no stored order any more (purged or expired)")
+            return render(
+                request,
+                "denied.html",
+                session,
+                409,
+                why=f"job {job_id!r} has no stored order any more (purged or expired)",
+            )
         leaves = editor.fields(order)
         by_field, rest = editor.split_errors(errors or [], {f.name for f in leaves})
         return render(
@@ -394,8 +437,10 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         if session is None:
             return login_redirect()
         if not (session.can(OPERATE) and session.can(READ_ORDERS)):
-            return denied(request, _Denied(403, "editing an order needs a key with both "
-                                                "'operate' and 'read:orders'"))
+            return denied(
+                request,
+                _Denied(403, "editing an order needs a key with both 'operate' and 'read:orders'"),
+            )
         try:
             return editor_page(request, session, job_id)
         except JobNotFound as exc:
@@ -417,23 +462,27 @@ def console_router(config: ConsoleConfig) -> APIRouter:
                 raise OperationRefused(f"job {job_id!r} has no stored order any more")
             fixed = editor.corrected(order, values)
             corrected_job(job_id, summary.document or "{}", fixed)
-            store.operations(session.principal.name).replay(
-                job_id, order=fixed, note=str(form.get("note") or "") or None
+            await run_in_threadpool(
+                store.operations(session.principal.name).replay,
+                job_id,
+                order=fixed,
+                note=str(form.get("note") or "") or None,
             )
         except InvalidJob as exc:
             return editor_page(request, session, job_id, values, exc.errors, 422)
         except (OperationRefused, JobNotFound) as exc:
             return editor_page(request, session, job_id, values, [str(exc)], 409)
-        log.info("console replay", operator=session.principal.name, job_id=job_id,
-                 corrected=True)
+        log.info("console replay", operator=session.principal.name, job_id=job_id, corrected=True)
         return RedirectResponse(f"/console/jobs/{job_id}?done=replayed", status_code=303)
 
     @router.post("/jobs/{job_id}/replay")
     async def replay(request: Request, job_id: str) -> Response:
         try:
             session, form = await acting(request)
-            store.operations(session.principal.name).replay(
-                job_id, note=str(form.get("note") or "") or None
+            await run_in_threadpool(
+                store.operations(session.principal.name).replay,
+                job_id,
+                note=str(form.get("note") or "") or None,
             )
         except _Denied as exc:
             return denied(request, exc)
@@ -463,13 +512,16 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         if problem:
             return render(request, "denied.html", session, 422, why=problem)
         try:
-            store.operations(session.principal.name).resolve(
-                job_id, outcome, vendor_order_id=vendor_order_id, note=note  # type: ignore[arg-type]
+            await run_in_threadpool(
+                store.operations(session.principal.name).resolve,
+                job_id,
+                outcome,  # type: ignore[arg-type]
+                vendor_order_id=vendor_order_id,
+                note=note,
             )
         except (OperationRefused, JobNotFound) as exc:
             return render(request, "denied.html", session, 409, why=str(exc))
-        log.info("console resolve", operator=session.principal.name, job_id=job_id,
-                 outcome=outcome)
+        log.info("console resolve", operator=session.principal.name, job_id=job_id, outcome=outcome)
         return RedirectResponse(f"/console/jobs/{job_id}?done=resolved", status_code=303)
 
     @router.get("/jobs/{job_id}/purge")
@@ -492,8 +544,10 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         if form.get("confirm") != "yes":
             return RedirectResponse(f"/console/jobs/{job_id}/purge", status_code=303)
         try:
-            store.operations(session.principal.name).purge(
-                job_id, note=str(form.get("note") or "") or None
+            await run_in_threadpool(
+                store.operations(session.principal.name).purge,
+                job_id,
+                note=str(form.get("note") or "") or None,
             )
         except (OperationRefused, JobNotFound) as exc:
             return render(request, "denied.html", session, 409, why=str(exc))
@@ -538,7 +592,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
                 store.timeline(wanted)
                 matches = [wanted]
             except JobNotFound:
-                matches = store.jobs_of_order(wanted)
+                matches = await run_in_threadpool(store.jobs_of_order, wanted)
         if len(matches) == 1:
             return RedirectResponse(f"/console/jobs/{matches[0]}", status_code=303)
         return render(request, "search.html", session, q=wanted, matches=matches)

@@ -95,8 +95,13 @@ class QuarantineDesk:
         )
         if int(done) != 1:
             raise EntryGone(f"quarantine entry {entry_id} is not there (requeued or deleted?)")
-        log.info("quarantined message requeued", entry=entry_id, queue=message.queue,
-                 operator=operator, job_id=message.job_id)
+        log.info(
+            "quarantined message requeued",
+            entry=entry_id,
+            queue=message.queue,
+            operator=operator,
+            job_id=message.job_id,
+        )
         return message.queue
 
     def delete(self, entry_id: str, operator: str) -> None:
@@ -104,8 +109,13 @@ class QuarantineDesk:
         message = self._get(entry_id)
         if int(self.client.xdel(self.keys.quarantine, entry_id)) != 1:
             raise EntryGone(f"quarantine entry {entry_id} is not there (requeued or deleted?)")
-        log.info("quarantined message deleted", entry=entry_id, queue=message.queue,
-                 operator=operator, job_id=message.job_id)
+        log.info(
+            "quarantined message deleted",
+            entry=entry_id,
+            queue=message.queue,
+            operator=operator,
+            job_id=message.job_id,
+        )
 
 
 def _text(value: Any) -> str:

@@ -123,7 +123,7 @@ class JobStore:
             status = str(event.get("status") or EventStatus.DEAD_LETTERED.value)
         else:
             status = state or "queued"
-        order = ids.get("order") if isinstance(ids.get("order"), dict) else {}
+        order: dict[str, Any] = ids["order"] if isinstance(ids.get("order"), dict) else {}
         return JobSummary(
             job_id=job_id,
             vendor=str(ids.get("vendor") or event.get("vendor") or "?"),

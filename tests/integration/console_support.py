@@ -105,7 +105,10 @@ def ensure_chromium() -> str:
         pytest.skip(f"no {CHROMIUM}, and apt-get cannot install it here (not root, or no apt)")
     for args in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
         done = subprocess.run(
-            args, capture_output=True, text=True, timeout=900,
+            args,
+            capture_output=True,
+            text=True,
+            timeout=900,
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
         )
         if done.returncode != 0:

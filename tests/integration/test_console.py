@@ -297,9 +297,7 @@ def test_refusals_no_csrf_token_a_read_key_and_a_vendor_answer_with_markup(
     assert job["order"]["customer"]["email"] not in reader.content()
     shot(reader, "job-read-only")
     token = reader.locator("input[name='csrf']").first.get_attribute("value")
-    acted = reader.request.post(
-        f"{console_url}/console/jobs/{job_id}/replay", form={"csrf": token}
-    )
+    acted = reader.request.post(f"{console_url}/console/jobs/{job_id}/replay", form={"csrf": token})
     assert acted.status == 403 and "operate" in acted.text()
     assert [e.status for e in events.of(job_id)] == ["rejected"]
 
@@ -314,4 +312,3 @@ def test_a_wrong_key_gets_no_session(console_url: str) -> None:
         assert "od_console=" not in answer.headers.get("set-cookie", "")
         assert http.get("/console/needs").status_code == 303  # back to the login page
         assert "script-src 'self'" in answer.headers["content-security-policy"]
-
