@@ -109,6 +109,21 @@ class Keys:
         return f"{self.prefix}:circuit:{vendor}:{account}"
 
 
+    def api_key(self, key_id: str) -> str:
+        """Hash: one HTTP API key: its name, scopes, SHA-256 digest (never the key), rate limit,
+        when it was created and revoked."""
+        return f"{self.prefix}:api:key:{key_id}"
+
+    @property
+    def api_keys(self) -> str:
+        """Set: the ids of every HTTP API key (revoked ones included)."""
+        return f"{self.prefix}:api:keys"
+
+    def api_rate(self, key_id: str) -> str:
+        """String: the GCRA timestamp of one HTTP API key's rate limit."""
+        return f"{self.prefix}:api:rate:{key_id}"
+
+
 class CircuitState(StrEnum):
     """A circuit breaker's state, as the ``state`` field of :meth:`Keys.circuit` holds it."""
 

@@ -806,6 +806,138 @@ def purge(
         sys.exit(1)
 
 
+EX_CONFIG = 78
+
+
+def _settings_or_exit() -> Any:
+    """The settings, or exit 78 saying which one is wrong."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from order_dispatch.settings import get_settings
+    from order_dispatch_cli.errors import describe
+
+    try:
+        return get_settings()
+    except (ValidationError, SettingsError) as exc:
+        click.echo(f"error: {describe(exc) or exc}", err=True)
+        sys.exit(EX_CONFIG)
+
+
+@main.command()
+@click.option(
+    "--host", envvar="ORDER_DISPATCH_API_HOST", default="127.0.0.1", show_default=True,
+    help="Listen address; anything but loopback needs an API key (api-keys create).",
+)
+@click.option(
+    "--port", envvar="ORDER_DISPATCH_API_PORT", default=8700, show_default=True,
+    type=click.IntRange(0, 65535),
+)
+@click.option(
+    "--workers", envvar="ORDER_DISPATCH_API_WORKERS", default=1, show_default=True,
+    type=click.IntRange(min=1), help="API processes (each serves requests on its event loop).",
+)
+def api(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API on http://HOST:PORT: enqueue jobs (POST /v1/jobs, /v1/jobs/batch),
+    look them up (GET /v1/jobs/ID, /v1/jobs/ID/timeline), follow result events (GET
+    /v1/events); OpenAPI at /openapi.json, interactive docs at /docs.
+
+    Clients send an API key as 'Authorization: Bearer <key>' (see api-keys). Exit status: 0
+    after a requested stop, 78 for a configuration it refuses (bad settings; an address other
+    machines reach while no API key exists), 3 when Redis does not answer.
+    """
+    _settings_or_exit()
+    from order_dispatch_api.server import ConfigurationError, serve
+
+    try:
+        serve(host, port, workers)
+    except ConfigurationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EX_CONFIG)
+
+
+@main.group("api-keys")
+def api_keys() -> None:
+    """Keys of the HTTP API: shown once at creation, stored as a SHA-256 digest."""
+
+
+def _key_store(redis_url: str | None) -> Any:
+    import redis
+
+    from order_dispatch.keys import Keys
+    from order_dispatch_api.keystore import KeyStore
+
+    settings = _settings_or_exit()
+    client = redis.Redis.from_url(redis_url or settings.redis_url)
+    return KeyStore(client, Keys(settings.key_prefix))
+
+
+@api_keys.command("create")
+@click.option("--name", required=True, help="Who or what uses the key (shown by list).")
+@click.option(
+    "--scope", "scopes", required=True,
+    help="Comma-separated: enqueue, read, read:orders (read plus the orders' personal data), "
+    "operate.",
+)
+@click.option(
+    "--rate-per-minute", type=float,
+    help="Requests a minute for this key (default: setting api.rate_limit_per_minute).",
+)
+@_redis_option
+def api_keys_create(
+    name: str, scopes: str, rate_per_minute: float | None, redis_url: str | None
+) -> None:
+    """Create a key and print it, once: it is stored only as a digest."""
+    from order_dispatch_api.keystore import parse_scopes
+
+    try:
+        granted = parse_scopes(scopes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scope") from None
+    store = _key_store(redis_url)
+    rate = rate_per_minute or _settings_or_exit().api.rate_limit_per_minute
+    try:
+        token, record = store.create(name, granted, rate)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    shown = ",".join(sorted(granted))
+    click.echo(f"created key {record.key_id} ({record.name}: {shown})", err=True)
+    click.echo("store it now; it is not shown again:", err=True)
+    click.echo(token)
+
+
+@api_keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_redis_option
+def api_keys_list(as_json: bool, redis_url: str | None) -> None:
+    """List keys: id, name, scopes, rate limit, created, revoked (never the keys)."""
+    found = _key_store(redis_url).list()
+    for key in found:
+        if as_json:
+            click.echo(json.dumps(key.as_json(), separators=(",", ":")))
+        else:
+            state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+            scopes = ",".join(sorted(s.value for s in key.scopes))
+            click.echo(
+                f"{key.key_id}  {key.name}  {scopes}  {key.rate_per_minute:g}/min  "
+                f"created {key.created_at:%Y-%m-%d %H:%M}  {state}"
+            )
+    if not found and not as_json:
+        click.echo("no API keys")
+
+
+@api_keys.command("revoke")
+@click.argument("key_id", metavar="KEY_ID")
+@_redis_option
+def api_keys_revoke(key_id: str, redis_url: str | None) -> None:
+    """Revoke KEY_ID (as list shows it): refused from its next request on."""
+    try:
+        key = _key_store(redis_url).revoke(key_id)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from None
+    click.echo(f"revoked {key.key_id} ({key.name})")
+
+
 @main.command()
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for results.")
 def demo(timeout: float) -> None:

@@ -18,12 +18,13 @@ The Lua scripts take the time as an argument (Redis's clock when empty), so test
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
 
+from order_dispatch.gcra import GCRA_LUA
+from order_dispatch.gcra import RateLimit as RateLimit
 from order_dispatch.keys import Keys
 from order_dispatch.settings import CircuitSettings
 
@@ -31,7 +32,7 @@ from order_dispatch.settings import CircuitSettings
 # limit), burst tolerance s, probe lease s, how long to wait while another call probes.
 # Returns {verdict, wait s (string), circuit state, consecutive failures}; verdict is
 # 'ok', 'probe' (half open: this caller is the probe), 'circuit' or 'rate'.
-_ADMIT_LUA = """
+_ADMIT_LUA = GCRA_LUA + """
 local now = tonumber(ARGV[1])
 if not now then local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1e6 end
 local c = redis.call('HMGET', KEYS[2], 'state', 'open_until', 'probe_until', 'failures')
@@ -51,17 +52,10 @@ if state ~= 'closed' then
   state = 'half_open'
   verdict = 'probe'
 end
-local interval = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-local allow_at = tat - tonumber(ARGV[3])
-if now < allow_at then
+local wait = gcra(KEYS[1], now, tonumber(ARGV[2]), tonumber(ARGV[3]))
+if wait > 0 then
   if verdict == 'probe' then redis.call('HSET', KEYS[2], 'probe_until', 0) end
-  return {'rate', tostring(allow_at - now), state, failures}
-end
-if interval > 0 then
-  if tat < now then tat = now end
-  local new_tat = tat + interval
-  redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now + 60) * 1000))
+  return {'rate', tostring(wait), state, failures}
 end
 return {verdict, '0', state, failures}
 """
@@ -135,24 +129,6 @@ class Admission:
     def allowed(self) -> bool:
         """True when the call may go out now."""
         return self.verdict in (Verdict.OK, Verdict.PROBE)
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """Requests a minute and the burst allowed above an even pace."""
-
-    per_minute: float
-
-    @property
-    def interval_s(self) -> float:
-        """Seconds between requests at an even pace."""
-        return 60.0 / self.per_minute
-
-    @property
-    def tolerance_s(self) -> float:
-        """GCRA's burst tolerance: about ten seconds' worth of requests may go at once."""
-        burst = max(1, math.ceil(self.per_minute / 6))
-        return self.interval_s * (burst - 1)
 
 
 class VendorGate:
