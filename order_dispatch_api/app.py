@@ -540,6 +540,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(v1)
     app.include_router(ops)
+    from order_dispatch_api.console.wiring import console_for
+
+    app.include_router(console_for(app, settings))
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -54,6 +54,7 @@ from order_dispatch_api.console.store import (
     OperationRefused,
     corrected_job,
 )
+from order_dispatch_ops.auth import is_loopback
 from producers.operations import parse_since
 
 log = get_logger("order_dispatch_api.console")
@@ -73,10 +74,11 @@ CSP = (
 
 @dataclass
 class ConsoleConfig:
-    """What the console runs on: Redis and key prefix, the vendors and accounts, and the API's
-    key check (``keys_exist`` says whether any key was ever created)."""
+    """What the console runs on: Redis (``redis`` gives the process's blocking client) and key
+    prefix, the vendors and accounts, and the API's key check (``keys_exist`` says whether any
+    active key exists)."""
 
-    client: redis.Redis
+    redis: Callable[[], redis.Redis]
     prefix: str
     vendors: Sequence[str]
     accounts: Mapping[str, Sequence[str]]
@@ -130,9 +132,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
     env = config.templates
     env.filters["ago"] = _ago
     env.filters["when"] = _when
-    sessions = SessionStore(config.client, config.prefix, idle_s=config.idle_s, max_s=config.max_s)
-    store = JobStore(config.client, config.prefix)
-    desk = QuarantineDesk(config.client, config.prefix)
+    parts = _Parts(config)
 
     def render(
         request: Request,
@@ -151,7 +151,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         return _secured(HTMLResponse(html, status_code=status))
 
     def session_of(request: Request) -> Session | None:
-        return sessions.get(request.cookies.get(COOKIE))
+        return parts.sessions().get(request.cookies.get(COOKIE))
 
     async def acting(request: Request, scope: str = OPERATE) -> tuple[Session, FormData]:
         """The session and form of an action, or :class:`_Denied`: no session (401), a wrong
@@ -242,7 +242,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
             )
             _cookie(response, request, LOGIN_COOKIE, fresh, max_age=900)
             return response
-        cookie, _session = sessions.start(principal)
+        cookie, _session = parts.sessions().start(principal)
         log.info("console login", operator=principal.name, scopes=sorted(principal.scopes))
         response = login_redirect("/console/")
         _cookie(response, request, COOKIE, cookie, max_age=config.max_s)
@@ -255,7 +255,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
             await acting(request, READ_OR_OPERATE)
         except _Denied as exc:
             return denied(request, exc)
-        sessions.end(request.cookies.get(COOKIE))
+        parts.sessions().end(request.cookies.get(COOKIE))
         response = login_redirect()
         response.delete_cookie(COOKIE, path="/console")
         return response
@@ -267,9 +267,9 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         session = session_of(request)
         if session is None:
             return login_redirect()
-        dead = store.dead_letters()
+        dead = parts.store().dead_letters()
         view = read_overview(
-            config.client,
+            config.redis(),
             config.prefix,
             config.vendors,
             config.accounts,
@@ -291,9 +291,9 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         wanted["status"] = status
         found: list[DeadLetter] = []
         if status in ("", "dead_lettered", "in_doubt"):
-            found += [d for d in store.dead_letters() if not status or d.status == status]
+            found += [d for d in parts.store().dead_letters() if not status or d.status == status]
         if status in ("", "rejected"):
-            found += store.rejected(since)
+            found += parts.store().rejected(since)
         found = [
             d
             for d in found
@@ -355,7 +355,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
                 problem=problem,
                 changed=changed,
             )
-        ops = store.operations(session.principal.name)
+        ops = parts.store().operations(session.principal.name)
         results: list[tuple[DeadLetter, str]] = []
         note = str(form.get("note") or "") or None
         for d in chosen:
@@ -378,8 +378,8 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         if session is None:
             return login_redirect()
         try:
-            summary = store.summary(job_id)
-            timeline = store.timeline(job_id)
+            summary = parts.store().summary(job_id)
+            timeline = parts.store().timeline(job_id)
         except JobNotFound as exc:
             return render(request, "denied.html", session, 404, why=str(exc))
         order = None
@@ -407,7 +407,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         errors: list[str] | None = None,
         status: int = 200,
     ) -> Response:
-        summary = store.summary(job_id)
+        summary = parts.store().summary(job_id)
         order = editor.order_of(summary.document)
         if order is None:
             return render(
@@ -456,14 +456,14 @@ def console_router(config: ConsoleConfig) -> APIRouter:
             return denied(request, exc)
         values = {k: str(v) for k, v in form.items() if k.startswith("order.")}
         try:
-            summary = store.summary(job_id)
+            summary = parts.store().summary(job_id)
             order = editor.order_of(summary.document)
             if order is None:
                 raise OperationRefused(f"job {job_id!r} has no stored order any more")
             fixed = editor.corrected(order, values)
             corrected_job(job_id, summary.document or "{}", fixed)
             await run_in_threadpool(
-                store.operations(session.principal.name).replay,
+                parts.store().operations(session.principal.name).replay,
                 job_id,
                 order=fixed,
                 note=str(form.get("note") or "") or None,
@@ -480,7 +480,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         try:
             session, form = await acting(request)
             await run_in_threadpool(
-                store.operations(session.principal.name).replay,
+                parts.store().operations(session.principal.name).replay,
                 job_id,
                 note=str(form.get("note") or "") or None,
             )
@@ -513,7 +513,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
             return render(request, "denied.html", session, 422, why=problem)
         try:
             await run_in_threadpool(
-                store.operations(session.principal.name).resolve,
+                parts.store().operations(session.principal.name).resolve,
                 job_id,
                 outcome,  # type: ignore[arg-type]
                 vendor_order_id=vendor_order_id,
@@ -530,7 +530,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         if session is None:
             return login_redirect()
         try:
-            summary = store.summary(job_id)
+            summary = parts.store().summary(job_id)
         except JobNotFound as exc:
             return render(request, "denied.html", session, 404, why=str(exc))
         return render(request, "purge.html", session, job=summary)
@@ -545,7 +545,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
             return RedirectResponse(f"/console/jobs/{job_id}/purge", status_code=303)
         try:
             await run_in_threadpool(
-                store.operations(session.principal.name).purge,
+                parts.store().operations(session.principal.name).purge,
                 job_id,
                 note=str(form.get("note") or "") or None,
             )
@@ -560,7 +560,8 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         if session is None:
             return login_redirect()
         done = _FLASH.get(request.query_params.get("done", ""), "")
-        return render(request, "quarantine.html", session, entries=desk.entries(), done=done)
+        entries = parts.desk().entries()
+        return render(request, "quarantine.html", session, entries=entries, done=done)
 
     @router.post("/quarantine/{entry_id}/{action}")
     async def quarantine_act(request: Request, entry_id: str, action: str) -> Response:
@@ -570,9 +571,9 @@ def console_router(config: ConsoleConfig) -> APIRouter:
             return denied(request, exc)
         try:
             if action == "requeue":
-                desk.requeue(entry_id, session.principal.name)
+                parts.desk().requeue(entry_id, session.principal.name)
             elif action == "delete":
-                desk.delete(entry_id, session.principal.name)
+                parts.desk().delete(entry_id, session.principal.name)
             else:
                 return Response(status_code=404)
         except EntryGone as exc:
@@ -589,10 +590,10 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         matches: list[str] = []
         if wanted:
             try:
-                store.timeline(wanted)
+                parts.store().timeline(wanted)
                 matches = [wanted]
             except JobNotFound:
-                matches = await run_in_threadpool(store.jobs_of_order, wanted)
+                matches = await run_in_threadpool(parts.store().jobs_of_order, wanted)
         if len(matches) == 1:
             return RedirectResponse(f"/console/jobs/{matches[0]}", status_code=303)
         return render(request, "search.html", session, q=wanted, matches=matches)
@@ -619,9 +620,39 @@ _FLASH = {
 }
 
 
+class _Parts:
+    """The console's stores, made on first use with the process's Redis client (the API makes
+    its clients when it starts, after the routes exist)."""
+
+    def __init__(self, config: ConsoleConfig) -> None:
+        self.config = config
+        self._client: redis.Redis | None = None
+        self._parts: tuple[SessionStore, JobStore, QuarantineDesk] | None = None
+
+    def _all(self) -> tuple[SessionStore, JobStore, QuarantineDesk]:
+        client = self.config.redis()
+        if self._parts is None or client is not self._client:
+            c = self.config
+            self._client = client
+            self._parts = (
+                SessionStore(client, c.prefix, idle_s=c.idle_s, max_s=c.max_s),
+                JobStore(client, c.prefix),
+                QuarantineDesk(client, c.prefix),
+            )
+        return self._parts
+
+    def sessions(self) -> SessionStore:
+        return self._all()[0]
+
+    def store(self) -> JobStore:
+        return self._all()[1]
+
+    def desk(self) -> QuarantineDesk:
+        return self._all()[2]
+
+
 def _loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+    return is_loopback(request.client.host if request.client else "")
 
 
 def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:

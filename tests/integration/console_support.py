@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 import redis
 import uvicorn
-from fastapi import FastAPI
 
-from order_dispatch_api.console import ConsoleConfig, Principal, console_router
-from worker.vendors import known_vendors
+from order_dispatch.keys import Keys as RedisKeys
+from order_dispatch.settings import Settings
+from order_dispatch_api.app import create_app
+from order_dispatch_api.keystore import KeyStore, parse_scopes
 
 CHROMIUM = "/usr/bin/chromium"
 #: How the tests launch Chromium: headless, no sandbox (root in a container), nothing that
@@ -36,26 +37,15 @@ CHROMIUM_ARGS = [
 ]
 
 
-class Keys:
-    """API keys for the tests: key -> its owner.
+class ApiKeys:
+    """API keys made with the API's own key store (as ``order-dispatch api-keys create``)."""
 
-    Stands in for the API's key store until the console is served by the API's own app
-    (``order_dispatch_api.app``), whose key store and authenticator it then uses.
-    """
-
-    def __init__(self) -> None:
-        self.keys: dict[str, Principal] = {}
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.store = KeyStore(client, RedisKeys(prefix))
 
     def add(self, name: str, *scopes: str) -> str:
-        key = f"odk_test_{name}_{os.urandom(8).hex()}"
-        self.keys[key] = Principal(name, frozenset(scopes))
+        key, _record = self.store.create(name, parse_scopes(scopes), rate_per_minute=6000)
         return key
-
-    async def check(self, key: str) -> Principal | None:
-        return self.keys.get(key)
-
-    def exist(self) -> bool:
-        return bool(self.keys)
 
 
 def free_port() -> int:
@@ -65,29 +55,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def console_server(client: redis.Redis, prefix: str, keys: Keys) -> Iterator[str]:
-    """The console on ``http://127.0.0.1:<port>``, served by uvicorn in a thread."""
-    app = FastAPI()
-    config = ConsoleConfig(
-        client=client,
-        prefix=prefix,
-        vendors=known_vendors(),
-        accounts={},
-        check_key=keys.check,
-        keys_exist=keys.exist,
-        refresh_s=5,
-    )
-    app.include_router(console_router(config))
+def console_server(redis_url: str, prefix: str) -> Iterator[str]:
+    """The API's app (console included) on ``http://127.0.0.1:<port>``, served by uvicorn in a
+    thread of the test process, on ``redis_url`` and key ``prefix``."""
+    app = create_app(Settings(redis_url=redis_url, key_prefix=prefix))
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the console server did not start")
+            raise RuntimeError("the API server did not start")
         time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}"

@@ -21,8 +21,7 @@ import redis
 from order_dispatch.keys import Keys
 from producers.enqueue import Producer
 from tests.integration.conftest import ROOT, Events, WorkerProcess, order_job, unique
-from tests.integration.console_support import Keys as ApiKeys
-from tests.integration.console_support import browser, console_server
+from tests.integration.console_support import ApiKeys, browser, console_server
 from tests.integration.test_operator_commands import wait_run_ends
 
 pytestmark = pytest.mark.integration
@@ -50,8 +49,10 @@ def console_worker(
 
 
 @pytest.fixture(scope="module")
-def api_keys() -> ApiKeys:
-    return ApiKeys()
+def api_keys(redis_url: str, prefix: str) -> Iterator[ApiKeys]:
+    client = redis.Redis.from_url(redis_url)
+    yield ApiKeys(client, prefix)
+    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +67,8 @@ def reader_key(api_keys: ApiKeys) -> str:
 
 @pytest.fixture(scope="module")
 def console_url(redis_url: str, prefix: str, api_keys: ApiKeys) -> Iterator[str]:
-    client = redis.Redis.from_url(redis_url)
-    with console_server(client, prefix, api_keys) as url:
+    with console_server(redis_url, prefix) as url:
         yield url
-    client.close()
 
 
 @pytest.fixture(scope="module")
