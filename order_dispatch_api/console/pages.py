@@ -84,6 +84,8 @@ class ConsoleConfig:
     accounts: Mapping[str, Sequence[str]]
     check_key: KeyCheck
     keys_exist: Callable[[], bool]
+    key_revoked: Callable[[str], bool] = lambda _key_id: False
+    """True when the key a session came from has been revoked (its session ends)."""
     queues_in_redis: bool = True
     idle_s: int = 1800
     max_s: int = 8 * 3600
@@ -151,7 +153,13 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         return _secured(HTMLResponse(html, status_code=status))
 
     def session_of(request: Request) -> Session | None:
-        return parts.sessions().get(request.cookies.get(COOKIE))
+        cookie = request.cookies.get(COOKIE)
+        session = parts.sessions().get(cookie)
+        key_id = session.principal.key_id if session else None
+        if key_id and config.key_revoked(key_id):
+            parts.sessions().end(cookie)
+            return None
+        return session
 
     async def acting(request: Request, scope: str = OPERATE) -> tuple[Session, FormData]:
         """The session and form of an action, or :class:`_Denied`: no session (401), a wrong

@@ -37,6 +37,8 @@ class Principal:
 
     name: str
     scopes: frozenset[str]
+    key_id: str | None = None
+    """The key's id in the key store, to end the session when the key is revoked."""
 
 
 class KeyCheck(Protocol):
@@ -98,6 +100,7 @@ class SessionStore:
         doc = {
             "name": principal.name,
             "scopes": sorted(principal.scopes),
+            "key_id": principal.key_id,
             "csrf": session.csrf,
             "started": session.started,
         }
@@ -116,7 +119,7 @@ class SessionStore:
         try:
             doc = json.loads(raw)
             session = Session(
-                Principal(str(doc["name"]), frozenset(doc["scopes"])),
+                Principal(str(doc["name"]), frozenset(doc["scopes"]), doc.get("key_id")),
                 str(doc["csrf"]),
                 float(doc["started"]),
             )

@@ -25,7 +25,15 @@ def console_for(app: FastAPI, settings: Settings) -> APIRouter:
             caller = await app.state.api.auth.check(f"Bearer {key}")
         except ks.Denied:
             return None
-        return Principal(caller.name, frozenset(s.value for s in caller.scopes))
+        return Principal(caller.name, frozenset(s.value for s in caller.scopes), caller.key_id)
+
+    def key_revoked(key_id: str) -> bool:
+        name = app.state.api.keys.api_key(key_id)
+        pipe = client().pipeline(transaction=False)
+        pipe.exists(name)
+        pipe.hexists(name, "revoked_at")
+        exists, revoked = pipe.execute()
+        return not exists or bool(revoked)
 
     def keys_exist() -> bool:
         return ks.KeyStore(client(), app.state.api.keys).any_active()
@@ -38,6 +46,7 @@ def console_for(app: FastAPI, settings: Settings) -> APIRouter:
             accounts={v: sorted(names) for v, names in settings.accounts.items()},
             check_key=check_key,
             keys_exist=keys_exist,
+            key_revoked=key_revoked,
             queues_in_redis=settings.broker_is_redis,
         )
     )
