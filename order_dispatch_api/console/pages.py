@@ -53,9 +53,9 @@ from order_dispatch_api.console.store import (
     JobStore,
     OperationRefused,
     corrected_job,
+    parse_since,
 )
 from order_dispatch_ops.auth import is_loopback
-from producers.operations import parse_since
 
 log = get_logger("order_dispatch_api.console")
 

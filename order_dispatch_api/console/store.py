@@ -29,6 +29,7 @@ from producers.operations import (
     Operations,
     Purged,
     corrected_job,
+    parse_since,
 )
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "OperationRefused",
     "Purged",
     "corrected_job",
+    "parse_since",
 ]
 
 #: Result-stream entries read at most when looking for rejected jobs.
