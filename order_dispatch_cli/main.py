@@ -840,7 +840,8 @@ def _settings_or_exit() -> Any:
 def api(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API on http://HOST:PORT: enqueue jobs (POST /v1/jobs, /v1/jobs/batch),
     look them up (GET /v1/jobs/ID, /v1/jobs/ID/timeline), follow result events (GET
-    /v1/events); OpenAPI at /openapi.json, interactive docs at /docs.
+    /v1/events); OpenAPI at /openapi.json, interactive docs at /docs; the operator console
+    at /console/ (log in with a key that has the read or operate scope).
 
     Clients send an API key as 'Authorization: Bearer <key>' (see api-keys). Exit status: 0
     after a requested stop, 78 for a configuration it refuses (bad settings; an address other
