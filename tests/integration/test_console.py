@@ -342,6 +342,20 @@ def test_a_filtered_set_is_replayed_in_bulk_once_its_count_is_confirmed(
     assert heading == f"Replay {len(dead_lettered)} jobs?"
     shot(page, "bulk-confirm")
     assert all([e.status.value for e in events.of(j)].count("replayed") == 0 for j in ids)
+    csrf = page.locator("input[name='csrf']").first.get_attribute("value")
+    stale = page.request.post(
+        f"{console_url}/console/needs/replay",
+        form={
+            "csrf": str(csrf),
+            "vendor": "sourceorders",
+            "status": "dead_lettered",
+            "since": "1h",
+            "expected": "999",
+            "confirm": "yes",
+        },
+    )
+    assert stale.status == 200 and "The set changed since you counted it" in stale.text()
+    assert all([e.status.value for e in events.of(j)].count("replayed") == 0 for j in ids)
     page.fill("input[name='note']", "vendor back up")
     page.click(f"button:has-text('Replay {len(dead_lettered)}')")
     page.wait_for_selector("h1:has-text('Bulk replay')")
@@ -395,3 +409,15 @@ def test_behind_tls_the_cookie_is_secure_and_a_revoked_key_ends_its_session(
         assert http.get("/console/needs").status_code == 200
         api_keys.store.revoke(key)
         assert http.get("/console/needs").status_code == 303  # back to the login page
+
+
+def test_with_no_key_only_this_machine_comes_in_and_as_local(redis_url: str) -> None:
+    with console_server(redis_url, f"odn-{uuid.uuid4().hex[:6]}") as url:
+        with httpx.Client(base_url=url) as http:
+            assert "No API key exists yet" in http.get("/console/login").text
+            assert login(http, "").status_code == 303
+            assert ">local<" in http.get("/console/").text
+        with httpx.Client(base_url=url) as http:
+            # Through a proxy on this host, for a client elsewhere
+            away = login(http, "", **{"X-Forwarded-For": "203.0.113.7"})
+            assert away.status_code == 403 and "only serves this machine" in away.text
