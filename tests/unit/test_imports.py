@@ -69,7 +69,7 @@ def test_ops_reads_redis_without_worker_sandbox_or_command_line_code() -> None:
     message format; the command line hands it the workers' vendors and Celery app."""
     loaded = modules_after(
         "import order_dispatch_ops.state, order_dispatch_ops.metrics, order_dispatch_ops.health, "
-        "order_dispatch_ops.probe, order_dispatch_ops.auth"
+        "order_dispatch_ops.probe, order_dispatch_ops.auth, order_dispatch_ops.activity"
     )
 
     above = {"worker", "order_dispatch_sandbox", "order_dispatch_cli", "celery"}
