@@ -93,6 +93,7 @@ def logged_in(chromium: Any, url: str, key: str) -> Any:
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(f"{url}/console/")
     assert page.url.endswith("/console/login")
+    shot(page, "login")
     page.fill("#key", key)
     page.click("button:has-text('Log in')")
     page.wait_for_url(f"{url}/console/")
@@ -211,9 +212,12 @@ def test_an_in_doubt_job_is_resolved_and_a_quarantined_message_requeued(
         "orders"
     ]
 
-    # When: the operator checks with the vendor and resolves it as accepted
+    # When: the operator searches for the order, checks with the vendor, resolves it as accepted
     page = logged_in(chromium, console_url, operator_key)
-    open_job(page, console_url, job["order"]["order_id"])
+    page.fill("header input[name='q']", job["order"]["order_id"])
+    page.click("header button:has-text('Search')")
+    page.wait_for_url(f"{console_url}/console/jobs/*")
+    assert job["order"]["order_id"] not in page.url  # order ids stay out of URLs
     assert page.inner_text("#job-status") == "in_doubt"
     shot(page, "job-in-doubt")
     page.check("input[value='accepted']")
@@ -333,6 +337,12 @@ def test_a_filtered_set_is_replayed_in_bulk_once_its_count_is_confirmed(
     row = page.locator("table.overview tr", has=page.locator("th:text-is('sourceorders')"))
     cells = row.locator("td").all_inner_texts()
     assert cells[2] == "default" and cells[6] == str(len(dead_lettered))  # the Dead column
+    # and refreshes itself: its live part is replaced within one refresh period (10 s)
+    page.evaluate("document.querySelector('#live h1').dataset.stale = 'yes'")
+    deadline = time.monotonic() + 20
+    while page.evaluate("document.querySelector('#live h1').dataset.stale === 'yes'"):
+        assert time.monotonic() < deadline, "the overview did not refresh itself"
+        time.sleep(0.5)
 
     # When: the operator filters the dead letters and asks to replay them
     page.goto(f"{console_url}/console/needs?vendor=sourceorders&status=dead_lettered&since=1h")
