@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,6 +91,9 @@ class ConsoleConfig:
     idle_s: int = 1800
     max_s: int = 8 * 3600
     refresh_s: int = 10
+    overview_cache_s: float = 5.0
+    """How long one reading of the overview's figures serves every operator's page (each
+    reading scans the dead letters, the open ledgers and the last hour of events)."""
     templates: Environment = field(
         default_factory=lambda: Environment(
             loader=PackageLoader("order_dispatch_api.console", "templates"),
@@ -135,6 +139,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
     env.filters["ago"] = _ago
     env.filters["when"] = _when
     parts = _Parts(config)
+    cached: list[Any] = [0.0, None]  # when, Overview
 
     def render(
         request: Request,
@@ -275,16 +280,19 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         session = session_of(request)
         if session is None:
             return login_redirect()
-        dead = parts.store().dead_letters()
-        view = read_overview(
-            config.redis(),
-            config.prefix,
-            config.vendors,
-            config.accounts,
-            dead,
-            queues_in_redis=config.queues_in_redis,
-        )
-        return render(request, "overview.html", session, view=view)
+        now = time.monotonic()
+        if cached[1] is None or now - cached[0] > config.overview_cache_s:
+            dead = parts.store().dead_letters()
+            view = read_overview(
+                config.redis(),
+                config.prefix,
+                config.vendors,
+                config.accounts,
+                dead,
+                queues_in_redis=config.queues_in_redis,
+            )
+            cached[:] = [now, view]
+        return render(request, "overview.html", session, view=cached[1])
 
     def needs_filter(params: Mapping[str, str]) -> tuple[dict[str, str], list[DeadLetter], str]:
         wanted = {k: params.get(k, "").strip() for k in ("vendor", "account", "status", "since")}
