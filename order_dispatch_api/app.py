@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from order_dispatch.contract import Job, ResultEvent
+from order_dispatch.contract import VENDOR_OPERATIONS, Job, ResultEvent
 from order_dispatch.keys import Keys
 from order_dispatch.results import parse_entry
 from order_dispatch.settings import Settings, get_settings
@@ -378,7 +378,9 @@ async def get_events(
         ),
     ] = "0",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    wait: Annotated[float, Query(ge=0, le=60, description="Seconds to wait for an event.")] = 0,
+    wait: Annotated[
+        float, Query(ge=0, le=30, description="Seconds to wait for an event (at most 30).")
+    ] = 0,
 ) -> Any:
     """Result events after `after`, oldest first, waiting up to `wait` seconds (at most the
     setting `api.max_wait_s`, 30 s) when there is none yet. Delivery is at least once: keep
@@ -579,6 +581,7 @@ def _document(app: FastAPI) -> None:
         found = components.setdefault("schemas", {})
         job = Job.model_json_schema(ref_template="#/components/schemas/{model}")
         found.update(job.pop("$defs", {}))
+        job["properties"]["vendor"]["enum"] = sorted(VENDOR_OPERATIONS)
         found["Job"] = job
         batch = JobBatch.model_json_schema(ref_template="#/components/schemas/{model}")
         batch.pop("$defs", None)
