@@ -381,18 +381,31 @@ def metrics(address: str, port: int, group: str) -> None:
 @click.option(
     "--timeout", default=5.0, show_default=True, help="Seconds to wait for workers to answer."
 )
-def health(as_json: bool, max_age: float, max_dead: int, max_in_doubt: int, timeout: float) -> None:
+@click.option(
+    "--api-url",
+    envvar="ORDER_DISPATCH_API_URL",
+    help="The HTTP API's base URL (e.g. http://127.0.0.1:8700); its /readyz must answer 200.",
+)
+def health(
+    as_json: bool,
+    max_age: float,
+    max_dead: int,
+    max_in_doubt: int,
+    timeout: float,
+    api_url: str | None,
+) -> None:
     """Check the deployment; exit 0 when healthy, 1 with a one-line reason when not.
 
     Unhealthy: the broker or Redis unreachable, no worker answering a ping, a queue whose
-    oldest job is older than --max-age, more dead letters or in-doubt jobs than allowed, or a
-    vendor account's circuit open. Every vendor queue counts, consumed by a worker or not.
+    oldest job is older than --max-age, more dead letters or in-doubt jobs than allowed, a
+    vendor account's circuit open, or (with --api-url or ORDER_DISPATCH_API_URL) the HTTP API
+    not ready. Every vendor queue counts, consumed by a worker or not.
     """
     import redis
 
     from order_dispatch.keys import Keys
     from order_dispatch.settings import get_settings
-    from order_dispatch_ops.health import Thresholds, evaluate
+    from order_dispatch_ops.health import Thresholds, api_check, evaluate
     from order_dispatch_ops.state import StateReader
 
     settings = get_settings()
@@ -405,7 +418,10 @@ def health(as_json: bool, max_age: float, max_dead: int, max_in_doubt: int, time
     reader = StateReader(client, keys, vendors, accounts, queues_in_redis=settings.broker_is_redis)
     queues = [keys.queue(v) for v in vendors]
     report = evaluate(
-        reader, lambda: ping_workers(timeout, queues), Thresholds(max_age, max_dead, max_in_doubt)
+        reader,
+        lambda: ping_workers(timeout, queues),
+        Thresholds(max_age, max_dead, max_in_doubt),
+        api=(lambda: api_check(api_url, timeout)) if api_url else None,
     )
     click.echo(report.to_json() if as_json else report.line())
     sys.exit(0 if report.ok else 1)

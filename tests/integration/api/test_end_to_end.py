@@ -97,3 +97,21 @@ def test_a_node_client_enqueues_reads_the_status_and_follows_the_events(
     assert result["status"]["status"] in {"queued", "in_flight", "accepted"}
     assert result["terminal"]["status"] == "accepted"
     assert result["terminal"]["job_id"] == result["receipt"]["job_id"]
+
+
+def test_health_covers_the_api(
+    e2e_api: ApiProcess,
+    api_prefix: str,
+    worker_env_factory: Callable[..., dict[str, str]],
+) -> None:
+    from tests.integration.test_health import run_health
+
+    env = worker_env_factory(api_prefix)
+    ok_code, ok_out = run_health(env, "--api-url", e2e_api.url)
+    env["ORDER_DISPATCH_API_URL"] = "http://127.0.0.1:9"
+    bad_code, bad_out = run_health(env)
+
+    assert ok_code == 0, ok_out
+    assert f"API at {e2e_api.url} ready" in ok_out
+    assert bad_code == 1
+    assert bad_out.startswith("unhealthy: API at http://127.0.0.1:9 unreachable")
