@@ -981,16 +981,27 @@ def demo(timeout: float) -> None:
 @click.option("--sweep", is_flag=True, help="Also sweep latency, processes, events, threads.")
 @click.option("--quick", is_flag=True, help="One short run of each (a smoke test).")
 @click.option(
+    "--api", "api_only", is_flag=True,
+    help="Measure the HTTP API instead: POST /v1/jobs and /v1/jobs/batch against Producer.",
+)
+@click.option(
+    "--api-workers", default=2, show_default=True, type=click.IntRange(min=1),
+    help="With --api: API processes.",
+)
+@click.option(
     "--out", default="bench-results", show_default=True, type=click.Path(path_type=Path),
     help="Directory for results.json, results.md and results.png.",
 )
 def bench(
     orders: int, latency_ms: float, offered: float, repeat: int, processes: int,
-    in_flight: int, sweep: bool, quick: bool, out: Path,
+    in_flight: int, sweep: bool, quick: bool, api_only: bool, api_workers: int, out: Path,
 ) -> None:
     """Throughput and latency of the product against Celery's defaults and a no-queue ceiling,
     all on this machine (Redis embedded unless REDIS_URL is set, the sandbox at a fixed
-    latency). Prints and writes a Markdown table and JSON."""
+    latency). Prints and writes a Markdown table and JSON.
+
+    With --api: the HTTP API's intake (single-job POSTs over keep-alive, their latency at
+    750 jobs/s offered, batches) beside Producer.enqueue and enqueue_many from Python."""
     checkout = Path(__file__).resolve().parents[1]
     if not (checkout / "benchmarks" / "harness.py").is_file():
         raise click.ClickException(
@@ -998,6 +1009,22 @@ def bench(
             "(make bench)"
         )
     sys.path.insert(0, str(checkout))
+    if api_only:
+        from benchmarks import api_bench
+
+        api_options = api_bench.ApiOptions(workers=api_workers)
+        if quick:
+            api_options = replace(
+                api_options, single_jobs=300, offered=100.0, offered_s=1.0, batch_jobs=1000,
+                floor_jobs=500,
+            )
+        found = api_bench.run_api(api_options, say=lambda line: click.echo(line, err=True))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "api-results.json").write_text(json.dumps(found, indent=2) + "\n")
+        table = api_bench.markdown(found)
+        (out / "api-results.md").write_text(table)
+        click.echo(table)
+        return
     try:
         from benchmarks.harness import Options, markdown, run
     except ImportError as exc:
