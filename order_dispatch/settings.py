@@ -126,7 +126,7 @@ class ApiSettings(BaseModel):
     )
     keep_alive_s: float = Field(5.0, gt=0, description="How long an idle connection is kept.")
     max_wait_s: float = Field(
-        30.0, ge=0, le=60, description="Longest long poll of /v1/events (its `wait`)."
+        30.0, ge=0, le=30, description="Longest long poll of /v1/events (its `wait`)."
     )
     retry_after_s: int = Field(
         5, ge=1, description="Retry-After sent with a 503 when Redis does not answer."

@@ -15,9 +15,6 @@ from order_dispatch_api import clients
 from order_dispatch_api.keystore import KeyStore
 from order_dispatch_ops.auth import is_loopback
 
-#: The HTTP parser: h11, whose request-head limit bounds header size (httptools has none).
-HTTP = "h11"
-
 
 class ConfigurationError(Exception):
     """A configuration the API will not run with, in words saying what to change."""
@@ -58,13 +55,15 @@ def serve(host: str, port: int, workers: int) -> None:
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="od-api-metrics-")
     bounds = settings.api
+    from order_dispatch_api.protocol import BoundedHttpToolsProtocol
+
     uvicorn.run(
         "order_dispatch_api.server:app_factory",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        http=HTTP,
+        http=BoundedHttpToolsProtocol,
         loop="auto",
         limit_concurrency=bounds.max_concurrency,
         timeout_keep_alive=int(max(1, bounds.keep_alive_s)),

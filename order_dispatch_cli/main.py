@@ -381,18 +381,31 @@ def metrics(address: str, port: int, group: str) -> None:
 @click.option(
     "--timeout", default=5.0, show_default=True, help="Seconds to wait for workers to answer."
 )
-def health(as_json: bool, max_age: float, max_dead: int, max_in_doubt: int, timeout: float) -> None:
+@click.option(
+    "--api-url",
+    envvar="ORDER_DISPATCH_API_URL",
+    help="The HTTP API's base URL (e.g. http://127.0.0.1:8700); its /readyz must answer 200.",
+)
+def health(
+    as_json: bool,
+    max_age: float,
+    max_dead: int,
+    max_in_doubt: int,
+    timeout: float,
+    api_url: str | None,
+) -> None:
     """Check the deployment; exit 0 when healthy, 1 with a one-line reason when not.
 
     Unhealthy: the broker or Redis unreachable, no worker answering a ping, a queue whose
-    oldest job is older than --max-age, more dead letters or in-doubt jobs than allowed, or a
-    vendor account's circuit open. Every vendor queue counts, consumed by a worker or not.
+    oldest job is older than --max-age, more dead letters or in-doubt jobs than allowed, a
+    vendor account's circuit open, or (with --api-url or ORDER_DISPATCH_API_URL) the HTTP API
+    not ready. Every vendor queue counts, consumed by a worker or not.
     """
     import redis
 
     from order_dispatch.keys import Keys
     from order_dispatch.settings import get_settings
-    from order_dispatch_ops.health import Thresholds, evaluate
+    from order_dispatch_ops.health import Thresholds, api_check, evaluate
     from order_dispatch_ops.state import StateReader
 
     settings = get_settings()
@@ -405,7 +418,10 @@ def health(as_json: bool, max_age: float, max_dead: int, max_in_doubt: int, time
     reader = StateReader(client, keys, vendors, accounts, queues_in_redis=settings.broker_is_redis)
     queues = [keys.queue(v) for v in vendors]
     report = evaluate(
-        reader, lambda: ping_workers(timeout, queues), Thresholds(max_age, max_dead, max_in_doubt)
+        reader,
+        lambda: ping_workers(timeout, queues),
+        Thresholds(max_age, max_dead, max_in_doubt),
+        api=(lambda: api_check(api_url, timeout)) if api_url else None,
     )
     click.echo(report.to_json() if as_json else report.line())
     sys.exit(0 if report.ok else 1)
@@ -966,16 +982,27 @@ def demo(timeout: float) -> None:
 @click.option("--sweep", is_flag=True, help="Also sweep latency, processes, events, threads.")
 @click.option("--quick", is_flag=True, help="One short run of each (a smoke test).")
 @click.option(
+    "--api", "api_only", is_flag=True,
+    help="Measure the HTTP API instead: POST /v1/jobs and /v1/jobs/batch against Producer.",
+)
+@click.option(
+    "--api-workers", default=2, show_default=True, type=click.IntRange(min=1),
+    help="With --api: API processes.",
+)
+@click.option(
     "--out", default="bench-results", show_default=True, type=click.Path(path_type=Path),
     help="Directory for results.json, results.md and results.png.",
 )
 def bench(
     orders: int, latency_ms: float, offered: float, repeat: int, processes: int,
-    in_flight: int, sweep: bool, quick: bool, out: Path,
+    in_flight: int, sweep: bool, quick: bool, api_only: bool, api_workers: int, out: Path,
 ) -> None:
     """Throughput and latency of the product against Celery's defaults and a no-queue ceiling,
     all on this machine (Redis embedded unless REDIS_URL is set, the sandbox at a fixed
-    latency). Prints and writes a Markdown table and JSON."""
+    latency). Prints and writes a Markdown table and JSON.
+
+    With --api: the HTTP API's intake (single-job POSTs over keep-alive, their latency at
+    750 jobs/s offered, batches) beside Producer.enqueue and enqueue_many from Python."""
     checkout = Path(__file__).resolve().parents[1]
     if not (checkout / "benchmarks" / "harness.py").is_file():
         raise click.ClickException(
@@ -983,6 +1010,22 @@ def bench(
             "(make bench)"
         )
     sys.path.insert(0, str(checkout))
+    if api_only:
+        from benchmarks import api_bench
+
+        api_options = api_bench.ApiOptions(workers=api_workers)
+        if quick:
+            api_options = replace(
+                api_options, single_jobs=300, offered=100.0, offered_s=1.0, batch_jobs=1000,
+                floor_jobs=500,
+            )
+        found = api_bench.run_api(api_options, say=lambda line: click.echo(line, err=True))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "api-results.json").write_text(json.dumps(found, indent=2) + "\n")
+        table = api_bench.markdown(found)
+        (out / "api-results.md").write_text(table)
+        click.echo(table)
+        return
     try:
         from benchmarks.harness import Options, markdown, run
     except ImportError as exc:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # list (none when the broker is not this Redis: the job is then marked unpublished until its
 # message is confirmed). ARGV: receipt, job, message, ttl seconds, run id.
 # Returns {created, receipt, published}.
-_ENQUEUE_LUA = """
+ENQUEUE_LUA = """
 local first = redis.call('HMGET', KEYS[1], 'receipt', 'published')
 if first[1] then return {0, first[1], first[2] or '1'} end
 redis.call('HSET', KEYS[1], 'receipt', ARGV[1], 'run', 1, 'run_id', ARGV[5])
@@ -148,7 +148,7 @@ class Producer:
         self.client = client
         self.keys = Keys(key_prefix or settings.key_prefix)
         self.receipt_ttl_s = receipt_ttl_s or settings.receipt_ttl_s
-        self._script = client.register_script(_ENQUEUE_LUA)
+        self._script = client.register_script(ENQUEUE_LUA)
         url = broker_url or settings.broker_url
         self._publisher: BrokerPublisher | None = None
         if url and not url.startswith(("redis://", "rediss://", "unix://")):
@@ -176,8 +176,14 @@ class Producer:
         )
         return _Prepared(job, job.model_dump_json(exclude_none=True), receipt)
 
-    def _record(self, item: _Prepared, pipe: Any, *, push: bool) -> None:
-        """Queue the script that records ``item`` (and pushes its message when ``push``)."""
+    def prepare(self, job: Job) -> _Prepared:
+        """``job`` (validated) stamped, serialised and given its receipt, ready to record."""
+        return self._prepare(job)
+
+    def record_call(self, item: _Prepared, *, push: bool) -> tuple[list[str], list[str | int]]:
+        """The enqueue script's keys and arguments that record ``item`` (and push its message
+        when ``push``): for callers that run :data:`ENQUEUE_LUA` on a client of their own (the
+        HTTP API's asyncio client)."""
         receipt = item.receipt
         keys = [self.keys.job(receipt.job_id), self.keys.document(receipt.job_id)]
         message = ""
@@ -197,6 +203,17 @@ class Producer:
             self.receipt_ttl_s,
             receipt.task_id,
         ]
+        return keys, args
+
+    @property
+    def queues_in_redis(self) -> bool:
+        """True when task messages go on Redis lists in the same script as the job (no other
+        broker to publish to)."""
+        return self._publisher is None
+
+    def _record(self, item: _Prepared, pipe: Any, *, push: bool) -> None:
+        """Queue the script that records ``item`` (and pushes its message when ``push``)."""
+        keys, args = self.record_call(item, push=push)
         self._script(keys=keys, args=args, client=pipe)
 
     def close(self) -> None:
@@ -204,6 +221,12 @@ class Producer:
         caller's to close)."""
         if self._publisher is not None:
             self._publisher.close()
+
+    @classmethod
+    def receipt_of(cls, item: _Prepared, reply: Sequence[Any]) -> Receipt:
+        """The receipt the enqueue script's ``reply`` means for ``item``: its own when new, the
+        first one (marked duplicate) when the job id was queued before."""
+        return item.receipt if int(reply[0]) else cls._receipt(reply)
 
     @staticmethod
     def _receipt(reply: Sequence[Any]) -> Receipt:
