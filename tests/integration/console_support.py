@@ -1,26 +1,21 @@
-"""The operator console under test: served over real HTTP by uvicorn on a free port, on the
+"""The operator console under test: served by a real ``order-dispatch api`` process on the
 test's Redis and key prefix; and a headless Chromium from Debian's packages to drive it."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import redis
-import uvicorn
 
 from order_dispatch.keys import Keys as RedisKeys
-from order_dispatch.settings import Settings
-from order_dispatch_api.app import create_app
 from order_dispatch_api.keystore import KeyStore, parse_scopes
+from tests.integration.api.conftest import ApiProcess, api_env
 
 CHROMIUM = "/usr/bin/chromium"
 #: How the tests launch Chromium: headless, no sandbox (root in a container), nothing that
@@ -48,33 +43,15 @@ class ApiKeys:
         return key
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
-def console_server(redis_url: str, prefix: str) -> Iterator[str]:
-    """The API's app (console included) on ``http://127.0.0.1:<port>``, served by uvicorn in a
-    thread of the test process, on ``redis_url`` and key ``prefix``."""
-    app = create_app(Settings(redis_url=redis_url, key_prefix=prefix))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.05)
+def console_server(redis_url: str, prefix: str) -> Iterator[ApiProcess]:
+    """A real ``order-dispatch api`` process (the console included) on a free port of
+    127.0.0.1, on ``redis_url`` and key ``prefix``."""
+    proc = ApiProcess(api_env(redis_url, prefix))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield proc
     finally:
-        server.should_exit = True
-        thread.join(10)
+        proc.close()
 
 
 def ensure_chromium() -> str:

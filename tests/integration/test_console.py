@@ -20,6 +20,7 @@ import redis
 
 from order_dispatch.keys import Keys
 from producers.enqueue import Producer
+from tests.integration.api.conftest import ApiProcess
 from tests.integration.conftest import ROOT, Events, WorkerProcess, order_job, unique
 from tests.integration.console_support import ApiKeys, browser, console_server
 from tests.integration.test_operator_commands import wait_run_ends
@@ -66,9 +67,14 @@ def reader_key(api_keys: ApiKeys) -> str:
 
 
 @pytest.fixture(scope="module")
-def console_url(redis_url: str, prefix: str, api_keys: ApiKeys) -> Iterator[str]:
-    with console_server(redis_url, prefix) as url:
-        yield url
+def console_api(redis_url: str, prefix: str) -> Iterator[ApiProcess]:
+    with console_server(redis_url, prefix) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def console_url(console_api: ApiProcess) -> str:
+    return console_api.url
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +129,7 @@ def status_becomes(page: Any, want: str, timeout: float = 60) -> None:
 
 def test_a_dead_lettered_order_is_fixed_in_the_editor_replayed_and_accepted(
     console_worker: WorkerProcess,
+    console_api: ApiProcess,
     console_url: str,
     operator_key: str,
     chromium: Any,
@@ -190,6 +197,12 @@ def test_a_dead_lettered_order_is_fixed_in_the_editor_replayed_and_accepted(
     purged = [e for e in events.of(job_id) if e.status == "purged"]
     assert len(purged) == 1 and purged[0].operator == "pam"
     assert "No stored order" in page.inner_text("main")
+
+    # And: the API process's log names the operator and the job, never the order's data
+    log = console_api.output()
+    assert "console replay" in log and "pam" in log and job_id in log
+    for personal in (order_id, "pam@example.com", "Beesly", "Slough"):
+        assert personal not in log
 
 
 def test_an_in_doubt_job_is_resolved_and_a_quarantined_message_requeued(
@@ -426,7 +439,8 @@ def test_behind_tls_the_cookie_is_secure_and_a_revoked_key_ends_its_session(
 
 
 def test_with_no_key_only_this_machine_comes_in_and_as_local(redis_url: str) -> None:
-    with console_server(redis_url, f"odn-{uuid.uuid4().hex[:6]}") as url:
+    with console_server(redis_url, f"odn-{uuid.uuid4().hex[:6]}") as api:
+        url = api.url
         with httpx.Client(base_url=url) as http:
             assert "No API key exists yet" in http.get("/console/login").text
             assert login(http, "").status_code == 303
