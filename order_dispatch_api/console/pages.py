@@ -65,6 +65,9 @@ PAGE_SIZE = 25
 NEEDS = ("dead_lettered", "in_doubt", "rejected")
 #: Statuses a bulk replay takes (an in-doubt job may have reached the vendor: one by one).
 BULK_REPLAYABLE = frozenset({"dead_lettered", "rejected"})
+#: Jobs one bulk replay sends at most (oldest first), so it ends well within the API's request
+#: time bound; the rest are counted and confirmed again.
+BULK_MAX = 200
 STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
 #: Content Security Policy: nothing but this site's own script, style and forms.
 CSP = (
@@ -366,6 +369,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
                 request,
                 "bulk_confirm.html",
                 session,
+                bulk_max=BULK_MAX,
                 wanted=wanted,
                 chosen=chosen,
                 problem=problem,
@@ -374,7 +378,9 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         ops = parts.store().operations(session.principal.name)
         results: list[tuple[DeadLetter, str]] = []
         note = str(form.get("note") or "") or None
-        for d in chosen:
+        epoch = datetime.min.replace(tzinfo=UTC)
+        batch = sorted(chosen, key=lambda d: (d.at or epoch, d.job_id))[:BULK_MAX]
+        for d in batch:
             try:
                 await run_in_threadpool(ops.replay, d.job_id, note=note)
                 results.append((d, "replayed"))
@@ -383,10 +389,12 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         log.info(
             "console bulk replay",
             operator=session.principal.name,
-            jobs=len(chosen),
+            jobs=len(batch),
             replayed=sum(1 for _, r in results if r == "replayed"),
         )
-        return render(request, "bulk_done.html", session, results=results)
+        return render(
+            request, "bulk_done.html", session, results=results, left=len(chosen) - len(batch)
+        )
 
     @router.get("/jobs/{job_id}")
     def job_page(request: Request, job_id: str) -> Response:
