@@ -27,11 +27,14 @@ import redis
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from order_dispatch.contract import EventStatus
+from order_dispatch import privacy
+from order_dispatch.contract import EventStatus, Job
 from order_dispatch.logs import get_logger
+from order_dispatch.timeline import TimelineEntry
 from order_dispatch_api.console import editor
 from order_dispatch_api.console.overview import read_overview
 from order_dispatch_api.console.quarantine import EntryGone, QuarantineDesk
@@ -407,8 +410,12 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         except JobNotFound as exc:
             return render(request, "denied.html", session, 404, why=str(exc))
         order = None
-        if session.can(READ_ORDERS) and summary.document:
-            order = json.dumps(editor.order_of(summary.document), indent=2, ensure_ascii=False)
+        entries = timeline.entries
+        if session.can(READ_ORDERS):
+            if summary.document:
+                order = json.dumps(editor.order_of(summary.document), indent=2, ensure_ascii=False)
+        else:
+            entries = _masked(entries, summary.document)
         flash = request.query_params.get("done", "")
         return render(
             request,
@@ -416,6 +423,7 @@ def console_router(config: ConsoleConfig) -> APIRouter:
             session,
             job=summary,
             timeline=timeline,
+            entries=entries,
             order=order,
             done=_FLASH.get(flash, ""),
             replayable=summary.status in {s.value for s in _REPLAYABLE},
@@ -673,6 +681,28 @@ class _Parts:
 
     def desk(self) -> QuarantineDesk:
         return self._all()[2]
+
+
+def _masked(entries: list[TimelineEntry], document: str | None) -> list[TimelineEntry]:
+    """``entries`` for a key without ``read:orders``: the vendor's answers, error messages and
+    notes with the order's personal values (and personal fields of JSON or XML) masked."""
+    try:
+        values = privacy.personal_values(Job.model_validate_json(document)) if document else []
+    except ValidationError:
+        values = []
+    shown = []
+    for e in entries:
+        update: dict[str, Any] = {}
+        if e.response:
+            update["response"] = privacy.mask(e.response, values)
+        if e.error is not None:
+            update["error"] = e.error.model_copy(
+                update={"message": privacy.mask(e.error.message, values)}
+            )
+        if e.note:
+            update["note"] = privacy.mask(e.note, values)
+        shown.append(e.model_copy(update=update))
+    return shown
 
 
 def _loopback(request: Request) -> bool:

@@ -28,7 +28,7 @@ from tests.integration.test_operator_commands import wait_run_ends
 pytestmark = pytest.mark.integration
 
 SHOTS = ROOT / "build" / "console-screenshots"
-MARKUP = '<script>window.__pwned = 1</script><b id="injected">bold</b>'
+MARKUP = '<script>window.__pwned = 1</script><b id="injected">bold</b> no such street: 1725 Slough Ave'
 
 
 @pytest.fixture(scope="module")
@@ -311,6 +311,9 @@ def test_refusals_no_csrf_token_a_read_key_and_a_vendor_answer_with_markup(
     assert reader.locator("section.actions").count() == 0
     assert "read:orders" in reader.inner_text("main")
     assert job["order"]["customer"]["email"] not in reader.content()
+    # the vendor's answer quoted the street: masked (the worker masks it as it stores it)
+    assert "no such street: [personal]" in reader.inner_text("table.timeline")
+    assert "Slough Ave" not in reader.content()
     shot(reader, "job-read-only")
     token = reader.locator("input[name='csrf']").first.get_attribute("value")
     acted = reader.request.post(f"{console_url}/console/jobs/{job_id}/replay", form={"csrf": token})
