@@ -37,8 +37,8 @@ def test_a_key_is_shown_once_and_only_its_digest_is_stored(redis_client: redis.R
     token, record = store.create("billing", {Scope.READ}, 60)
 
     assert key_id_of(token) == record.key_id
-    stored = redis_client.hgetall(keys.api_key(record.key_id))
-    assert stored[b"hash"].decode() == digest(token)
+    stored: dict[bytes, bytes] = redis_client.hgetall(keys.api_key(record.key_id))  # type: ignore[assignment]
+    assert stored[b"hash"] == digest(token).encode()
     assert all(token.encode() not in v for v in stored.values())
     assert [k.key_id for k in store.list()] == [record.key_id]
     assert store.any_active()
