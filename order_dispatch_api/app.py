@@ -480,7 +480,7 @@ class Observe:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status = 0  # none answered yet
 
         async def sending(message: Message) -> None:
             nonlocal status
@@ -491,17 +491,14 @@ class Observe:
         timeout = self.timeout_s
         if scope["path"] == "/v1/events":
             timeout += self.long_poll_s
-        answered = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal answered
-            answered = answered or message["type"] == "http.response.start"
-            await sending(message)
 
         try:
-            await asyncio.wait_for(self.app(scope, receive, tracked), timeout)
+            async with asyncio.timeout(timeout) as deadline:
+                await self.app(scope, receive, sending)
         except TimeoutError:
-            if not answered:
+            if not deadline.expired():
+                raise
+            if not status:
                 response = problem_response(
                     503,
                     f"the request took longer than {timeout:g} s",
@@ -512,7 +509,7 @@ class Observe:
             route = scope.get("route")
             path = getattr(route, "path", None) or "(unmatched)"
             method = scope["method"]
-            metrics.REQUESTS.labels(path, method, str(status)).inc()
+            metrics.REQUESTS.labels(path, method, str(status or 500)).inc()
             metrics.LATENCY.labels(path, method).observe(time.perf_counter() - started)
 
 

@@ -87,3 +87,13 @@ def test_the_package_installs_only_names_that_carry_the_product_s_name() -> None
     top |= set(setuptools.get("py-modules", []))
 
     assert {n for n in top if not n.startswith("order_dispatch")} == {"worker", "producers"}
+
+
+def test_the_api_imports_no_worker_sandbox_or_celery_code() -> None:
+    """The HTTP API enqueues through the producer and reads through the foundation; the GCRA
+    it shares with the workers lives in ``order_dispatch.gcra``, not ``worker.limits``."""
+    loaded = modules_after("import order_dispatch_api.app, order_dispatch_api.server")
+
+    above = {"worker", "order_dispatch_sandbox", "order_dispatch_cli", "celery", "httpx"}
+    assert {m for m in loaded if m.split(".")[0] in above} == set()
+    assert "order_dispatch.gcra" in loaded

@@ -88,3 +88,34 @@ def test_redis_down_is_503_with_retry_after_and_nothing_is_written(
         assert again.status_code == 201  # and it recovers without a restart
     finally:
         api.close()
+
+
+def test_a_slow_client_is_cut_off_at_the_request_time_bound(redis_url: str) -> None:
+    import socket
+    import time
+
+    prefix = "odapi-slow"
+    client = redis.Redis.from_url(redis_url)
+    key, _ = KeyStore(client, Keys(prefix)).create("t", {Scope.ENQUEUE}, 60_000)
+    client.close()
+    api = ApiProcess(api_env(redis_url, prefix, ORDER_DISPATCH_API__REQUEST_TIMEOUT_S="1"))
+    try:
+        with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
+            started = time.monotonic()
+            sock.sendall(
+                b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Authorization: Bearer {key}\r\nContent-Length: 1000\r\n\r\n".encode()
+                + b'{"vendor": '  # and nothing more
+            )
+            reply = sock.recv(4096)
+            waited = time.monotonic() - started
+            while b"}" not in reply and (more := sock.recv(4096)):
+                reply += more
+        healthy = httpx.get(api.url + "/healthz")
+    finally:
+        api.close()
+
+    assert reply.startswith(b"HTTP/1.1 503"), reply[:200]
+    assert b"longer than 1 s" in reply
+    assert 0.9 <= waited < 5
+    assert healthy.status_code == 200
