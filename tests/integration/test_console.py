@@ -28,7 +28,9 @@ from tests.integration.test_operator_commands import wait_run_ends
 pytestmark = pytest.mark.integration
 
 SHOTS = ROOT / "build" / "console-screenshots"
-MARKUP = '<script>window.__pwned = 1</script><b id="injected">bold</b> no such street: 1725 Slough Ave'
+MARKUP = (
+    '<script>window.__pwned = 1</script><b id="injected">bold</b> no such street: 1725 Slough Ave'
+)
 
 
 @pytest.fixture(scope="module")
