@@ -109,6 +109,11 @@ class Measure:
     """Orders/s from the first enqueue to the last terminal event (burst)."""
     cpu_s_per_1000: float = 0.0
     peak_rss_mb: float = 0.0
+    """Peak RSS of all the system's processes together."""
+    peak_rss_each_mb: float = 0.0
+    """Peak RSS of its largest process."""
+    done_s: float = 0.0
+    """Seconds from the first enqueue of the burst to its last terminal event."""
     offered: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
     """p50/p95/p99 from enqueue to terminal event at ``offered`` orders/s."""
@@ -168,6 +173,8 @@ class Sampler:
         self.roots = [psutil.Process(p) for p in pids]
         self.interval_s = interval_s
         self.peak_rss = 0
+        self.peak_rss_each = 0
+        """The highest RSS of any one process seen (a worker process, its parent, a child)."""
         self._cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -184,7 +191,9 @@ class Sampler:
         rss = 0
         for proc in self._tree():
             with contextlib.suppress(psutil.Error):
-                rss += proc.memory_info().rss
+                one = proc.memory_info().rss
+                rss += one
+                self.peak_rss_each = max(self.peak_rss_each, one)
                 times = proc.cpu_times()
                 self._cpu[proc.pid] = times.user + times.system
         self.peak_rss = max(self.peak_rss, rss)
@@ -331,9 +340,11 @@ def measure_queued(
             done = collect(client, system.stream, {j["job_id"] for j in jobs})
             sampler.sample()
             cpu = sampler.cpu_s - cpu_before
-        result.throughput = orders / (max(t for _s, t in done.values()) - started)
+        result.done_s = max(t for _s, t in done.values()) - started
+        result.throughput = orders / result.done_s
         result.cpu_s_per_1000 = cpu / orders * 1000
         result.peak_rss_mb = sampler.peak_rss / 2**20
+        result.peak_rss_each_mb = sampler.peak_rss_each / 2**20
         result.statuses = _count([s for s, _t in done.values()])
         if offered_s > 0:
             result.offered = offered
@@ -631,6 +642,8 @@ def _median(measures: list[Measure]) -> Measure:
     result.throughput = statistics.median(m.throughput for m in measures)
     result.cpu_s_per_1000 = statistics.median(m.cpu_s_per_1000 for m in measures)
     result.peak_rss_mb = max(m.peak_rss_mb for m in measures)
+    result.peak_rss_each_mb = max(m.peak_rss_each_mb for m in measures)
+    result.done_s = statistics.median(m.done_s for m in measures)
     if all(m.latency_ms for m in measures):
         result.latency_ms = {
             k: statistics.median(m.latency_ms[k] for m in measures) for k in first.latency_ms

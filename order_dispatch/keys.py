@@ -53,7 +53,8 @@ class Keys:
         return f"{self.prefix}:doc:{job_id}"
 
     def ledger(self, job_id: str) -> str:
-        """Hash: the job's delivery ledger (attempts in flight, outcome)."""
+        """Hash: the job's delivery ledger (the attempt in flight, with its worker, start and
+        delivery token; the last outcome)."""
         return f"{self.prefix}:ledger:{job_id}"
 
     def terminal(self, job_id: str, run: int) -> str:
@@ -74,7 +75,8 @@ class Keys:
         """Hash: job id -> the ids of dead-lettered and in-doubt jobs (vendor, account,
         operation, order id; no order), for listing; replay reads :meth:`document`.
 
-        The in-doubt ones are those whose ledger's ``last_status`` is ``in_doubt``.
+        Each one's status (:data:`DEAD_LETTER_STATUSES`) is that of its event in
+        :attr:`dead_events`, which, like this hash, never expires.
         """
         return f"{self.prefix}:dead"
 
@@ -108,7 +110,6 @@ class Keys:
         :class:`CircuitState` (no key: closed)."""
         return f"{self.prefix}:circuit:{vendor}:{account}"
 
-
     def api_key(self, key_id: str) -> str:
         """Hash: one HTTP API key: its name, scopes, SHA-256 digest (never the key), rate limit,
         when it was created and revoked."""
@@ -122,6 +123,22 @@ class Keys:
     def api_rate(self, key_id: str) -> str:
         """String: the GCRA timestamp of one HTTP API key's rate limit."""
         return f"{self.prefix}:api:rate:{key_id}"
+
+    def api_circuit(self, key_id: str) -> str:
+        """Hash: never written. The vendor gate's GCRA function (which the API key check
+        calls) reads a circuit breaker beside the rate; an API key's is always closed."""
+        return f"{self.prefix}:api:circuit:{key_id}"
+
+
+#: The statuses a job waits in :attr:`Keys.dead_letters` with: ``dead_lettered`` (a person may
+#: replay it) and ``in_doubt`` (a person decides whether the vendor has it).
+DEAD_LETTER_STATUSES = ("dead_lettered", "in_doubt")
+
+
+def terminal_status(marker: str | None) -> str | None:
+    """The status a run ended with, read from its :meth:`Keys.terminal` marker (the terminal
+    event's id, ``<job>:<run>.<token>:<attempt>:<status>``); None without a marker."""
+    return marker.rsplit(":", 1)[-1] if marker is not None else None
 
 
 class CircuitState(StrEnum):

@@ -40,7 +40,7 @@ class VendorAccount(BaseModel):
 
 
 class RetryPolicy(BaseModel):
-    """How failed attempts are retried (see :mod:`worker.retry`).
+    """How failed attempts are retried (see :mod:`worker.policy`).
 
     The defaults keep trying for a day: backoff doubles from ``base_delay_s`` up to
     ``max_delay_s``, each wait drawn between half and all of that ceiling (jitter), until

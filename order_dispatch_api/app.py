@@ -30,9 +30,9 @@ from order_dispatch.contract import VENDOR_OPERATIONS, Job, ResultEvent
 from order_dispatch.keys import Keys
 from order_dispatch.results import parse_entry
 from order_dispatch.settings import Settings, get_settings
+from order_dispatch.store import JobStore
 from order_dispatch_api import clients, metrics
 from order_dispatch_api import keystore as ks
-from order_dispatch_api.enqueue import AsyncProducer
 from order_dispatch_api.jobs import JobReader, JobStatus
 from order_dispatch_api.problems import (
     FieldError,
@@ -69,7 +69,6 @@ class Api:
     poll_client: redis.asyncio.Redis
     sync: redis.Redis
     producer: Producer
-    enqueuer: AsyncProducer
     auth: ks.Authenticator
     jobs: JobReader
 
@@ -87,9 +86,8 @@ class Api:
             poll_client=clients.async_client(settings, long_poll=True),
             sync=sync,
             producer=producer,
-            enqueuer=AsyncProducer(producer, client),
             auth=ks.Authenticator(client, keys),
-            jobs=JobReader(client, sync, keys),
+            jobs=JobReader(JobStore.from_settings(sync, settings)),
         )
 
     async def close(self) -> None:
@@ -232,7 +230,7 @@ async def post_job(request: Request, caller: Enqueuer) -> Response:
             errors=[FieldError(pointer="", detail="not a JSON object")],
         )
     try:
-        receipt = await api.enqueuer.enqueue(data)
+        receipt = await run_in_threadpool(api.producer.enqueue, data)
     except InvalidJob as exc:
         raise ProblemError(422, str(exc), errors=field_errors(exc.errors)) from None
     return _receipt_response(receipt)
@@ -283,7 +281,7 @@ async def post_batch(request: Request, caller: Enqueuer) -> Response:
         raise ProblemError(
             422, f"{exc.count} of {len(jobs)} jobs are invalid; none was queued", errors=exc.errors
         ) from None
-    receipts = await api.enqueuer.enqueue_many(valid)
+    receipts = await run_in_threadpool(api.producer.enqueue_many, valid)
     body = Receipts(receipts=receipts).model_dump_json()
     created = any(not r.duplicate for r in receipts)
     return Response(body, status_code=201 if created else 200, media_type="application/json")
@@ -328,7 +326,8 @@ async def get_job(
     deferred, or how the run ended), attempts, the vendor's order id and the last error
     (masked). The order itself only for keys with the `read:orders` scope."""
     api = api_of(request)
-    found = await api.jobs.status(job_id, with_order=ks.Scope.READ_ORDERS in caller.scopes)
+    with_order = ks.Scope.READ_ORDERS in caller.scopes
+    found = await run_in_threadpool(api.jobs.status, job_id, with_order=with_order)
     if found is None:
         raise ProblemError(404, f"no job {job_id!r}")
     return found

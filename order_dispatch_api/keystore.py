@@ -3,7 +3,9 @@
 A key reads ``odk_<id>_<secret>``: the id finds its record (``Keys.api_key``), the secret (256
 random bits) is never stored. The record holds the digest of the whole key, the key's name and
 scopes, its rate limit and when it was created and revoked. Checking a key and spending one cell
-of its rate limit (GCRA, :mod:`order_dispatch.gcra`) is one Redis round trip; the digest is then
+of its rate limit (the product's GCRA: the vendor gate's ``admit`` function of
+:mod:`order_dispatch.store.lua`, whose circuit breaker stays closed for a key) is one Redis
+round trip; the digest is then
 compared again with :func:`hmac.compare_digest`, which decides. A revoked key is refused at its
 next request, in every API process.
 
@@ -25,8 +27,9 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from order_dispatch.gcra import GCRA_LUA, RateLimit
 from order_dispatch.keys import Keys
+from order_dispatch.store.lua import GATE_FN
+from order_dispatch.store.records import RateLimit
 
 
 class Scope(StrEnum):
@@ -217,21 +220,20 @@ class Denied(Exception):
         self.wait_s = wait_s
 
 
-# KEYS: the key's record, its rate key. ARGV: the digest presented, now ('' = Redis time).
-# Returns {verdict, stored digest, scopes, name, wait s}; verdict: unknown, revoked, wrong, ok,
-# rate. A cell is spent only for the right digest (a wrong key cannot drain a key's budget).
+# KEYS: the key's record, its rate key, its (never written) circuit. ARGV: the digest presented,
+# now ('' = Redis time). Returns {verdict, stored digest, scopes, name, wait s}; verdict:
+# unknown, revoked, wrong, ok, rate. A cell is spent only for the right digest (a wrong key
+# cannot drain a key's budget).
 _CHECK_LUA = (
-    GCRA_LUA
+    GATE_FN
     + """
 local r = redis.call('HMGET', KEYS[1], 'hash', 'scopes', 'name', 'revoked_at', 'interval_s',
   'tolerance_s')
 if not r[1] then return {'unknown', '', '', '', '0'} end
 if r[4] then return {'revoked', r[1], '', '', '0'} end
 if r[1] ~= ARGV[1] then return {'wrong', r[1], '', '', '0'} end
-local now = tonumber(ARGV[2])
-if not now then local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1e6 end
-local wait = gcra(KEYS[2], now, tonumber(r[5]), tonumber(r[6]))
-if wait > 0 then return {'rate', r[1], r[2], r[3], tostring(wait)} end
+local a = admit(KEYS[2], KEYS[3], ARGV[2], r[5], r[6], 0, 0)
+if a[1] == 'rate' then return {'rate', r[1], r[2], r[3], a[2]} end
 return {'ok', r[1], r[2], r[3], '0'}
 """
 )
@@ -255,7 +257,11 @@ class Authenticator:
             raise Denied(Refusal.WRONG)
         presented = digest(token)
         verdict, stored, scopes, name, wait = await self._check(
-            keys=[self.keys.api_key(key_id), self.keys.api_rate(key_id)],
+            keys=[
+                self.keys.api_key(key_id),
+                self.keys.api_rate(key_id),
+                self.keys.api_circuit(key_id),
+            ],
             args=[presented, "" if now is None else repr(now)],
         )
         verdict = _text(verdict)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from order_dispatch.keys import DEAD_LETTER_STATUSES
 from worker.vendors import known_vendors
 
 if TYPE_CHECKING:
-    from producers.operations import Operations
+    from order_dispatch_ops.actions import Operations
 
 SCHEMAS = ("order", "job", "event")
 
@@ -572,14 +573,14 @@ def tail(
         pass
 
 
-# Operators: dead letters, replay, resolve, timeline (producers/operations.py does the work).
+# Operators: dead letters, replay, resolve, timeline (order_dispatch_ops/actions.py does the work).
 
 VENDORS = click.Choice(known_vendors())
-DEAD_STATUSES = click.Choice(["dead_lettered", "in_doubt"])
+DEAD_STATUSES = click.Choice(DEAD_LETTER_STATUSES)
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    from producers.operations import parse_since
+    from order_dispatch_ops.actions import parse_since
 
     if value is None:
         return None
@@ -590,7 +591,7 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
 
 
 def _operations(redis_url: str | None, by: str | None = None) -> Operations:
-    from producers.operations import Operations
+    from order_dispatch_ops.actions import Operations
 
     return Operations.from_url(redis_url, operator=by)
 
@@ -600,8 +601,8 @@ def _refusals() -> Iterator[None]:
     """An action refused, or a corrected order or note that breaks the contract: exit 1, saying
     why."""
     from order_dispatch.contract import ValidationError, format_validation_errors
+    from order_dispatch_ops.actions import OperationRefused
     from producers.enqueue import InvalidJob
-    from producers.operations import OperationRefused
 
     try:
         yield
@@ -793,7 +794,7 @@ def purge(
         raise click.UsageError("give --order ID or --job JOB (one of them)")
     if job_id is not None and (vendor is not None or account is not None):
         raise click.UsageError("--vendor and --account narrow --order; --job names one job")
-    from producers.operations import OperationRefused
+    from order_dispatch_ops.actions import OperationRefused
 
     ops = _operations(redis_url, by)
     if job_id is not None:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from order_dispatch.contract import EventStatus
 from order_dispatch.timeline import TimelineEntry
-from producers.operations import DeadLetter, JobTimeline
+from order_dispatch_ops.actions import DeadLetter, JobTimeline
 
 #: Longest error or detail shown in a table cell (``--json`` has them whole).
 CELL_CHARS = 80

@@ -8,7 +8,6 @@ a queue's oldest message is at index -1 of its list (one list per priority step)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +16,7 @@ from typing import Any
 import redis
 
 from order_dispatch.keys import CircuitState, Keys
+from order_dispatch.store import JobStore
 from producers.message import message_job, queue_keys
 
 #: Past this many entries, counting a consumer group's lag by hand (Redis < 7) stops.
@@ -53,6 +53,8 @@ class Snapshot:
     schedule_size: int
     dead_letters: int
     in_doubt: int
+    """Dead letters whose run ended ``in_doubt``, counted by the job store from the same
+    entries ``dlq list`` shows (:meth:`~order_dispatch.store.JobStore.dead_letter_counts`)."""
     stream_length: int
     groups: list[GroupState]
     circuits: dict[tuple[str, str], CircuitState] = field(default_factory=dict)
@@ -79,6 +81,7 @@ class StateReader:
         self.vendors = list(vendors)
         self.queues_in_redis = queues_in_redis
         self.accounts = {v: list((accounts or {}).get(v, ())) for v in self.vendors}
+        self.store = JobStore(client, keys)
 
     def snapshot(self) -> Snapshot:
         """Read everything; raises :class:`redis.RedisError` when Redis cannot be reached."""
@@ -127,7 +130,7 @@ class StateReader:
             queues=queues,
             schedule_size=schedule_size,
             dead_letters=dead,
-            in_doubt=self._in_doubt() if dead else 0,
+            in_doubt=self.store.dead_letter_counts().in_doubt if dead else 0,
             stream_length=stream_length,
             groups=self._groups(),
             circuits=states,
@@ -141,26 +144,11 @@ class StateReader:
         stamp = job.get("enqueued_at")
         if not stamp and job.get("job_id"):
             # A message that carries only the job id: the enqueue receipt has the time.
-            receipt = self.client.hget(self.keys.job(str(job["job_id"])), "receipt")
-            stamp = _json_field(receipt, "enqueued_at")
+            stamp = self.store.receipt(str(job["job_id"])).get("enqueued_at")
         try:
             return max(0.0, now - datetime.fromisoformat(str(stamp)).timestamp())
         except ValueError:
             return None
-
-    def _in_doubt(self) -> int:
-        """Dead-letter entries whose run ended ``in_doubt`` (their ledger's last status)."""
-        count = 0
-        cursor = 0
-        while True:
-            cursor, job_ids = self.client.hscan(self.keys.dead_letters, cursor, count=500)
-            if job_ids:
-                pipe = self.client.pipeline(transaction=False)
-                for job_id in job_ids:
-                    pipe.hget(self.keys.ledger(_text(job_id)), "last_status")
-                count += sum(1 for s in pipe.execute() if s is not None and _text(s) == "in_doubt")
-            if cursor == 0:
-                return count
 
     def _groups(self) -> list[GroupState]:
         try:
@@ -188,11 +176,4 @@ class StateReader:
                 return count
             count += len(entries)
             start = f"({_text(entries[-1][0])}"
-        return None
-
-
-def _json_field(raw: Any, name: str) -> Any:
-    try:
-        return json.loads(raw).get(name) if raw else None
-    except (ValueError, AttributeError):
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -15,29 +15,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from order_dispatch.contract import Job, format_validation_errors
 from order_dispatch.keys import Keys
 from order_dispatch.settings import get_settings
+from order_dispatch.store import Enqueued, JobStore, NewJob
 from producers.message import dispatch_kwargs, queue_key, task_message
 
 if TYPE_CHECKING:
     from producers.broker import BrokerPublisher
-
-# Atomically: if the job id is known, return its first receipt; else record receipt, run 1 and
-# the job document, and push the task message (ids only). KEYS: job hash, job document, queue
-# list (none when the broker is not this Redis: the job is then marked unpublished until its
-# message is confirmed). ARGV: receipt, job, message, ttl seconds, run id.
-# Returns {created, receipt, published}.
-ENQUEUE_LUA = """
-local first = redis.call('HMGET', KEYS[1], 'receipt', 'published')
-if first[1] then return {0, first[1], first[2] or '1'} end
-redis.call('HSET', KEYS[1], 'receipt', ARGV[1], 'run', 1, 'run_id', ARGV[5])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[4]))
-if #KEYS > 2 then
-  redis.call('LPUSH', KEYS[3], ARGV[3])
-  return {1, ARGV[1], '1'}
-end
-redis.call('HSET', KEYS[1], 'published', '0')
-return {1, ARGV[1], '0'}
-"""
 
 
 class InvalidJob(ValueError):
@@ -148,7 +130,14 @@ class Producer:
         self.client = client
         self.keys = Keys(key_prefix or settings.key_prefix)
         self.receipt_ttl_s = receipt_ttl_s or settings.receipt_ttl_s
-        self._script = client.register_script(ENQUEUE_LUA)
+        self.store = JobStore(
+            client,
+            self.keys,
+            ttl_s=self.receipt_ttl_s,
+            results_maxlen=settings.results_maxlen,
+            retention_s=settings.job_retention_s,
+            results_max_age_s=settings.results_max_age_s,
+        )
         url = broker_url or settings.broker_url
         self._publisher: BrokerPublisher | None = None
         if url and not url.startswith(("redis://", "rediss://", "unix://")):
@@ -176,45 +165,33 @@ class Producer:
         )
         return _Prepared(job, job.model_dump_json(exclude_none=True), receipt)
 
-    def prepare(self, job: Job) -> _Prepared:
-        """``job`` (validated) stamped, serialised and given its receipt, ready to record."""
-        return self._prepare(job)
-
-    def record_call(self, item: _Prepared, *, push: bool) -> tuple[list[str], list[str | int]]:
-        """The enqueue script's keys and arguments that record ``item`` (and push its message
-        when ``push``): for callers that run :data:`ENQUEUE_LUA` on a client of their own (the
-        HTTP API's asyncio client)."""
+    def _new_job(self, item: _Prepared, *, push: bool) -> NewJob:
+        """What the store records for ``item`` (with its message when ``push``)."""
         receipt = item.receipt
-        keys = [self.keys.job(receipt.job_id), self.keys.document(receipt.job_id)]
-        message = ""
-        if push:
-            keys.append(queue_key(receipt.queue, item.job.priority))
-            message = task_message(
+        if not push:
+            return NewJob(
+                receipt.job_id,
+                item.doc,
+                receipt.model_dump_json(),
                 receipt.task_id,
-                dispatch_kwargs(receipt.job_id, run=1, attempt=1),
-                queue=receipt.queue,
-                priority=item.job.priority,
-                display=_display(receipt),
+                not_before=item.job.not_before,
             )
-        args: list[str | int] = [
-            receipt.model_dump_json(),
-            item.doc,
-            message,
-            self.receipt_ttl_s,
+        message = task_message(
             receipt.task_id,
-        ]
-        return keys, args
-
-    @property
-    def queues_in_redis(self) -> bool:
-        """True when task messages go on Redis lists in the same script as the job (no other
-        broker to publish to)."""
-        return self._publisher is None
-
-    def _record(self, item: _Prepared, pipe: Any, *, push: bool) -> None:
-        """Queue the script that records ``item`` (and pushes its message when ``push``)."""
-        keys, args = self.record_call(item, push=push)
-        self._script(keys=keys, args=args, client=pipe)
+            dispatch_kwargs(receipt.job_id, run=1, attempt=1),
+            queue=receipt.queue,
+            priority=item.job.priority,
+            display=_display(receipt),
+        )
+        return NewJob(
+            receipt.job_id,
+            item.doc,
+            receipt.model_dump_json(),
+            receipt.task_id,
+            queue_key(receipt.queue, item.job.priority),
+            message,
+            item.job.not_before,
+        )
 
     def close(self) -> None:
         """Close the broker connection, if the broker is not Redis (the Redis client is the
@@ -222,17 +199,10 @@ class Producer:
         if self._publisher is not None:
             self._publisher.close()
 
-    @classmethod
-    def receipt_of(cls, item: _Prepared, reply: Sequence[Any]) -> Receipt:
-        """The receipt the enqueue script's ``reply`` means for ``item``: its own when new, the
-        first one (marked duplicate) when the job id was queued before."""
-        return item.receipt if int(reply[0]) else cls._receipt(reply)
-
     @staticmethod
-    def _receipt(reply: Sequence[Any]) -> Receipt:
-        created, raw = int(reply[0]), reply[1]
-        receipt = Receipt.model_validate_json(raw)
-        return receipt if created else receipt.model_copy(update={"duplicate": True})
+    def _receipt(reply: Enqueued) -> Receipt:
+        receipt = Receipt.model_validate_json(reply.receipt)
+        return receipt if reply.created else receipt.model_copy(update={"duplicate": True})
 
     def enqueue(self, job: Job | Mapping[str, Any]) -> Receipt:
         """Validate and queue one job; a job id seen before returns its first receipt."""
@@ -249,26 +219,24 @@ class Producer:
         return self._enqueue([self._prepare(job) for job in validated]) if validated else []
 
     def _enqueue(self, items: list[_Prepared]) -> list[Receipt]:
-        pipe = self.client.pipeline(transaction=False)
-        for item in items:
-            self._record(item, pipe, push=self._publisher is None)
-        replies = pipe.execute()
+        push = self._publisher is None
+        replies = self.store.enqueue([self._new_job(item, push=push) for item in items])
         if self._publisher is not None:
             self._publish_unpublished(items, replies, self._publisher)
         # A new job's receipt is the one just written; a duplicate's is read back.
         return [
-            item.receipt if int(reply[0]) else self._receipt(reply)
+            item.receipt if reply.created else self._receipt(reply)
             for item, reply in zip(items, replies, strict=True)
         ]
 
     def _publish_unpublished(
-        self, items: list[_Prepared], replies: list[Any], publisher: BrokerPublisher
+        self, items: list[_Prepared], replies: list[Enqueued], publisher: BrokerPublisher
     ) -> None:
         """Publish every recorded job whose message is not confirmed yet, then clear its mark."""
         done: set[str] = set()
         for item, reply in zip(items, replies, strict=True):
             receipt = self._receipt(reply)
-            if _text(reply[2]) == "1" or receipt.job_id in done:
+            if reply.published or receipt.job_id in done:
                 continue
             publisher.publish(
                 receipt.task_id,
@@ -277,7 +245,7 @@ class Producer:
                 priority=item.job.priority,
                 display=_display(receipt),
             )
-            self.client.hdel(self.keys.job(receipt.job_id), "published")
+            self.store.mark_published(receipt.job_id)
             done.add(receipt.job_id)
 
 
@@ -289,10 +257,6 @@ def _display(receipt: Receipt) -> dict[str, str]:
         "operation": receipt.operation,
         "order_id": receipt.order_id,
     }
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _default: Producer | None = None

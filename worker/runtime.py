@@ -3,60 +3,25 @@
 Each worker process runs one asyncio event loop in a thread of its own, created when the process
 starts and closed when it stops (Celery's worker signals, wired in :mod:`worker.app`). Every
 vendor call of every task thread runs on that loop through one shared ``httpx.AsyncClient``;
-a task thread hands its coroutine over with :meth:`EventLoopThread.run` and waits for it.
+a task thread hands its coroutine over with
+:meth:`worker.loop.EventLoopThread.run` and waits for it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
 
 import httpx
 import redis
 
+from order_dispatch.keys import Keys
 from order_dispatch.settings import Settings
 from worker.http import new_client
-
-T = TypeVar("T")
-
-
-class EventLoopThread:
-    """An asyncio event loop served by a daemon thread; coroutines are submitted from others."""
-
-    def __init__(self, name: str = "vendor-io") -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run ``coro`` on the loop and wait for its result (from any other thread)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        """Cancel what still runs, stop the loop and end its thread."""
-        if not self._thread.is_alive():
-            return
-
-        async def _cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        try:
-            self.run(_cancel_all(), timeout=5)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(5)
-            if not self._thread.is_alive():
-                self.loop.close()
+from worker.loop import EventLoopThread
+from worker.pipeline import Pipeline
+from worker.schedule import DurableSchedule, Scheduler
+from worker.vendors.sender import Sender
 
 
 class Runtime:
@@ -64,11 +29,6 @@ class Runtime:
     and the scheduler thread that moves due retries from the durable schedule to their queues."""
 
     def __init__(self, settings: Settings, *, worker_name: str | None = None) -> None:
-        from order_dispatch.keys import Keys
-        from worker.pipeline import Pipeline
-        from worker.schedule import DurableSchedule, Scheduler
-        from worker.vendors.sender import Sender
-
         self.settings = settings
         self.pid = os.getpid()
         self.io = EventLoopThread()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 from celery import Task
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from order_dispatch.contract import format_validation_errors
 from order_dispatch.keys import DISPATCH_TASK, Keys, task_display_args, task_display_name
 from order_dispatch.logs import get_logger
-from worker import runtime
+from worker import policy, runtime
 from worker.app import app
 from worker.outage import is_outage, ride_out
 from worker.pipeline import Step
@@ -68,9 +69,14 @@ def dispatch(self: Task[Any, Any], *args: Any, **kwargs: Any) -> str:
         _quarantine(self, f"not a dispatch call: {exc}")
         return "quarantined: not a dispatch call"
     rt = runtime.current()
+    # One token per delivery: a run tried again through a Redis outage (its reply to the
+    # in-flight mark maybe lost) finds the mark its own and sends, instead of waiting it out.
+    token = uuid.uuid4().hex
     try:
         step = ride_out(
-            lambda: rt.pipeline.run(call.job_id, call.run, call.attempt, deferred=call.deferred),
+            lambda: rt.pipeline.run(
+                call.job_id, call.run, call.attempt, deferred=call.deferred, token=token
+            ),
             what="run a job",
             stop=requested,
             job_id=call.job_id,
@@ -100,11 +106,17 @@ def dispatch(self: Task[Any, Any], *args: Any, **kwargs: Any) -> str:
 
 
 def _schedule(task: Task[Any, Any], call: DispatchCall, step: Step) -> Exception | None:
-    """Publish the next attempt: in the durable schedule when the wait is long (None), else as
-    a Celery countdown (the exception that ends this attempt: Celery's ``Retry``)."""
+    """Publish the next attempt where :func:`worker.policy.place_wait` puts it: in the durable
+    schedule (None), or as a Celery countdown (the exception that ends this attempt: Celery's
+    ``Retry``)."""
     assert step.queue is not None and step.retry_in_s is not None
     rt = runtime.current()
-    if rt.settings.broker_is_redis and step.retry_in_s > rt.settings.schedule_threshold_s:
+    place = policy.place_wait(
+        step.retry_in_s,
+        broker_is_redis=rt.settings.broker_is_redis,
+        threshold_s=rt.settings.schedule_threshold_s,
+    )
+    if place is policy.Place.SCHEDULE:
         rt.schedule.add(
             job_id=call.job_id,
             run=call.run,

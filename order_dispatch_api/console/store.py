@@ -1,27 +1,28 @@
 """Every read and action of the console on jobs, in one module.
 
 The operators' actions (replay, replay with a corrected order, resolve, purge) and their reads
-(dead letters, timeline) are those of the command line, :mod:`producers.operations`: the same
-Lua scripts, the same result event and timeline entry, with the operator named. What the
+(dead letters, timeline) are those of the command line, :mod:`order_dispatch_ops.actions`: the
+same Lua scripts, the same result event and timeline entry, with the operator named. What the
 command line does not read (one job's summary, its order, the rejected jobs) is read here from
-the same keys. When the job store moves, this is the one file of the console to change.
+the job store (:mod:`order_dispatch.store`) and the result stream. This is the one file of the
+console that knows where jobs are kept.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import redis
 
 from order_dispatch.contract import EventStatus, ResultEvent
 from order_dispatch.keys import Keys
 from order_dispatch.results import parse_entry
-from producers.enqueue import InvalidJob
-from producers.operations import (
+from order_dispatch.store import JobNotFound as NotInStore
+from order_dispatch.store import JobStore as StoreOfJobs
+from order_dispatch.store import Phase
+from order_dispatch_ops.actions import (
     DeadLetter,
     JobNotFound,
     JobTimeline,
@@ -31,6 +32,7 @@ from producers.operations import (
     corrected_job,
     parse_since,
 )
+from producers.enqueue import InvalidJob
 
 __all__ = [
     "DeadLetter",
@@ -67,18 +69,6 @@ class JobSummary:
     document: str | None
 
 
-def _text(value: Any) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _object(text: str | None) -> dict[str, Any]:
-    try:
-        data = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 class JobStore:
     """The console's door to the job store, for one Redis and key prefix."""
 
@@ -86,6 +76,7 @@ class JobStore:
         self.client = client
         self.prefix = prefix
         self.keys = Keys(prefix)
+        self.jobs = StoreOfJobs(client, self.keys)
 
     def operations(self, operator: str) -> Operations:
         """The command line's operations, acting as ``operator`` (the key's name)."""
@@ -105,38 +96,27 @@ class JobStore:
 
     def summary(self, job_id: str) -> JobSummary:
         """Where ``job_id`` stands (:class:`JobNotFound` when nothing is known of it)."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hmget(self.keys.job(job_id), "receipt", "run", "job")
-        pipe.hget(self.keys.dead_letters, job_id)
-        pipe.hget(self.keys.dead_events, job_id)
-        pipe.hmget(self.keys.ledger(job_id), "state", "last_status", "attempt")
-        pipe.get(self.keys.document(job_id))
-        (receipt, run, old_doc), dead_doc, dead_event, ledger, doc = pipe.execute()
-        ids = {**_object(_text(dead_doc)), **_object(_text(receipt))}
-        event = _object(_text(dead_event))
-        if not ids and not event:
-            raise JobNotFound(f"no job {job_id!r}: not in the job store nor in the dead letters")
-        number = int(run) if run is not None else int(event.get("run", 1))
-        marker = _text(self.client.get(self.keys.terminal(job_id, number)))
-        state, _last, attempt = (_text(v) for v in ledger)
-        if marker is not None:
-            status = marker.rsplit(":", 1)[-1]
-        elif dead_doc is not None:
-            status = str(event.get("status") or EventStatus.DEAD_LETTERED.value)
-        else:
-            status = state or "queued"
-        order: dict[str, Any] = ids["order"] if isinstance(ids.get("order"), dict) else {}
+        try:
+            now = self.jobs.status(job_id)
+        except NotInStore as exc:
+            raise JobNotFound(str(exc)) from None
+        try:
+            document: str | None = self.jobs.stored(job_id).doc
+        except NotInStore:
+            document = None
+        receipt = self.jobs.receipt(job_id)
+        terminal = now.phase is Phase.TERMINAL
         return JobSummary(
             job_id=job_id,
-            vendor=str(ids.get("vendor") or event.get("vendor") or "?"),
-            account=str(ids.get("account") or event.get("account") or "default"),
-            operation=str(ids.get("operation") or event.get("operation") or "create"),
-            order_id=str(ids.get("order_id") or order.get("order_id") or event.get("order_id")),
-            run=number,
-            status=status,
-            attempt=int(attempt) if attempt else event.get("attempt"),
-            enqueued_at=ids.get("enqueued_at"),
-            document=_text(doc) or _text(old_doc),
+            vendor=now.vendor or "?",
+            account=now.account or "default",
+            operation=now.operation or "create",
+            order_id=now.order_id or "?",
+            run=now.run,
+            status=(now.status or "?") if terminal else now.phase.value,
+            attempt=now.attempts or None,
+            enqueued_at=receipt.get("enqueued_at"),
+            document=document,
         )
 
     def rejected(self, since: datetime | None = None) -> list[DeadLetter]:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
+from order_dispatch.contract import EventStatus, Job, ResultEvent
 from order_dispatch.keys import Keys
 from producers.enqueue import Producer
 from tests.integration.conftest import ROOT, WorkerProcess, order_job, unique
@@ -82,8 +83,12 @@ def test_each_unhealthy_condition_is_named_on_one_line_and_in_json(
     Producer(redis_client, key_prefix=prefix).enqueue(job)
     # Three dead letters, two of them in doubt; an open circuit.
     for n, status in enumerate(["dead_lettered", "in_doubt", "in_doubt"]):
+        dead = Job.model_validate({**order_job(f"dead-{n}"), "job_id": f"job-{n}"})
+        event = ResultEvent.for_job(
+            dead, run=1, run_token="t", attempt=1, status=EventStatus(status)
+        )
         redis_client.hset(keys.dead_letters, f"job-{n}", "{}")
-        redis_client.hset(keys.ledger(f"job-{n}"), "last_status", status)
+        redis_client.hset(keys.dead_events, f"job-{n}", event.model_dump_json())
     redis_client.hset(keys.circuit("sophio", "default"), "state", "open")
 
     code, out = run_health(env, "--max-dead", "2", "--max-in-doubt", "1")

@@ -15,8 +15,8 @@ import redis
 from order_dispatch.contract import EventStatus, Job, ResultEvent
 from order_dispatch.settings import CircuitSettings
 from order_dispatch.timeline import TimelineEntry
+from order_dispatch_ops.actions import JobNotFound, OperationRefused, Operations
 from producers.enqueue import InvalidJob
-from producers.operations import JobNotFound, OperationRefused, Operations
 from tests.integration.conftest import Events, order_job, unique
 from tests.integration.test_pipeline_logic import (  # noqa: F401 (_close_loops: autouse fixture)
     _close_loops,
@@ -39,7 +39,7 @@ def make(
 
 def ops_for(pipeline: Pipeline, **kwargs: Any) -> Operations:
     return Operations(
-        pipeline.ledger.client, key_prefix=pipeline.keys.prefix, operator="pam", **kwargs
+        pipeline.store.client, key_prefix=pipeline.keys.prefix, operator="pam", **kwargs
     )
 
 
@@ -184,7 +184,7 @@ def test_an_event_of_a_superseded_run_is_not_written_but_shows_in_the_timeline(
         update={"event_id": f"{job_id}:late", "status": EventStatus.RETRY_SCHEDULED}
     )
     job = Job.model_validate_json(redis_client.get(pipeline.keys.document(job_id)) or "")
-    written = pipeline.ledger.record(job, late, worker="slow-worker")
+    written = pipeline.store.record(job, late, worker="slow-worker").written
 
     assert written is False
     assert f"{job_id}:late" not in [e.event_id for e in events.all()]
@@ -200,7 +200,7 @@ def test_a_second_terminal_event_of_a_run_is_marked_unrecorded(redis_client: red
     job = Job.model_validate_json(redis_client.get(pipeline.keys.document(job_id)) or "")
     again = events.of(job_id)[0].model_copy(update={"event_id": f"{job_id}:again"})
 
-    assert pipeline.ledger.record(job, again, worker="w2") is False
+    assert pipeline.store.record(job, again, worker="w2").written is False
     entries = ops_for(pipeline).timeline(job_id).entries
     assert [(e.event_id.endswith(":again"), e.recorded) for e in entries] == [
         (False, True), (True, False)]
@@ -296,7 +296,7 @@ def test_a_running_job_cannot_be_replayed_or_resolved(redis_client: redis.Redis)
     pipeline, _, _ = make(redis_client, accepted)
     ops = ops_for(pipeline)
     job_id = put(pipeline, order_job(unique("running")))
-    pipeline.ledger.begin_attempt(job_id, 1, "w1")
+    pipeline.store.begin_attempt(job_id, 1, "w1")
 
     with pytest.raises(OperationRefused) as replay:
         ops.replay(job_id)
@@ -451,3 +451,31 @@ def test_dead_letters_without_their_event_are_listed_and_replayable(
     assert (listed["raw-1"].vendor, listed["raw-1"].order_id) == ("?", "?")
     assert ops.dead_letters(since=datetime.now(UTC) - timedelta(days=1)) == []
     assert queued_kwargs(redis_client, pipeline) == [{"job_id": job_id, "run": 2, "attempt": 1}]
+
+
+def test_health_and_dlq_list_agree_after_the_ledgers_expired(redis_client: redis.Redis) -> None:
+    """Health (and the metrics) count in-doubt jobs from the same dead-letter entries as ``dlq
+    list``; the ledgers, which expire after the receipt TTL, play no part."""
+    from order_dispatch_ops.state import StateReader
+
+    pipeline, _, _ = make(redis_client, lambda r: httpx.Response(500, text="down"))
+    dead_letter(pipeline, order_job(unique("dead")))
+    doubtful = []
+    for _ in range(2):
+        job_id = put(pipeline, order_job(unique("doubt")))
+        began_long_ago(pipeline, job_id, 1, seconds=3600)
+        pipeline.run(job_id, 1, 1)
+        doubtful.append(job_id)
+    reader = StateReader(redis_client, pipeline.keys, ["sourceorders"])
+    ops = ops_for(pipeline)
+    before = reader.snapshot()
+    assert (before.dead_letters, before.in_doubt) == (3, 2)
+
+    for job_id in [d.job_id for d in ops.dead_letters()]:
+        redis_client.delete(pipeline.keys.ledger(job_id))  # as the receipt TTL does, later
+    after = reader.snapshot()
+
+    assert (after.dead_letters, after.in_doubt) == (3, 2)
+    assert after.in_doubt == len(ops.dead_letters(status="in_doubt"))
+    assert sorted(d.job_id for d in ops.dead_letters(status="in_doubt")) == sorted(doubtful)
+    assert after.dead_letters == len(ops.dead_letters())

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
+from order_dispatch.contract import EventStatus, Job, ResultEvent
 from order_dispatch.keys import CircuitState, Keys
 from order_dispatch_ops.state import StateReader
 from producers.enqueue import Producer
@@ -50,12 +51,18 @@ def test_depth_and_oldest_age_span_every_priority_list(redis_client: redis.Redis
     assert q.oldest_age_s is not None and 7190 < q.oldest_age_s < 7260
 
 
-def test_in_doubt_is_read_from_the_ledger_of_each_dead_letter(redis_client: redis.Redis) -> None:
+def test_in_doubt_is_read_from_each_dead_letter_s_event(redis_client: redis.Redis) -> None:
+    """The in-doubt count comes from the dead letters' own events (which never expire), the
+    same entries ``dlq list`` shows, not from the ledgers (which do)."""
     keys = Keys(unique("ods"))
+    pipe = redis_client.pipeline(transaction=False)
     for n in range(1200):  # more than one HSCAN page
-        redis_client.hset(keys.dead_letters, f"j{n}", json.dumps({"job_id": f"j{n}"}))
-        if n % 3 == 0:
-            redis_client.hset(keys.ledger(f"j{n}"), "last_status", "in_doubt")
+        job = Job.model_validate({**order_job(f"o{n}"), "job_id": f"j{n}"})
+        status = EventStatus.IN_DOUBT if n % 3 == 0 else EventStatus.DEAD_LETTERED
+        event = ResultEvent.for_job(job, run=1, run_token="t", attempt=1, status=status)
+        pipe.hset(keys.dead_letters, f"j{n}", json.dumps({"job_id": f"j{n}"}))
+        pipe.hset(keys.dead_events, f"j{n}", event.model_dump_json())
+    pipe.execute()
     redis_client.hset(keys.circuit("sophio", "a"), "state", "half_open")
 
     snap = StateReader(redis_client, keys, ["sophio"], {"sophio": ["a"]}).snapshot()

@@ -15,8 +15,8 @@ from order_dispatch.contract import EventStatus
 from order_dispatch.keys import Keys
 from order_dispatch.settings import RetryPolicy, Settings, VendorAccount
 from tests.integration.conftest import Events, order_job, unique
+from worker.loop import EventLoopThread
 from worker.pipeline import Pipeline
-from worker.runtime import EventLoopThread
 from worker.vendors.sender import Sender
 
 pytestmark = pytest.mark.integration
@@ -57,8 +57,12 @@ def put(pipeline: Pipeline, job: dict[str, Any], job_id: str | None = None) -> s
 
     job_id = job_id or Job.model_validate(job).job_id
     key = pipeline.keys.job(job_id)
-    client = pipeline.ledger.client
+    client = pipeline.store.client
     client.set(pipeline.keys.document(job_id), json.dumps(job))
+    ids = {"job_id": job_id, "vendor": job["vendor"], "account": job.get("account", "default")}
+    client.hsetnx(key, "receipt", json.dumps(ids))
+    due = Job.model_validate(job).not_before if "not_before" in job else None
+    client.hsetnx(key, "not_before", due.timestamp() if due else 0)
     client.hsetnx(key, "run", 1)
     client.hsetnx(key, "run_id", uuid.uuid4().hex)
     return job_id
@@ -86,10 +90,10 @@ def job_id_of(job: dict[str, Any]) -> str:
 
 def began_long_ago(pipeline: Pipeline, job_id: str, attempt: int, seconds: float) -> None:
     """The ledger as a worker leaves it when it dies mid-request ``seconds`` ago."""
-    assert pipeline.ledger.begin_attempt(job_id, attempt, "dead-worker")
+    assert pipeline.store.begin_attempt(job_id, attempt, "dead-worker")
     key = pipeline.keys.ledger(job_id)
-    started = float(pipeline.ledger.client.hget(key, "started_at"))  # type: ignore[arg-type]
-    pipeline.ledger.client.hset(key, "started_at", f"{started - seconds:.6f}")
+    started = float(pipeline.store.client.hget(key, "started_at"))  # type: ignore[arg-type]
+    pipeline.store.client.hset(key, "started_at", f"{started - seconds:.6f}")
 
 
 def test_a_redelivered_create_interrupted_mid_request_ends_in_doubt(
@@ -171,10 +175,10 @@ def test_two_deliveries_cannot_both_start_an_attempt(redis_client: redis.Redis) 
     pipeline, _, _ = make(redis_client, accepted)
     job_id = job_id_of(order_job(unique("race")))
 
-    first = pipeline.ledger.begin_attempt(job_id, 1, "w1")
-    second = pipeline.ledger.begin_attempt(job_id, 1, "w2")
-    stale = pipeline.ledger.read(job_id).started_at
-    takeover = pipeline.ledger.begin_attempt(job_id, 2, "w3", take_over=stale)
+    first = pipeline.store.begin_attempt(job_id, 1, "w1")
+    second = pipeline.store.begin_attempt(job_id, 1, "w2")
+    stale = pipeline.store.load(job_id).started_at
+    takeover = pipeline.store.begin_attempt(job_id, 2, "w3", take_over=stale)
 
     assert (first, second, takeover) == (True, False, True)
 

@@ -23,8 +23,8 @@ import redis
 from order_dispatch.broker import queue_key, task_message
 from order_dispatch.keys import Keys
 from order_dispatch.privacy import MASK
+from order_dispatch_ops.actions import Operations
 from producers.enqueue import Producer
-from producers.operations import Operations
 from tests.integration.conftest import Events, WorkerProcess, order_job
 
 pytestmark = pytest.mark.integration

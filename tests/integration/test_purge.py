@@ -13,10 +13,10 @@ import redis
 from order_dispatch.contract import ErrorInfo, ErrorKind, EventStatus, Job, ResultEvent
 from order_dispatch.keys import Keys
 from order_dispatch.results import parse_entry
+from order_dispatch.store import JobStore
+from order_dispatch_ops.actions import OperationRefused, Operations
 from producers.enqueue import Producer
-from producers.operations import OperationRefused, Operations
 from tests.integration.conftest import cli, order_job
-from worker.ledger import JobLedger
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +30,12 @@ def keys() -> Keys:
 
 
 @pytest.fixture
-def ledger(redis_client: redis.Redis, keys: Keys) -> JobLedger:
-    return JobLedger(redis_client, keys, results_maxlen=1000, ttl_s=86400, retention_s=3600)
+def ledger(redis_client: redis.Redis, keys: Keys) -> JobStore:
+    return JobStore(redis_client, keys, results_maxlen=1000, ttl_s=86400, retention_s=3600)
 
 
 def failed_run(
-    client: redis.Redis, keys: Keys, ledger: JobLedger, data: dict[str, Any], end: EventStatus
+    client: redis.Redis, keys: Keys, ledger: JobStore, data: dict[str, Any], end: EventStatus
 ) -> Job:
     """Enqueue ``data`` and record two failed attempts that end the run with ``end``, each
     carrying the vendor's echo of the address, as a worker would with no masking at all."""
@@ -57,7 +57,7 @@ def failed_run(
             ),
             vendor_response='{"error": "no route to Scranton for pam@example.com"}',
         )
-        assert ledger.record(job, event, request="POST /v1/orders", http_status=500)
+        assert ledger.record(job, event, request="POST /v1/orders", http_status=500).written
     return job
 
 
@@ -81,7 +81,7 @@ def everything(client: redis.Redis, keys: Keys) -> str:
 
 
 def test_purge_removes_the_orders_personal_data_and_keeps_ids_and_statuses(
-    redis_client: redis.Redis, keys: Keys, ledger: JobLedger, redis_url: str
+    redis_client: redis.Redis, keys: Keys, ledger: JobStore, redis_url: str
 ) -> None:
     # Given: an order dead-lettered after two failures whose answers echo the customer
     order_id = f"PG-{uuid.uuid4().hex[:6]}"
@@ -134,7 +134,7 @@ def test_purge_removes_the_orders_personal_data_and_keeps_ids_and_statuses(
 
 
 def test_purge_of_a_job_by_id_past_its_retention_clears_what_is_left(
-    redis_client: redis.Redis, keys: Keys, ledger: JobLedger, redis_url: str
+    redis_client: redis.Redis, keys: Keys, ledger: JobStore, redis_url: str
 ) -> None:
     job = failed_run(
         redis_client, keys, ledger, order_job(f"PG-{uuid.uuid4().hex[:6]}"), EventStatus.REJECTED
@@ -153,7 +153,7 @@ def test_purge_of_a_job_by_id_past_its_retention_clears_what_is_left(
 
 
 def test_a_running_job_is_refused_and_the_others_of_the_order_purged(
-    redis_client: redis.Redis, keys: Keys, ledger: JobLedger, redis_url: str
+    redis_client: redis.Redis, keys: Keys, ledger: JobStore, redis_url: str
 ) -> None:
     # Given: one order sent to two vendors; one job ended, the other still waits in its queue
     order_id = f"PG-{uuid.uuid4().hex[:6]}"
@@ -179,7 +179,7 @@ def test_a_running_job_is_refused_and_the_others_of_the_order_purged(
 
 
 def test_an_in_doubt_job_is_purged_once_a_person_decided(
-    redis_client: redis.Redis, keys: Keys, ledger: JobLedger, redis_url: str
+    redis_client: redis.Redis, keys: Keys, ledger: JobStore, redis_url: str
 ) -> None:
     job = failed_run(
         redis_client, keys, ledger, order_job(f"PG-{uuid.uuid4().hex[:6]}"), EventStatus.IN_DOUBT
@@ -201,7 +201,7 @@ def test_an_in_doubt_job_is_purged_once_a_person_decided(
 def test_a_timeline_written_while_purging_refuses_the_purge(
     redis_client: redis.Redis,
     keys: Keys,
-    ledger: JobLedger,
+    ledger: JobStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     job = failed_run(

@@ -12,9 +12,9 @@ import redis
 
 from order_dispatch.contract import EventStatus, Job, ResultEvent
 from order_dispatch.keys import Keys
+from order_dispatch.store import JobStore
 from producers.enqueue import Producer
 from tests.integration.conftest import order_job
-from worker.ledger import JobLedger
 
 pytestmark = pytest.mark.integration
 
@@ -22,10 +22,10 @@ RECEIPT_TTL = 30 * 86400
 RETENTION = 600
 
 
-def setup(client: redis.Redis) -> tuple[Keys, Producer, JobLedger]:
+def setup(client: redis.Redis) -> tuple[Keys, Producer, JobStore]:
     keys = Keys(f"odret-{uuid.uuid4().hex[:6]}")
     producer = Producer(client, key_prefix=keys.prefix, receipt_ttl_s=RECEIPT_TTL)
-    ledger = JobLedger(
+    ledger = JobStore(
         client,
         keys,
         results_maxlen=1000,
@@ -36,9 +36,9 @@ def setup(client: redis.Redis) -> tuple[Keys, Producer, JobLedger]:
     return keys, producer, ledger
 
 
-def end(ledger: JobLedger, job: Job, status: EventStatus) -> None:
+def end(ledger: JobStore, job: Job, status: EventStatus) -> None:
     event = ResultEvent.for_job(job, run=1, run_token="t0000000", attempt=1, status=status)
-    assert ledger.record(job, event)
+    assert ledger.record(job, event).written
 
 
 @pytest.mark.parametrize(

@@ -65,11 +65,14 @@ def test_the_foundation_imports_nothing_above_it() -> None:
 
 
 def test_ops_reads_redis_without_worker_sandbox_or_command_line_code() -> None:
-    """``ops`` (state, metrics, health, probe) imports the foundation and the producers'
-    message format; the command line hands it the workers' vendors and Celery app."""
+    """``ops`` (state, metrics, health, probe, operators' actions) imports the foundation and
+    the producers (message format, the door's validation); the command line hands it the
+    workers' vendors and Celery app. The actions import no command-line code: an HTTP API or
+    a console calls them too."""
     loaded = modules_after(
         "import order_dispatch_ops.state, order_dispatch_ops.metrics, order_dispatch_ops.health, "
-        "order_dispatch_ops.probe, order_dispatch_ops.auth, order_dispatch_ops.activity"
+        "order_dispatch_ops.probe, order_dispatch_ops.auth, order_dispatch_ops.actions, "
+        "order_dispatch_ops.activity"
     )
 
     above = {"worker", "order_dispatch_sandbox", "order_dispatch_cli", "celery"}
@@ -90,10 +93,10 @@ def test_the_package_installs_only_names_that_carry_the_product_s_name() -> None
 
 
 def test_the_api_imports_no_worker_sandbox_or_celery_code() -> None:
-    """The HTTP API enqueues through the producer and reads through the foundation; the GCRA
-    it shares with the workers lives in ``order_dispatch.gcra``, not ``worker.limits``."""
+    """The HTTP API enqueues through the producer and reads through the job store; the GCRA
+    it shares with the workers is the store's gate function, not ``worker.limits``."""
     loaded = modules_after("import order_dispatch_api.app, order_dispatch_api.server")
 
     above = {"worker", "order_dispatch_sandbox", "order_dispatch_cli", "celery", "httpx"}
     assert {m for m in loaded if m.split(".")[0] in above} == set()
-    assert "order_dispatch.gcra" in loaded
+    assert "order_dispatch.store.lua" in loaded

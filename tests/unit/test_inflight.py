@@ -1,11 +1,12 @@
-"""The in-flight state machine, as a pure function: no Redis, ledger entries built by hand."""
+"""The in-flight plan (:func:`worker.policy.plan`), a pure function: ledger entries by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from worker.inflight import Action, Plan, plan_delivery
-from worker.ledger import LedgerEntry, LedgerState
+from order_dispatch.store import LedgerEntry, LedgerState
+from worker import policy
+from worker.policy import Action, Plan
 
 LEASE = 90.0
 
@@ -53,4 +54,4 @@ def entry(
     ],
 )
 def test_plan_for_each_ledger_state(ledger: LedgerEntry, attempt: int, plan: Plan) -> None:
-    assert plan_delivery(ledger, attempt, LEASE) == plan
+    assert policy.plan(ledger, attempt, LEASE) == plan

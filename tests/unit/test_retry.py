@@ -13,7 +13,7 @@ from order_dispatch.contract import ErrorKind, EventStatus
 from order_dispatch.settings import RetryPolicy
 from worker.http import parse_retry_after
 from worker.outcomes import Outcome, OutcomeKind
-from worker.retry import backoff_delay, decide
+from worker.policy import backoff_delay, decide
 
 POLICY = RetryPolicy(max_attempts=4, base_delay_s=2, max_delay_s=30, retry_after_cap_s=60)
 

@@ -11,7 +11,7 @@ from order_dispatch import redact
 from order_dispatch.contract import ErrorInfo, ErrorKind, EventStatus, Job, Operation, ResultEvent
 from order_dispatch.timeline import EXCERPT_CHARS, TimelineEntry, excerpt
 from order_dispatch_cli.operations import dead_letters_table, timeline_table
-from producers.operations import DeadLetter, JobTimeline, parse_since
+from order_dispatch_ops.actions import DeadLetter, JobTimeline, parse_since
 from worker.vendors.base import VendorRequest
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

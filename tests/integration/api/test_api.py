@@ -295,3 +295,28 @@ def test_events_are_read_after_a_cursor_and_long_poll(
     page = httpx.get(api.url + f"/v1/events?after={cursor}&wait=5", headers=bearer(full_key)).json()
     assert page["events"] == []
     assert page["next"] != cursor  # the cursor moves past it
+
+
+def test_api_keys_commands_create_list_and_revoke(
+    api: ApiProcess, redis_url: str, api_prefix: str
+) -> None:
+    from tests.integration.conftest import cli
+
+    created = cli(
+        redis_url, api_prefix, "api-keys", "create", "--name", "cli", "--scope", "enqueue,read"
+    )
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip()
+    key_id = key.split("_")[1]
+    assert post(api, key, job()).status_code == 201
+
+    listed = cli(redis_url, api_prefix, "api-keys", "list", "--json")
+    mine = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert {k["key_id"]: k["scopes"] for k in mine}[key_id] == ["enqueue", "read"]
+    assert key not in listed.output and key.split("_")[2] not in listed.output
+
+    assert cli(redis_url, api_prefix, "api-keys", "revoke", key_id).exit_code == 0
+    assert post(api, key, job()).status_code == 401
+    unknown = cli(redis_url, api_prefix, "api-keys", "create", "--name", "x", "--scope", "admin")
+    assert unknown.exit_code == 2 and "unknown scope 'admin'" in unknown.output
+    assert cli(redis_url, api_prefix, "api-keys", "revoke", "0" * 16).exit_code == 1
