@@ -175,21 +175,31 @@ class JobStore:
         already known keeps its first receipt."""
         pipe = self.client.pipeline(transaction=False)
         for job in jobs:
-            keys = [self.keys.job(job.job_id), self.keys.document(job.job_id)]
-            if job.queue_list is not None:
-                keys.append(job.queue_list)
-            args: list[str | int] = [
-                job.receipt,
-                job.doc,
-                job.message or "",
-                self.ttl_s,
-                job.run_id,
-                _epoch(job.not_before),
-            ]
+            keys, args = self.enqueue_call(job)
             self._enqueue(keys=keys, args=args, client=pipe)
-        return [
-            Enqueued(bool(int(r[0])), str(_text(r[1])), _text(r[2]) == "1") for r in pipe.execute()
+        return [self.enqueued(reply) for reply in pipe.execute()]
+
+    def enqueue_call(self, job: NewJob) -> tuple[list[str], list[str | int]]:
+        """The keys and arguments of :data:`~order_dispatch.store.lua.ENQUEUE` that record
+        ``job``: for a caller that runs the script on a client of its own (the HTTP API's
+        asyncio client); :meth:`enqueued` reads its reply."""
+        keys = [self.keys.job(job.job_id), self.keys.document(job.job_id)]
+        if job.queue_list is not None:
+            keys.append(job.queue_list)
+        args: list[str | int] = [
+            job.receipt,
+            job.doc,
+            job.message or "",
+            self.ttl_s,
+            job.run_id,
+            _epoch(job.not_before),
         ]
+        return keys, args
+
+    @staticmethod
+    def enqueued(reply: Sequence[Any]) -> Enqueued:
+        """What the enqueue script's ``reply`` says."""
+        return Enqueued(bool(int(reply[0])), str(_text(reply[1])), _text(reply[2]) == "1")
 
     def mark_published(self, job_id: str) -> None:
         """Clear the unpublished mark of ``job_id`` once the broker confirmed its message."""
