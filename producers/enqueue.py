@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from order_dispatch import catalog
 from order_dispatch.contract import Job, format_validation_errors
 from order_dispatch.keys import Keys
 from order_dispatch.settings import get_settings
@@ -76,8 +77,11 @@ def validate_job(
 ) -> Job:
     """``data`` as a :class:`Job`, or :class:`InvalidJob` naming every bad field.
 
-    A job larger than ``max_bytes`` (default: the ``max_job_bytes`` setting) is refused before
-    it is parsed.
+    The one check of the door, whichever way a job comes in (the producer API, ``order-dispatch
+    enqueue``, the HTTP API): the contract, then what the job's vendor requires for its
+    operation (:func:`order_dispatch.catalog.check`: required fields, length and value limits),
+    each named with the field path and message the worker would give. A job larger than
+    ``max_bytes`` (default: the ``max_job_bytes`` setting) is refused before it is parsed.
     """
     limit = max_bytes or get_settings().max_job_bytes
     size = job_size(data)
@@ -91,13 +95,18 @@ def validate_job(
             source=source,
         )
     if isinstance(data, Job):
-        return data
-    try:
-        return Job.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidJob(
-            format_validation_errors(exc), order_id=_order_id_of(data), source=source
-        ) from None
+        job = data
+    else:
+        try:
+            job = Job.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidJob(
+                format_validation_errors(exc), order_id=_order_id_of(data), source=source
+            ) from None
+    problems = catalog.check(job)
+    if problems:
+        raise InvalidJob([str(p) for p in problems], order_id=job.ref, source=source)
+    return job
 
 
 @dataclass(frozen=True, slots=True)
