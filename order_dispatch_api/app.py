@@ -33,6 +33,7 @@ from order_dispatch.settings import Settings, get_settings
 from order_dispatch.store import JobStore
 from order_dispatch_api import clients, metrics
 from order_dispatch_api import keystore as ks
+from order_dispatch_api.enqueue import AsyncProducer
 from order_dispatch_api.jobs import JobReader, JobStatus
 from order_dispatch_api.problems import (
     FieldError,
@@ -69,6 +70,7 @@ class Api:
     poll_client: redis.asyncio.Redis
     sync: redis.Redis
     producer: Producer
+    enqueuer: AsyncProducer
     auth: ks.Authenticator
     jobs: JobReader
 
@@ -86,6 +88,7 @@ class Api:
             poll_client=clients.async_client(settings, long_poll=True),
             sync=sync,
             producer=producer,
+            enqueuer=AsyncProducer(producer, client),
             auth=ks.Authenticator(client, keys),
             jobs=JobReader(JobStore.from_settings(sync, settings)),
         )
@@ -230,7 +233,7 @@ async def post_job(request: Request, caller: Enqueuer) -> Response:
             errors=[FieldError(pointer="", detail="not a JSON object")],
         )
     try:
-        receipt = await run_in_threadpool(api.producer.enqueue, data)
+        receipt = await api.enqueuer.enqueue(data)
     except InvalidJob as exc:
         raise ProblemError(422, str(exc), errors=field_errors(exc.errors)) from None
     return _receipt_response(receipt)
@@ -281,7 +284,7 @@ async def post_batch(request: Request, caller: Enqueuer) -> Response:
         raise ProblemError(
             422, f"{exc.count} of {len(jobs)} jobs are invalid; none was queued", errors=exc.errors
         ) from None
-    receipts = await run_in_threadpool(api.producer.enqueue_many, valid)
+    receipts = await api.enqueuer.enqueue_many(valid)
     body = Receipts(receipts=receipts).model_dump_json()
     created = any(not r.duplicate for r in receipts)
     return Response(body, status_code=201 if created else 200, media_type="application/json")

@@ -226,7 +226,7 @@ def preview(vendor: str, account: str | None, operation: str | None, file: Any) 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--vendors", help="Comma-separated vendors whose queues to consume (default: all).")
-@click.option("--concurrency", "-c", type=int, help="Threads per process (default: settings, 32).")
+@click.option("--concurrency", "-c", type=int, help="Threads per process (default: settings, 512).")
 @click.option(
     "--processes",
     "-p",
@@ -980,6 +980,11 @@ def demo(timeout: float) -> None:
     "--in-flight", default=1000, show_default=True, type=click.IntRange(min=0),
     help="Orders held in flight by one worker process for its memory (0: skip).",
 )
+@click.option(
+    "--slow-ms", default=1000.0, show_default=True, type=click.FloatRange(min=0),
+    help="Vendor latency of the slow-vendor run: 1,000 orders through the default worker, "
+    "timed to the last terminal event (0: skip).",
+)
 @click.option("--sweep", is_flag=True, help="Also sweep latency, processes, events, threads.")
 @click.option("--quick", is_flag=True, help="One short run of each (a smoke test).")
 @click.option(
@@ -996,7 +1001,8 @@ def demo(timeout: float) -> None:
 )
 def bench(
     orders: int, latency_ms: float, offered: float, repeat: int, processes: int,
-    in_flight: int, sweep: bool, quick: bool, api_only: bool, api_workers: int, out: Path,
+    in_flight: int, slow_ms: float, sweep: bool, quick: bool, api_only: bool, api_workers: int,
+    out: Path,
 ) -> None:
     """Throughput and latency of the product against Celery's defaults and a no-queue ceiling,
     all on this machine (Redis embedded unless REDIS_URL is set, the sandbox at a fixed
@@ -1035,13 +1041,14 @@ def bench(
         ) from None
     options = Options(
         orders=orders, latency_ms=latency_ms, offered=offered, repeat=repeat,
-        processes=processes, in_flight=in_flight, sweep=sweep, out=out,
+        processes=processes, in_flight=in_flight, slow_latency_ms=slow_ms, sweep=sweep,
+        out=out,
     )
     if quick:
         options = replace(
             options, repeat=1, baseline_orders=min(orders, 50), offered_s=0.5,
             offered=min(offered, 100.0), enqueue_jobs=500, plot=False,
-            in_flight=min(in_flight, 100),
+            in_flight=min(in_flight, 100), slow_orders=100,
         )
     results = run(options, say=lambda line: click.echo(line, err=True))
     click.echo(markdown(results))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from order_dispatch import catalog
 from order_dispatch.contract import Job, format_validation_errors
 from order_dispatch.keys import Keys
 from order_dispatch.settings import get_settings
@@ -76,8 +77,11 @@ def validate_job(
 ) -> Job:
     """``data`` as a :class:`Job`, or :class:`InvalidJob` naming every bad field.
 
-    A job larger than ``max_bytes`` (default: the ``max_job_bytes`` setting) is refused before
-    it is parsed.
+    The one check of the door, whichever way a job comes in (the producer API, ``order-dispatch
+    enqueue``, the HTTP API): the contract, then what the job's vendor requires for its
+    operation (:func:`order_dispatch.catalog.check`: required fields, length and value limits),
+    each named with the field path and message the worker would give. A job larger than
+    ``max_bytes`` (default: the ``max_job_bytes`` setting) is refused before it is parsed.
     """
     limit = max_bytes or get_settings().max_job_bytes
     size = job_size(data)
@@ -91,13 +95,18 @@ def validate_job(
             source=source,
         )
     if isinstance(data, Job):
-        return data
-    try:
-        return Job.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidJob(
-            format_validation_errors(exc), order_id=_order_id_of(data), source=source
-        ) from None
+        job = data
+    else:
+        try:
+            job = Job.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidJob(
+                format_validation_errors(exc), order_id=_order_id_of(data), source=source
+            ) from None
+    problems = catalog.check(job)
+    if problems:
+        raise InvalidJob([str(p) for p in problems], order_id=job.ref, source=source)
+    return job
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +201,24 @@ class Producer:
             message,
             item.job.not_before,
         )
+
+    def prepare(self, job: Job, *, push: bool) -> tuple[_Prepared, NewJob]:
+        """``job`` (validated) stamped and given its receipt, and what the store records for it
+        (with its task message when ``push``): for callers that run the store's enqueue script
+        on a client of their own (the HTTP API's asyncio client)."""
+        item = self._prepare(job)
+        return item, self._new_job(item, push=push)
+
+    @property
+    def queues_in_redis(self) -> bool:
+        """True when the task message goes on a Redis list in the same script as the job (no
+        other broker to publish to)."""
+        return self._publisher is None
+
+    def receipt_of(self, item: _Prepared, reply: Enqueued) -> Receipt:
+        """The receipt the store's ``reply`` means for ``item``: its own when new, the first
+        one (marked duplicate) when the job id was queued before."""
+        return item.receipt if reply.created else self._receipt(reply)
 
     def close(self) -> None:
         """Close the broker connection, if the broker is not Redis (the Redis client is the

@@ -159,9 +159,14 @@ class Pipeline:
         the in-flight mark (:meth:`_claim`). ``deferred`` says the job already announced that it
         waits for ``not_before``. ``token`` names this delivery (one is made when not given): a
         delivery run again with the same token after a lost reply knows its own in-flight mark.
+        The calling thread holds one of the process's slots (:mod:`worker.slots`) except while
+        it waits for the vendor.
         """
+        with self.io.slots.held():
+            return self._run(job_id, run, attempt, deferred, token or uuid.uuid4().hex)
+
+    def _run(self, job_id: str, run: int, attempt: int, deferred: bool, token: str) -> Step:
         started = time.monotonic()
-        token = token or uuid.uuid4().hex
         claim = self._claim(job_id, run, attempt, token)
         previous = claim.entry
         if previous.job_doc is None:
@@ -265,16 +270,17 @@ class Pipeline:
         vendor, judge and record."""
         limit = self._remember_limit(vendor)
         if d.claimed:
-            # A mark found after a lost reply: the gate's answer is unknown; report a success
-            # too, so a probe that went out closes its circuit.
-            started = claim.admission or Admission(GateVerdict.OK, 0.0, "unknown", 0)
+            # The claim asked the gate and marked the attempt. A mark found after a lost reply
+            # (own) leaves the gate's answer unknown: report a success too, so a probe that went
+            # out closes its circuit.
+            admission = claim.admission or Admission(GateVerdict.OK, 0.0, "unknown", 0)
         else:
             gated = self._start(d, limit, take_over, claim.admission)
             if isinstance(gated, Step):
                 return gated
-            started = gated
+            admission = gated
         outcome = self._submit(vendor, d.job, request)
-        feedback = self._feedback(d.job, started, limit, outcome)
+        feedback = self._feedback(d.job, admission, limit, outcome)
         verdict = self._judge(vendor, d, outcome)
         return self._finish(
             d, verdict, request=request.summary(vendor.account.base_url), feedback=feedback
