@@ -20,6 +20,7 @@ COPY worker ./worker
 COPY order_dispatch_sandbox ./order_dispatch_sandbox
 COPY order_dispatch_ops ./order_dispatch_ops
 COPY order_dispatch_cli ./order_dispatch_cli
+COPY order_dispatch_api ./order_dispatch_api
 # The product itself; its dependencies are all in the lock file already.
 RUN pip install --no-cache-dir --no-deps .
 

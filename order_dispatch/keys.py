@@ -125,6 +125,25 @@ class Keys:
         :class:`CircuitState` (no key: closed)."""
         return f"{self.prefix}:circuit:{vendor}:{account}"
 
+    def api_key(self, key_id: str) -> str:
+        """Hash: one HTTP API key: its name, scopes, SHA-256 digest (never the key), rate limit,
+        when it was created and revoked."""
+        return f"{self.prefix}:api:key:{key_id}"
+
+    @property
+    def api_keys(self) -> str:
+        """Set: the ids of every HTTP API key (revoked ones included)."""
+        return f"{self.prefix}:api:keys"
+
+    def api_rate(self, key_id: str) -> str:
+        """String: the GCRA timestamp of one HTTP API key's rate limit."""
+        return f"{self.prefix}:api:rate:{key_id}"
+
+    def api_circuit(self, key_id: str) -> str:
+        """Hash: never written. The vendor gate's GCRA function (which the API key check
+        calls) reads a circuit breaker beside the rate; an API key's is always closed."""
+        return f"{self.prefix}:api:circuit:{key_id}"
+
 
 #: The statuses a job waits in :attr:`Keys.dead_letters` with: ``dead_lettered`` (a person may
 #: replay it) and ``in_doubt`` (a person decides whether the vendor has it).

@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
+import redis.asyncio
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.sentinel import Sentinel
 
 from order_dispatch.settings import Settings, get_settings
@@ -38,6 +40,26 @@ def redis_client(
     client: redis.Redis = _sentinel(settings).master_for(
         settings.redis_sentinel_master,
         redis_class=redis.Redis,
+        **_server_kwargs(settings),
+        **kwargs,
+    )
+    return client
+
+
+def async_redis_client(settings: Settings | None = None, **kwargs: Any) -> redis.asyncio.Redis:
+    """:func:`redis_client` for asyncio code (the HTTP API): the master the sentinels name when
+    Sentinel is configured, else the server of ``redis_url``."""
+    settings = settings or get_settings()
+    sentinels = settings.sentinels
+    if not sentinels:
+        return redis.asyncio.Redis.from_url(settings.redis_url, **kwargs)
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": SENTINEL_TIMEOUT_S}
+    if settings.redis_sentinel_password is not None:
+        sentinel_kwargs["password"] = settings.redis_sentinel_password.get_secret_value()
+    sentinel = AsyncSentinel(sentinels, sentinel_kwargs=sentinel_kwargs)
+    client: redis.asyncio.Redis = sentinel.master_for(
+        settings.redis_sentinel_master,
+        redis_class=redis.asyncio.Redis,
         **_server_kwargs(settings),
         **kwargs,
     )

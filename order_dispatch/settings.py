@@ -93,6 +93,45 @@ class HttpSettings(BaseModel):
     )
 
 
+class ApiSettings(BaseModel):
+    """The HTTP API (``order-dispatch api``): its bounds and its keys' default rate limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate_limit_per_minute: float = Field(
+        120_000,
+        gt=0,
+        description="Requests a minute one API key may make (shared by every API process, "
+        "about ten seconds' worth may come at once); `api-keys create --rate-per-minute` sets "
+        "a key's own.",
+    )
+    max_batch_jobs: int = Field(1000, ge=1, le=10_000, description="Jobs in one batch request.")
+    max_batch_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest batch request body, in bytes."
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="Largest request head (request line and headers)."
+    )
+    request_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a request may take, its body's upload included (a long poll of "
+        "/v1/events adds its wait); past it the answer is 503.",
+    )
+    max_concurrency: int = Field(
+        1000,
+        ge=1,
+        description="Connections and requests one API process holds at once; past it, 503.",
+    )
+    keep_alive_s: float = Field(5.0, gt=0, description="How long an idle connection is kept.")
+    max_wait_s: float = Field(
+        30.0, ge=0, le=30, description="Longest long poll of /v1/events (its `wait`)."
+    )
+    retry_after_s: int = Field(
+        5, ge=1, description="Retry-After sent with a 503 when Redis does not answer."
+    )
+
+
 class Settings(BaseSettings):
     """Everything the product reads from its environment."""
 
@@ -261,6 +300,7 @@ class Settings(BaseSettings):
     )
     circuit: CircuitSettings = Field(default_factory=CircuitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     accounts: dict[str, dict[str, VendorAccount]] = Field(default_factory=dict)
     log_level: str = "INFO"
 

@@ -392,6 +392,11 @@ def metrics(address: str, port: int, group: str) -> None:
 @click.option(
     "--timeout", default=5.0, show_default=True, help="Seconds to wait for workers to answer."
 )
+@click.option(
+    "--api-url",
+    envvar="ORDER_DISPATCH_API_URL",
+    help="The HTTP API's base URL (e.g. http://127.0.0.1:8700); its /readyz must answer 200.",
+)
 def health(
     as_json: bool,
     max_age: float,
@@ -399,18 +404,20 @@ def health(
     max_in_doubt: int,
     max_quarantined: int,
     timeout: float,
+    api_url: str | None,
 ) -> None:
     """Check the deployment; exit 0 when healthy, 1 with a one-line reason when not.
 
     Unhealthy: the broker or Redis unreachable, no worker answering a ping, a queue whose
     oldest job is older than --max-age, more dead letters, in-doubt jobs or quarantined
-    messages than allowed, or a vendor account's circuit open. Every vendor queue counts,
-    consumed by a worker or not.
+    messages than allowed, a vendor account's circuit open, or (with --api-url or
+    ORDER_DISPATCH_API_URL) the HTTP API not ready. Every vendor queue counts, consumed by a
+    worker or not.
     """
     from order_dispatch.keys import Keys
     from order_dispatch.redis_client import redis_client
     from order_dispatch.settings import get_settings
-    from order_dispatch_ops.health import Thresholds, evaluate
+    from order_dispatch_ops.health import Thresholds, api_check, evaluate
     from order_dispatch_ops.state import StateReader
 
     settings = get_settings()
@@ -424,6 +431,7 @@ def health(
         reader,
         lambda: ping_workers(timeout, queues),
         Thresholds(max_age, max_dead, max_in_doubt, max_quarantined),
+        api=(lambda: api_check(api_url, timeout)) if api_url else None,
     )
     click.echo(report.to_json() if as_json else report.line())
     sys.exit(0 if report.ok else 1)
@@ -967,6 +975,139 @@ def purge(
         sys.exit(1)
 
 
+EX_CONFIG = 78
+
+
+def _settings_or_exit() -> Any:
+    """The settings, or exit 78 saying which one is wrong."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from order_dispatch.settings import get_settings
+    from order_dispatch_cli.errors import describe
+
+    try:
+        return get_settings()
+    except (ValidationError, SettingsError) as exc:
+        click.echo(f"error: {describe(exc) or exc}", err=True)
+        sys.exit(EX_CONFIG)
+
+
+@main.command()
+@click.option(
+    "--host", envvar="ORDER_DISPATCH_API_HOST", default="127.0.0.1", show_default=True,
+    help="Listen address; anything but loopback needs an API key (api-keys create).",
+)
+@click.option(
+    "--port", envvar="ORDER_DISPATCH_API_PORT", default=8700, show_default=True,
+    type=click.IntRange(0, 65535),
+)
+@click.option(
+    "--workers", envvar="ORDER_DISPATCH_API_WORKERS", default=1, show_default=True,
+    type=click.IntRange(min=1), help="API processes (each serves requests on its event loop).",
+)
+def api(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API on http://HOST:PORT: enqueue jobs (POST /v1/jobs, /v1/jobs/batch),
+    look them up (GET /v1/jobs/ID, /v1/jobs/ID/timeline), follow result events (GET
+    /v1/events); OpenAPI at /openapi.json, interactive docs at /docs; the operator console
+    at /console/ (log in with a key that has the read or operate scope).
+
+    Clients send an API key as 'Authorization: Bearer <key>' (see api-keys). Exit status: 0
+    after a requested stop, 78 for a configuration it refuses (bad settings; an address other
+    machines reach while no API key exists), 3 when Redis does not answer.
+    """
+    _settings_or_exit()
+    from order_dispatch_api.server import ConfigurationError, serve
+
+    try:
+        serve(host, port, workers)
+    except ConfigurationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EX_CONFIG)
+
+
+@main.group("api-keys")
+def api_keys() -> None:
+    """Keys of the HTTP API: shown once at creation, stored as a SHA-256 digest."""
+
+
+def _key_store(redis_url: str | None) -> Any:
+    import redis
+
+    from order_dispatch.keys import Keys
+    from order_dispatch_api.keystore import KeyStore
+
+    settings = _settings_or_exit()
+    client = redis.Redis.from_url(redis_url or settings.redis_url)
+    return KeyStore(client, Keys(settings.key_prefix))
+
+
+@api_keys.command("create")
+@click.option("--name", required=True, help="Who or what uses the key (shown by list).")
+@click.option(
+    "--scope", "scopes", required=True,
+    help="Comma-separated: enqueue, read, read:orders (read plus the orders' personal data), "
+    "operate.",
+)
+@click.option(
+    "--rate-per-minute", type=float,
+    help="Requests a minute for this key (default: setting api.rate_limit_per_minute).",
+)
+@_redis_option
+def api_keys_create(
+    name: str, scopes: str, rate_per_minute: float | None, redis_url: str | None
+) -> None:
+    """Create a key and print it, once: it is stored only as a digest."""
+    from order_dispatch_api.keystore import parse_scopes
+
+    try:
+        granted = parse_scopes(scopes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scope") from None
+    store = _key_store(redis_url)
+    rate = rate_per_minute or _settings_or_exit().api.rate_limit_per_minute
+    try:
+        token, record = store.create(name, granted, rate)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    shown = ",".join(sorted(granted))
+    click.echo(f"created key {record.key_id} ({record.name}: {shown})", err=True)
+    click.echo("store it now; it is not shown again:", err=True)
+    click.echo(token)
+
+
+@api_keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_redis_option
+def api_keys_list(as_json: bool, redis_url: str | None) -> None:
+    """List keys: id, name, scopes, rate limit, created, revoked (never the keys)."""
+    found = _key_store(redis_url).list()
+    for key in found:
+        if as_json:
+            click.echo(json.dumps(key.as_json(), separators=(",", ":")))
+        else:
+            state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+            scopes = ",".join(sorted(s.value for s in key.scopes))
+            click.echo(
+                f"{key.key_id}  {key.name}  {scopes}  {key.rate_per_minute:g}/min  "
+                f"created {key.created_at:%Y-%m-%d %H:%M}  {state}"
+            )
+    if not found and not as_json:
+        click.echo("no API keys")
+
+
+@api_keys.command("revoke")
+@click.argument("key_id", metavar="KEY_ID")
+@_redis_option
+def api_keys_revoke(key_id: str, redis_url: str | None) -> None:
+    """Revoke KEY_ID (as list shows it): refused from its next request on."""
+    try:
+        key = _key_store(redis_url).revoke(key_id)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from None
+    click.echo(f"revoked {key.key_id} ({key.name})")
+
+
 @main.command()
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for results.")
 def demo(timeout: float) -> None:
@@ -999,16 +1140,28 @@ def demo(timeout: float) -> None:
 @click.option("--sweep", is_flag=True, help="Also sweep latency, processes, events, threads.")
 @click.option("--quick", is_flag=True, help="One short run of each (a smoke test).")
 @click.option(
+    "--api", "api_only", is_flag=True,
+    help="Measure the HTTP API instead: POST /v1/jobs and /v1/jobs/batch against Producer.",
+)
+@click.option(
+    "--api-workers", default=2, show_default=True, type=click.IntRange(min=1),
+    help="With --api: API processes.",
+)
+@click.option(
     "--out", default="bench-results", show_default=True, type=click.Path(path_type=Path),
     help="Directory for results.json, results.md and results.png.",
 )
 def bench(
     orders: int, latency_ms: float, offered: float, repeat: int, processes: int,
-    in_flight: int, slow_ms: float, sweep: bool, quick: bool, out: Path,
+    in_flight: int, slow_ms: float, sweep: bool, quick: bool, api_only: bool, api_workers: int,
+    out: Path,
 ) -> None:
     """Throughput and latency of the product against Celery's defaults and a no-queue ceiling,
     all on this machine (Redis embedded unless REDIS_URL is set, the sandbox at a fixed
-    latency). Prints and writes a Markdown table and JSON."""
+    latency). Prints and writes a Markdown table and JSON.
+
+    With --api: the HTTP API's intake (single-job POSTs over keep-alive, their latency at
+    750 jobs/s offered, batches) beside Producer.enqueue and enqueue_many from Python."""
     checkout = Path(__file__).resolve().parents[1]
     if not (checkout / "benchmarks" / "harness.py").is_file():
         raise click.ClickException(
@@ -1016,6 +1169,22 @@ def bench(
             "(make bench)"
         )
     sys.path.insert(0, str(checkout))
+    if api_only:
+        from benchmarks import api_bench
+
+        api_options = api_bench.ApiOptions(workers=api_workers)
+        if quick:
+            api_options = replace(
+                api_options, single_jobs=300, offered=100.0, offered_s=1.0, batch_jobs=1000,
+                floor_jobs=500,
+            )
+        found = api_bench.run_api(api_options, say=lambda line: click.echo(line, err=True))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "api-results.json").write_text(json.dumps(found, indent=2) + "\n")
+        table = api_bench.markdown(found)
+        (out / "api-results.md").write_text(table)
+        click.echo(table)
+        return
     try:
         from benchmarks.harness import Options, markdown, run
     except ImportError as exc:

@@ -107,12 +107,35 @@ def _circuit_checks(snap: Snapshot) -> list[Check]:
     return [Check("circuit", True, f"{len(snap.circuits)} circuits not open")]
 
 
+def api_check(url: str, timeout: float) -> Check:
+    """The HTTP API at ``url`` answers its readiness probe (``/readyz``) with 200."""
+    import urllib.error
+    import urllib.request
+
+    probe = url.rstrip("/") + "/readyz"
+    try:
+        with urllib.request.urlopen(probe, timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (OSError, ValueError) as exc:
+        return Check("api", False, f"API at {url} unreachable: {exc}")
+    if status != 200:
+        return Check("api", False, f"API at {url} not ready ({status} from /readyz)")
+    return Check("api", True, f"API at {url} ready")
+
+
 def evaluate(
-    reader: StateReader, ping_workers: Callable[[], list[str]], limits: Thresholds
+    reader: StateReader,
+    ping_workers: Callable[[], list[str]],
+    limits: Thresholds,
+    api: Callable[[], Check] | None = None,
 ) -> Report:
     """Run every check. ``ping_workers`` returns the names of the workers that answered, or
-    raises :class:`BrokerUnreachable`."""
+    raises :class:`BrokerUnreachable`; ``api`` checks the HTTP API when one is deployed."""
     report = Report()
+    if api is not None:
+        report.checks.append(api())
     try:
         report.workers = sorted(ping_workers())
     except BrokerUnreachable as exc:

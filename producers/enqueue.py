@@ -208,6 +208,24 @@ class Producer:
             item.job.not_before,
         )
 
+    def prepare(self, job: Job, *, push: bool) -> tuple[_Prepared, NewJob]:
+        """``job`` (validated) stamped and given its receipt, and what the store records for it
+        (with its task message when ``push``): for callers that run the store's enqueue script
+        on a client of their own (the HTTP API's asyncio client)."""
+        item = self._prepare(job)
+        return item, self._new_job(item, push=push)
+
+    @property
+    def queues_in_redis(self) -> bool:
+        """True when the task message goes on a Redis list in the same script as the job (no
+        other broker to publish to)."""
+        return self._publisher is None
+
+    def receipt_of(self, item: _Prepared, reply: Enqueued) -> Receipt:
+        """The receipt the store's ``reply`` means for ``item``: its own when new, the first
+        one (marked duplicate) when the job id was queued before."""
+        return item.receipt if reply.created else self._receipt(reply)
+
     def close(self) -> None:
         """Close the broker connection, if the broker is not Redis (the Redis client is the
         caller's to close)."""

@@ -21,40 +21,14 @@ control it.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import redis
 
 from order_dispatch.keys import Keys
 from order_dispatch.settings import CircuitSettings
 from order_dispatch.store import lua
-from order_dispatch.store.records import Admission, GateLimit, Verdict
+from order_dispatch.store.records import Admission, RateLimit, Verdict
 
 __all__ = ["Admission", "RateLimit", "VendorGate", "Verdict"]
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """Requests a minute and the burst allowed above an even pace."""
-
-    per_minute: float
-
-    @property
-    def interval_s(self) -> float:
-        """Seconds between requests at an even pace."""
-        return 60.0 / self.per_minute
-
-    @property
-    def tolerance_s(self) -> float:
-        """GCRA's burst tolerance: about ten seconds' worth of requests may go at once."""
-        burst = max(1, math.ceil(self.per_minute / 6))
-        return self.interval_s * (burst - 1)
-
-    @property
-    def gate(self) -> GateLimit:
-        """The limit as the job store's gate scripts take it."""
-        return GateLimit(self.interval_s, self.tolerance_s)
 
 
 class VendorGate:

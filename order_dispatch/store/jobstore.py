@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import redis
 
@@ -133,21 +134,31 @@ class JobStore(JobReads, OperatorWrites):
         already known keeps its first receipt."""
         pipe = self.client.pipeline(transaction=False)
         for job in jobs:
-            keys = [self.keys.job(job.job_id), self.keys.document(job.job_id)]
-            if job.queue_list is not None:
-                keys.append(job.queue_list)
-            args: list[str | int] = [
-                job.receipt,
-                job.doc,
-                job.message or "",
-                self.ttl_s,
-                job.run_id,
-                epoch(job.not_before),
-            ]
+            keys, args = self.enqueue_call(job)
             self._enqueue(keys=keys, args=args, client=pipe)
-        return [
-            Enqueued(bool(int(r[0])), str(text(r[1])), text(r[2]) == "1") for r in pipe.execute()
+        return [self.enqueued(reply) for reply in pipe.execute()]
+
+    def enqueue_call(self, job: NewJob) -> tuple[list[str], list[str | int]]:
+        """The keys and arguments of :data:`~order_dispatch.store.lua.ENQUEUE` that record
+        ``job``: for a caller that runs the script on a client of its own (the HTTP API's
+        asyncio client); :meth:`enqueued` reads its reply."""
+        keys = [self.keys.job(job.job_id), self.keys.document(job.job_id)]
+        if job.queue_list is not None:
+            keys.append(job.queue_list)
+        args: list[str | int] = [
+            job.receipt,
+            job.doc,
+            job.message or "",
+            self.ttl_s,
+            job.run_id,
+            epoch(job.not_before),
         ]
+        return keys, args
+
+    @staticmethod
+    def enqueued(reply: Sequence[Any]) -> Enqueued:
+        """What the enqueue script's ``reply`` says."""
+        return Enqueued(bool(int(reply[0])), str(text(reply[1])), text(reply[2]) == "1")
 
     def mark_published(self, job_id: str) -> None:
         """Clear the unpublished mark of ``job_id`` once the broker confirmed its message."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -88,6 +89,29 @@ class GateLimit:
 
     interval_s: float
     tolerance_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """Requests a minute and the burst allowed above an even pace."""
+
+    per_minute: float
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between requests at an even pace."""
+        return 60.0 / self.per_minute
+
+    @property
+    def tolerance_s(self) -> float:
+        """GCRA's burst tolerance: about ten seconds' worth of requests may go at once."""
+        burst = max(1, math.ceil(self.per_minute / 6))
+        return self.interval_s * (burst - 1)
+
+    @property
+    def gate(self) -> GateLimit:
+        """The limit as the job store's gate scripts take it."""
+        return GateLimit(self.interval_s, self.tolerance_s)
 
 
 @dataclass(frozen=True, slots=True)

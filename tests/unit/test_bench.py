@@ -30,10 +30,10 @@ def test_paced_queues_the_offered_rate_evenly() -> None:
 def test_report_has_every_system_and_the_ratios() -> None:
     lat = {"p50": 55.0, "p95": 60.0, "p99": 70.0}
     main = [
-        Measure("product", {}, 100, 600.0, 1.5, 90.0, 300.0, lat),
-        Measure("floor", {}, 100, 1000.0, 1.0, 140.0, 300.0, lat),
-        Measure("baseline", {}, 100, 40.0, 3.0, 230.0, 300.0, lat),
-        Measure("ceiling", {}, 100, 1200.0, 0.5, 80.0, 300.0, lat),
+        Measure("product", {}, 100, 600.0, 1.5, 90.0, offered=300.0, latency_ms=lat),
+        Measure("floor", {}, 100, 1000.0, 1.0, 140.0, offered=300.0, latency_ms=lat),
+        Measure("baseline", {}, 100, 40.0, 3.0, 230.0, offered=300.0, latency_ms=lat),
+        Measure("ceiling", {}, 100, 1200.0, 0.5, 80.0, offered=300.0, latency_ms=lat),
     ]
     results = {
         "machine": {"cpus": 2},

@@ -45,7 +45,7 @@ def test_compose_file_follows_the_compose_specification() -> None:
 def test_compose_has_persistent_redis_workers_flower_metrics_and_sandbox() -> None:
     services = compose()["services"]
 
-    assert set(services) == {"redis", "worker", "sandbox", "flower", "metrics"}
+    assert set(services) == {"redis", "worker", "sandbox", "flower", "metrics", "api"}
     redis_cmd = services["redis"]["command"]
     assert "--appendonly" in redis_cmd and "noeviction" in redis_cmd
     assert services["worker"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
@@ -180,6 +180,7 @@ def test_supervisord_runs_workers_flower_metrics_and_an_optional_sandbox() -> No
 
     assert {n: _product_command(p["command"]) for n, p in programs.items()} == {
         "worker": "worker",
+        "api": "api",
         "flower": "flower",
         "metrics": "metrics",
         "sandbox": "sandbox",
@@ -188,6 +189,10 @@ def test_supervisord_runs_workers_flower_metrics_and_an_optional_sandbox() -> No
     worker = programs["worker"]
     assert worker["stopsignal"] == "TERM" and worker["exitcodes"] == "0"
     assert int(worker["stopwaitsecs"]) > 300  # the default task time limit
+    api = programs["api"]
+    # 78: a configuration the API refuses (no key beyond loopback); restarting cannot help.
+    assert api["autorestart"] == "unexpected" and api["exitcodes"] == "0"
+    assert int(api["stopwaitsecs"]) > 30  # the longest long poll of /v1/events
 
 
 def test_systemd_units_run_product_commands_and_stop_with_a_warm_shutdown() -> None:
@@ -203,7 +208,12 @@ def test_systemd_units_run_product_commands_and_stop_with_a_warm_shutdown() -> N
         commands.add(_product_command(service["ExecStart"]))
         assert service["KillSignal"] == "SIGTERM" and service["Restart"] == "on-failure", path
         assert "WantedBy" in unit["Install"]
-    assert commands == {"worker", "flower", "metrics"}
+    assert commands == {"worker", "flower", "metrics", "api"}
     worker = configparser.RawConfigParser(strict=False)
     worker.read(ROOT / "deploy" / "systemd" / "order-dispatch-worker@.service")
     assert int(worker["Service"]["TimeoutStopSec"]) > 300
+    api = configparser.RawConfigParser(strict=False)
+    api.read(ROOT / "deploy" / "systemd" / "order-dispatch-api.service")
+    assert api["Service"]["RestartPreventExitStatus"] == "78"
+    target = (ROOT / "deploy" / "systemd" / "order-dispatch.target").read_text()
+    assert "order-dispatch-api.service" in target

@@ -71,7 +71,8 @@ def test_ops_reads_redis_without_worker_sandbox_or_command_line_code() -> None:
     a console calls them too."""
     loaded = modules_after(
         "import order_dispatch_ops.state, order_dispatch_ops.metrics, order_dispatch_ops.health, "
-        "order_dispatch_ops.probe, order_dispatch_ops.auth, order_dispatch_ops.actions"
+        "order_dispatch_ops.probe, order_dispatch_ops.auth, order_dispatch_ops.actions, "
+        "order_dispatch_ops.activity"
     )
 
     above = {"worker", "order_dispatch_sandbox", "order_dispatch_cli", "celery"}
@@ -98,3 +99,13 @@ def test_the_pipeline_and_its_policy_do_not_import_the_runtime() -> None:
     assert "worker.pipeline" in loaded
     assert "worker.runtime" not in loaded
     assert {"celery", "worker.tasks", "worker.app"} & loaded == set()
+
+
+def test_the_api_imports_no_worker_sandbox_or_celery_code() -> None:
+    """The HTTP API enqueues through the producer and reads through the job store; the GCRA
+    it shares with the workers is the store's gate function, not ``worker.limits``."""
+    loaded = modules_after("import order_dispatch_api.app, order_dispatch_api.server")
+
+    above = {"worker", "order_dispatch_sandbox", "order_dispatch_cli", "celery", "httpx"}
+    assert {m for m in loaded if m.split(".")[0] in above} == set()
+    assert "order_dispatch.store.lua" in loaded

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import redis
 from pydantic import ValidationError
+from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnectionPool
 from redis.sentinel import SentinelConnectionPool
 
 from order_dispatch.redis_client import (
     NotReplicated,
+    async_redis_client,
     broker_transport_options,
     broker_url,
     redis_client,
@@ -47,6 +49,26 @@ def test_with_sentinels_the_master_is_asked_for_and_the_url_gives_db_and_passwor
     )
     assert broker_transport_options(settings)["master_name"] == "orders"
     assert settings.wait_replicas == 1
+
+
+def test_the_api_s_asyncio_client_follows_the_same_settings() -> None:
+    plain = async_redis_client(Settings(redis_url="redis://10.0.0.1:6380/2"))
+    kwargs = plain.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("10.0.0.1", 6380, 2)
+
+    sentinel = async_redis_client(
+        Settings(
+            redis_url="redis://:pw@ignored:1/4",
+            redis_sentinels="10.0.0.5:26379",
+            redis_sentinel_master="orders",
+        ),
+        max_connections=7,
+    )
+    pool = sentinel.connection_pool
+    assert isinstance(pool, AsyncSentinelConnectionPool)
+    assert pool.service_name == "orders"
+    assert pool.connection_kwargs["db"] == 4 and pool.connection_kwargs["password"] == "pw"
+    assert pool.max_connections == 7
 
 
 def test_an_explicit_url_bypasses_sentinel() -> None:

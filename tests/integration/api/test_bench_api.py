@@ -1,0 +1,34 @@
+"""``order-dispatch bench --api`` runs end to end (a smoke test; its figures are not judged)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.api_bench import ApiOptions, markdown, run_api
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_api_bench_measures_every_row_with_every_job_accepted(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    options = ApiOptions(
+        workers=1,
+        single_jobs=60,
+        connections=4,
+        offered=50,
+        offered_s=0.5,
+        batch=20,
+        batch_jobs=100,
+        batch_connections=2,
+        floor_jobs=50,
+    )
+
+    results = run_api(options, say=lambda line: None)
+
+    assert results["single"]["statuses"] == {"201": 60}
+    assert results["latency"]["statuses"] == {"201": 25}
+    assert results["batch"]["statuses"] == {"201": 5}
+    table = markdown(results)
+    assert table.count("\n| ") == 6  # the header and five rows
