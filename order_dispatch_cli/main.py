@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from order_dispatch.keys import DEAD_LETTER_STATUSES
+from order_dispatch_cli.webhooks import webhooks
 from worker.vendors import known_vendors
 
 if TYPE_CHECKING:
@@ -267,7 +268,8 @@ def worker(
     from worker.app import app
     from worker.shutdown import exit_status
 
-    names = [v.strip() for v in vendors.split(",")] if vendors else known_vendors()
+    # By default a worker also sends webhook deliveries (queue <prefix>.webhooks).
+    names = [v.strip() for v in vendors.split(",")] if vendors else [*known_vendors(), "webhooks"]
     from order_dispatch.keys import Keys
 
     keys = Keys(settings.key_prefix)
@@ -296,7 +298,7 @@ def product_vendors() -> list[str]:
     configured (their queues fill even when no worker consumes them)."""
     from order_dispatch.settings import get_settings
 
-    return sorted({*known_vendors(), *get_settings().accounts})
+    return sorted({*known_vendors(), "webhooks", *get_settings().accounts})
 
 
 METRICS_LOGIN_ENV = "ORDER_DISPATCH_METRICS_BASIC_AUTH"
@@ -559,7 +561,7 @@ def tail(
 
 # Operators: dead letters, replay, resolve, timeline (order_dispatch_ops/actions.py does the work).
 
-VENDORS = click.Choice(known_vendors())
+VENDORS = click.Choice([*known_vendors(), "webhooks"])
 DEAD_STATUSES = click.Choice(DEAD_LETTER_STATUSES)
 
 
@@ -817,29 +819,43 @@ def demo(timeout: float) -> None:
     sys.exit(run_demo(timeout=timeout))
 
 
-
 @main.command()
 @click.option("--orders", default=2000, show_default=True, help="Orders in each burst.")
 @click.option("--latency-ms", default=50.0, show_default=True, help="The sandbox's latency.")
 @click.option("--offered", default=300.0, show_default=True, help="Orders/s for the latencies.")
 @click.option("--repeat", default=3, show_default=True, help="Runs of each; medians reported.")
 @click.option(
-    "--processes", default=0, type=click.IntRange(min=0),
+    "--processes",
+    default=0,
+    type=click.IntRange(min=0),
     help="Product worker processes (default: the worker's own, one per core).",
 )
 @click.option(
-    "--in-flight", default=1000, show_default=True, type=click.IntRange(min=0),
+    "--in-flight",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=0),
     help="Orders held in flight by one worker process for its memory (0: skip).",
 )
 @click.option("--sweep", is_flag=True, help="Also sweep latency, processes, events, threads.")
 @click.option("--quick", is_flag=True, help="One short run of each (a smoke test).")
 @click.option(
-    "--out", default="bench-results", show_default=True, type=click.Path(path_type=Path),
+    "--out",
+    default="bench-results",
+    show_default=True,
+    type=click.Path(path_type=Path),
     help="Directory for results.json, results.md and results.png.",
 )
 def bench(
-    orders: int, latency_ms: float, offered: float, repeat: int, processes: int,
-    in_flight: int, sweep: bool, quick: bool, out: Path,
+    orders: int,
+    latency_ms: float,
+    offered: float,
+    repeat: int,
+    processes: int,
+    in_flight: int,
+    sweep: bool,
+    quick: bool,
+    out: Path,
 ) -> None:
     """Throughput and latency of the product against Celery's defaults and a no-queue ceiling,
     all on this machine (Redis embedded unless REDIS_URL is set, the sandbox at a fixed
@@ -858,13 +874,24 @@ def bench(
             f"bench needs the 'bench' extra (pip install 'order-dispatch[bench]'): {exc}"
         ) from None
     options = Options(
-        orders=orders, latency_ms=latency_ms, offered=offered, repeat=repeat,
-        processes=processes, in_flight=in_flight, sweep=sweep, out=out,
+        orders=orders,
+        latency_ms=latency_ms,
+        offered=offered,
+        repeat=repeat,
+        processes=processes,
+        in_flight=in_flight,
+        sweep=sweep,
+        out=out,
     )
     if quick:
         options = replace(
-            options, repeat=1, baseline_orders=min(orders, 50), offered_s=0.5,
-            offered=min(offered, 100.0), enqueue_jobs=500, plot=False,
+            options,
+            repeat=1,
+            baseline_orders=min(orders, 50),
+            offered_s=0.5,
+            offered=min(offered, 100.0),
+            enqueue_jobs=500,
+            plot=False,
             in_flight=min(in_flight, 100),
         )
     results = run(options, say=lambda line: click.echo(line, err=True))
@@ -873,3 +900,6 @@ def bench(
 
 if __name__ == "__main__":
     main()
+
+
+main.add_command(webhooks)

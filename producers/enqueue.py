@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from order_dispatch.contract import Job, format_validation_errors
+from order_dispatch.contract import WEBHOOKS, Job, format_validation_errors
 from order_dispatch.keys import Keys
 from order_dispatch.settings import get_settings
 from order_dispatch.store import Enqueued, JobStore, NewJob
@@ -90,14 +90,19 @@ def validate_job(
             order_id=_order_id_of(data),
             source=source,
         )
-    if isinstance(data, Job):
-        return data
     try:
-        return Job.model_validate(data)
+        job = data if isinstance(data, Job) else Job.model_validate(data)
     except ValidationError as exc:
         raise InvalidJob(
             format_validation_errors(exc), order_id=_order_id_of(data), source=source
         ) from None
+    if job.vendor == WEBHOOKS:
+        raise InvalidJob(
+            ["vendor: 'webhooks' deliveries are made by the workers from result events"],
+            order_id=job.ref,
+            source=source,
+        )
+    return job
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +205,12 @@ class Producer:
     def enqueue(self, job: Job | Mapping[str, Any]) -> Receipt:
         """Validate and queue one job; a job id seen before returns its first receipt."""
         return self._enqueue([self._prepare(validate_job(job))])[0]
+
+    def enqueue_deliveries(self, jobs: Iterable[Job]) -> list[Receipt]:
+        """Queue webhook deliveries (made by the workers' fan-out, already valid) in one
+        round trip; a delivery already queued keeps its first receipt."""
+        items = [self._prepare(job) for job in jobs]
+        return self._enqueue(items) if items else []
 
     def enqueue_many(self, jobs: Iterable[Job | Mapping[str, Any]]) -> list[Receipt]:
         """Validate every job, then queue them all in one pipelined round trip.

@@ -17,7 +17,9 @@ import redis
 
 from order_dispatch.keys import Keys
 from order_dispatch.settings import Settings
-from worker.http import new_client
+from order_dispatch.webhooks import EndpointBook
+from worker.fanout import Fanout
+from worker.http import new_client, new_webhook_client
 from worker.loop import EventLoopThread
 from worker.pipeline import Pipeline
 from worker.schedule import DurableSchedule, Scheduler
@@ -33,16 +35,32 @@ class Runtime:
         self.pid = os.getpid()
         self.io = EventLoopThread()
         self.http: httpx.AsyncClient = self.io.run(_make_client(settings))
+        self.webhook_http: httpx.AsyncClient = self.io.run(_make_webhook_client(settings))
         self.redis: redis.Redis = redis.Redis.from_url(settings.redis_url)
-        self.sender = Sender(self.http, settings)
+        keys = Keys(settings.key_prefix)
+        self.sender = Sender(
+            self.http,
+            settings,
+            webhook_client=self.webhook_http,
+            endpoints=EndpointBook(self.redis, keys),
+        )
         self.pipeline = Pipeline(settings, self.redis, self.sender, self.io, worker_name)
-        self.schedule = DurableSchedule(self.redis, Keys(settings.key_prefix))
+        self.schedule = DurableSchedule(self.redis, keys)
         self.scheduler = Scheduler(self.schedule).start()
+        self.fanout = Fanout(
+            self.redis,
+            keys,
+            self.pipeline.worker_name,
+            batch=settings.webhooks_fanout_batch,
+        ).start()
 
     def close(self) -> None:
-        """Stop the scheduler, close the HTTP client on its loop, then the loop and Redis."""
+        """Stop the scheduler and the fan-out, close the HTTP clients on their loop, then the
+        loop and Redis."""
         self.scheduler.stop()
+        self.fanout.stop()
         try:
+            self.io.run(self.webhook_http.aclose(), timeout=5)
             self.io.run(self.http.aclose(), timeout=5)
         finally:
             self.io.close()
@@ -52,6 +70,10 @@ class Runtime:
 async def _make_client(settings: Settings) -> httpx.AsyncClient:
     # Created on the loop it will serve: aiohttp binds its session to the running loop.
     return new_client(settings.http)
+
+
+async def _make_webhook_client(settings: Settings) -> httpx.AsyncClient:
+    return new_webhook_client(settings.http, allow_private=settings.webhooks_allow_private)
 
 
 _lock = threading.Lock()
