@@ -125,13 +125,9 @@ def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> Checked
         literal = None
     if literal is not None:
         addresses = [str(literal)]
-    elif host.lower() == "localhost" or host.lower().endswith(".localhost"):
-        addresses = ["127.0.0.1"] if not resolve else _resolve(host, port)
     else:
         addresses = _resolve(host, port) if resolve else []
     if not allow_private:
-        if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-            raise EndpointRefused(f"{host} is loopback")
         for address in addresses:
             why = refusal(address)
             if why is not None:

@@ -235,7 +235,7 @@ class EndpointBook:
         with self.client.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
                     raw = pipe.hget(key, endpoint_id)
                     if raw is None:
                         raise EndpointNotFound(f"no webhook endpoint {endpoint_id!r}")
