@@ -75,7 +75,8 @@ class Fanout:
             self._thread.join(5)
 
     def endpoints(self) -> list[Endpoint]:
-        """The endpoints, read at most once per :data:`ENDPOINTS_CACHE_S`."""
+        """The endpoints, read at most once per :data:`ENDPOINTS_CACHE_S` (to know whether
+        there is anything to do; a batch reads them afresh)."""
         at, endpoints = self._endpoints
         if time.monotonic() - at >= ENDPOINTS_CACHE_S:
             endpoints = self.book.all()
@@ -91,7 +92,9 @@ class Fanout:
         batch = self.consumer.read()
         if not batch:
             return 0
-        endpoints = self.endpoints()
+        # Read after the batch: an endpoint added before an event was written is always seen.
+        endpoints = self.book.all()
+        self._endpoints = (time.monotonic(), endpoints)
         jobs = [
             delivery_job(endpoint.id, entry.event)
             for entry in batch

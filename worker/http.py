@@ -14,6 +14,7 @@ aiohttp ``ClientOSError``. So the aiohttp cause, when there is one, decides.
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -141,7 +142,7 @@ class GuardedResolver(aiohttp.abc.AbstractResolver):
         allowed = [r for r in found if refusal(r["host"]) is None]
         if not allowed:
             why = "; ".join(f"{r['host']} is {refusal(r['host'])}" for r in found)
-            raise OSError(f"{host} resolves only to refused addresses ({why})")
+            raise OSError(errno.EHOSTUNREACH, f"{host} resolves only to refused addresses ({why})")
         return allowed
 
     async def close(self) -> None:
