@@ -123,10 +123,9 @@ def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> Checked
         literal: IPAddress | None = ipaddress.ip_address(host)
     except ValueError:
         literal = None
-    if literal is not None:
-        addresses = [str(literal)]
-    else:
-        addresses = _resolve(host, port) if resolve else []
+    addresses = [str(literal)] if literal is not None else []
+    if literal is None and resolve:
+        addresses = _resolve(host, port)
     if not allow_private:
         for address in addresses:
             why = refusal(address)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from order_dispatch.contract import EventStatus, Job, Operation, ResultEvent
+from order_dispatch.contract import ErrorKind, EventStatus, Job, Operation, ResultEvent
 from order_dispatch.egress import EndpointRefused, check_url, refusal
 from order_dispatch.webhooks import (
     Endpoint,
@@ -175,7 +175,9 @@ def test_public_addresses_pass(address: str) -> None:
 
 def test_a_name_resolving_to_loopback_is_refused_unless_private_is_allowed() -> None:
     # "localhost" resolves through the system's resolver (the hosts file) to 127.0.0.1.
-    with pytest.raises(EndpointRefused, match="localhost resolves to 127.0.0.1, which is loopback"):
+    with pytest.raises(
+        EndpointRefused, match=r"localhost resolves to 127\.0\.0\.1, which is loopback"
+    ):
         check_url("https://localhost:9/hook", allow_private=False)
     assert check_url("http://localhost:9/hook", allow_private=True).host == "localhost"
 
@@ -186,7 +188,7 @@ def test_a_name_whose_dns_answer_is_loopback_is_refused(monkeypatch: pytest.Monk
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
-    with pytest.raises(EndpointRefused, match="rebind.example resolves to 127.0.0.1"):
+    with pytest.raises(EndpointRefused, match=r"rebind\.example resolves to 127\.0\.0\.1"):
         check_url("https://rebind.example/hook", allow_private=False)
 
 
@@ -238,11 +240,9 @@ def test_retry_after_is_honoured() -> None:
 
 
 def test_410_or_five_days_failing_disable_the_endpoint() -> None:
-    gone = Outcome.failure(
-        OutcomeKind.PERMANENT, policy.ErrorKind.VENDOR_REJECTED, "x", http_status=410
-    )
+    gone = Outcome.failure(OutcomeKind.PERMANENT, ErrorKind.VENDOR_REJECTED, "x", http_status=410)
     down = Outcome.failure(
-        OutcomeKind.RETRYABLE, policy.ErrorKind.VENDOR_UNAVAILABLE, "x", http_status=503
+        OutcomeKind.RETRYABLE, ErrorKind.VENDOR_UNAVAILABLE, "x", http_status=503
     )
     ok = Outcome(OutcomeKind.SUCCESS, http_status=200)
     day = 86_400.0
