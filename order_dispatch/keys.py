@@ -53,7 +53,8 @@ class Keys:
         return f"{self.prefix}:doc:{job_id}"
 
     def ledger(self, job_id: str) -> str:
-        """Hash: the job's delivery ledger (attempts in flight, outcome)."""
+        """Hash: the job's delivery ledger (the attempt in flight, with its worker, start and
+        delivery token; the last outcome)."""
         return f"{self.prefix}:ledger:{job_id}"
 
     def terminal(self, job_id: str, run: int) -> str:
@@ -74,7 +75,8 @@ class Keys:
         """Hash: job id -> the ids of dead-lettered and in-doubt jobs (vendor, account,
         operation, order id; no order), for listing; replay reads :meth:`document`.
 
-        The in-doubt ones are those whose ledger's ``last_status`` is ``in_doubt``.
+        Each one's status (:data:`DEAD_LETTER_STATUSES`) is that of its event in
+        :attr:`dead_events`, which, like this hash, never expires.
         """
         return f"{self.prefix}:dead"
 

@@ -259,6 +259,7 @@ class Operations:
                 receipt=receipt.model_dump_json(),
                 queue_list=queue_key(queue, job.priority),
                 message=message,
+                not_before=job.not_before,
             )
         return event
 

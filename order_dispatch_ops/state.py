@@ -8,7 +8,6 @@ a queue's oldest message is at index -1 of its list (one list per priority step)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -145,8 +144,7 @@ class StateReader:
         stamp = job.get("enqueued_at")
         if not stamp and job.get("job_id"):
             # A message that carries only the job id: the enqueue receipt has the time.
-            receipt = self.client.hget(self.keys.job(str(job["job_id"])), "receipt")
-            stamp = _json_field(receipt, "enqueued_at")
+            stamp = self.store.receipt(str(job["job_id"])).get("enqueued_at")
         try:
             return max(0.0, now - datetime.fromisoformat(str(stamp)).timestamp())
         except ValueError:
@@ -178,11 +176,4 @@ class StateReader:
                 return count
             count += len(entries)
             start = f"({_text(entries[-1][0])}"
-        return None
-
-
-def _json_field(raw: Any, name: str) -> Any:
-    try:
-        return json.loads(raw).get(name) if raw else None
-    except (ValueError, AttributeError):
         return None

@@ -174,7 +174,13 @@ class Producer:
         """What the store records for ``item`` (with its message when ``push``)."""
         receipt = item.receipt
         if not push:
-            return NewJob(receipt.job_id, item.doc, receipt.model_dump_json(), receipt.task_id)
+            return NewJob(
+                receipt.job_id,
+                item.doc,
+                receipt.model_dump_json(),
+                receipt.task_id,
+                not_before=item.job.not_before,
+            )
         message = task_message(
             receipt.task_id,
             dispatch_kwargs(receipt.job_id, run=1, attempt=1),
@@ -189,6 +195,7 @@ class Producer:
             receipt.task_id,
             queue_key(receipt.queue, item.job.priority),
             message,
+            item.job.not_before,
         )
 
     def close(self) -> None:

@@ -101,6 +101,8 @@ class Delivery:
     """This delivery's token: its in-flight mark carries it."""
     claimed: bool = False
     """True when the claim marked the attempt in flight for this delivery."""
+    probe: bool = False
+    """True when the claim took the half-open circuit's one probe for this delivery."""
 
     def event(self, status: EventStatus, **fields: Any) -> ResultEvent:
         """The result event of this attempt (see :meth:`ResultEvent.for_job` for its id)."""
@@ -177,7 +179,8 @@ class Pipeline:
         except (ValueError, ValidationError) as exc:
             return self._refuse_document(job_id, previous.job_doc, exc, attempt, this_run)
         with structlog_context(job, attempt):
-            d = Delivery(job, this_run, attempt, started, deferred, token, claim.claimed)
+            probe = claim.admission is not None and claim.admission.verdict is GateVerdict.PROBE
+            d = Delivery(job, this_run, attempt, started, deferred, token, claim.claimed, probe)
             return self._deliver(d, previous, claim)
 
     # --- the steps of a delivery ----------------------------------------------------------------
@@ -327,6 +330,8 @@ class Pipeline:
     ) -> Step:
         """Record the attempt's event (kept through a Redis outage), log it, and say what runs
         next."""
+        if feedback is None and d.probe:
+            feedback = GateFeedback(unprobe=True)  # the probe was taken, and no call made
         event = self._outcome_event(d, verdict)
         # Once the vendor answered, the answer is kept through a Redis outage: tried again until
         # Redis takes it, never dropped (a lost accepted order would come back in doubt).
@@ -404,7 +409,7 @@ class Pipeline:
             self._record(d.job, event)
             log.info("job deferred", reason=wait.reason, wait_s=round(wait.wait_s, 3))
         elif d.claimed:
-            self.store.release(d.job.job_id, d.token)
+            self.store.release(d.job, d.token, unprobe=d.probe)
         step = self._wait(d.job, wait.wait_s, d.attempt, deferred=True)
         return replace(step, summary=f"deferred in {wait.wait_s:.1f} s ({wait.reason})")
 

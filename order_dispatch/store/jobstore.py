@@ -66,6 +66,9 @@ class NewJob:
     run_id: str
     queue_list: str | None = None
     message: str | None = None
+    not_before: datetime | None = None
+    """The job's ``not_before``: the attempt's first round trip leaves the gate alone until
+    then."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +184,7 @@ class JobStore:
                 job.message or "",
                 self.ttl_s,
                 job.run_id,
+                _epoch(job.not_before),
             ]
             self._enqueue(keys=keys, args=args, client=pipe)
         return [
@@ -298,10 +302,21 @@ class JobStore:
         )
         return int(reply) > 0
 
-    def release(self, job_id: str, token: str, state: LedgerState = LedgerState.DEFERRED) -> bool:
+    def release(
+        self,
+        job: Job,
+        token: str,
+        state: LedgerState = LedgerState.DEFERRED,
+        *,
+        unprobe: bool = False,
+    ) -> bool:
         """Give back the in-flight mark ``token`` holds, leaving ``state`` (no request went out
-        and the job waits instead); False when the mark is not (any longer) this delivery's."""
-        reply = self._release(keys=[self.keys.ledger(job_id)], args=[token, state.value])
+        and the job waits instead), and the circuit's probe when ``unprobe``; False when the
+        mark is not (any longer) this delivery's."""
+        reply = self._release(
+            keys=[self.keys.ledger(job.job_id), self.keys.circuit(job.vendor, job.account)],
+            args=[token, state.value, "1" if unprobe else "0"],
+        )
         return bool(int(reply))
 
     def record(
@@ -361,6 +376,7 @@ class JobStore:
                 repr(self.circuit.max_open_s),
                 "" if not feedback.pause_s else repr(feedback.pause_s),
                 repr(limit.tolerance_s),
+                "1" if feedback.unprobe else "0",
             ],
         )
         return Recorded(bool(int(reply[0])), str(_text(reply[2]) or ""))
@@ -414,6 +430,10 @@ class JobStore:
             next_attempt_at=when,
             updated_at=entry.at if entry else (event.occurred_at if event else None),
         )
+
+    def receipt(self, job_id: str) -> dict[str, Any]:
+        """``job_id``'s enqueue receipt (ids, queue, ``enqueued_at``); empty when unknown."""
+        return _object(_text(self.client.hget(self.keys.job(job_id), "receipt")))
 
     def timeline(self, job_id: str) -> JobTimeline:
         """``job_id``'s timeline, oldest entry first (:class:`JobNotFound` if none is known)."""
@@ -537,6 +557,7 @@ class JobStore:
         receipt: str,
         queue_list: str,
         message: str,
+        not_before: datetime | None = None,
     ) -> None:
         """Start run N+1 of ``stored`` (run N ended): new run token ``run_id``, ledger reset,
         out of the dead letters, ``event`` (``replayed``) and ``entry`` written, ``doc`` stored,
@@ -549,7 +570,7 @@ class JobStore:
             run_id,
             entry,
             extra_keys=[queue_list, self.keys.document(stored.job_id)],
-            extra_args=[doc, receipt, message],
+            extra_args=[doc, receipt, message, _epoch(not_before)],
         )
 
     def resolve(
@@ -704,6 +725,11 @@ class PurgeView:
     has_document: bool
     timeline: list[str]
     attempt: int | None
+
+
+def _epoch(when: datetime | None) -> str:
+    """``when`` as epoch seconds for the scripts, '0' for none."""
+    return repr(when.timestamp()) if when is not None else "0"
 
 
 def _check(reply: Any, job_id: str) -> None:

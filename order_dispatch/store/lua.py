@@ -150,12 +150,13 @@ GATE_PAUSE = GATE_FN + "pause(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) return 1"
 # Enqueue. If the job id is known, return its first receipt; else record receipt, run 1 and
 # the job document, and push the task message (ids only). KEYS: job hash, job document, queue
 # list (none when the broker is not this Redis: the job is then marked unpublished until its
-# message is confirmed). ARGV: receipt, job, message, ttl seconds, run id.
-# Returns {created, receipt, published}.
+# message is confirmed). ARGV: receipt, job, message, ttl seconds, run id, the job's not_before
+# (epoch seconds, 0 for none). Returns {created, receipt, published}.
 ENQUEUE = """
 local first = redis.call('HMGET', KEYS[1], 'receipt', 'published')
 if first[1] then return {0, first[1], first[2] or '1'} end
-redis.call('HSET', KEYS[1], 'receipt', ARGV[1], 'run', 1, 'run_id', ARGV[5])
+redis.call('HSET', KEYS[1], 'receipt', ARGV[1], 'run', 1, 'run_id', ARGV[5],
+  'not_before', ARGV[6])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[4]))
 if #KEYS > 2 then
@@ -182,7 +183,7 @@ CLAIM = (
     GATE_FN
     + MARK_FN
     + """
-local job = redis.call('HMGET', KEYS[1], 'run', 'run_id', 'receipt', 'job')
+local job = redis.call('HMGET', KEYS[1], 'run', 'run_id', 'receipt', 'job', 'not_before')
 local doc = redis.call('GET', KEYS[2])
 if not doc then doc = job[4] end
 local ledger = redis.call('HGETALL', KEYS[3])
@@ -198,8 +199,11 @@ for i = 1, #ledger, 2 do f[ledger[i]] = ledger[i + 1] end
 if f.state == 'in_flight' and f.token == ARGV[5] then return out(2) end
 local attempt = tonumber(ARGV[2])
 local last = tonumber(f.attempt or '0')
--- Only the plain case is claimed here: the run is current and open, nothing is in flight, and
--- no later attempt ran nor did this one already end (see worker.inflight: RUN this attempt).
+-- Only the plain case is claimed here: the run is current and open, nothing is in flight, no
+-- later attempt ran nor did this one already end (worker.policy.plan: RUN this attempt), and
+-- the job is due (a job that waits for its not_before, or whose hash predates the field, is
+-- only loaded: the gate is not asked for a call that will not go out).
+if not job[5] or tonumber(job[5]) > tonumber(t[1]) + tonumber(t[2]) / 1e6 then return out(0) end
 if not doc or terminal or tonumber(job[1] or '1') ~= tonumber(ARGV[1]) or not job[3]
     or f.state == 'in_flight' or last > attempt or (last == attempt and f.state == 'waiting') then
   return out(0)
@@ -237,16 +241,31 @@ return 1
 """
 )
 
+#: Give back the half-open circuit's probe a call took but did not make (so another call
+#: probes at once, not after the probe's lease).
+UNPROBE_FN = """
+local function unprobe(circuit_key)
+  if redis.call('HGET', circuit_key, 'state') == 'half_open' then
+    redis.call('HSET', circuit_key, 'probe_until', 0)
+  end
+end
+"""
+
 # Give back this delivery's in-flight mark without an outcome (the job waits instead).
-# KEYS: ledger. ARGV: the delivery's token, the state to leave. Returns 1 if it was the mark.
-RELEASE = """
+# KEYS: ledger, circuit hash. ARGV: the delivery's token, the state to leave, '1' to give back
+# the circuit's probe. Returns 1 if it was the mark.
+RELEASE = (
+    UNPROBE_FN
+    + """
 if redis.call('HGET', KEYS[1], 'state') ~= 'in_flight'
     or redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2])
+if ARGV[3] == '1' then unprobe(KEYS[2]) end
 return 1
 """
+)
 
 # Record an attempt's event: result event, ledger state, dead letters, timeline, and what the
 # vendor call taught the gate. Exactly one terminal event per run: the terminal event is
@@ -259,7 +278,8 @@ return 1
 #       10 timeline entry json, 11 timeline cap, 12 the event's run, 13 how long the document
 #       outlives its run's end (s; 0: kept, the job stays open), 14 the stream's oldest age
 #       kept (s), 15 circuit report ('' none, '1' success, '0' failure), 16 threshold,
-#       17 open s, 18 max open s, 19 pause s ('' none), 20 burst tolerance s
+#       17 open s, 18 max open s, 19 pause s ('' none), 20 burst tolerance s, 21 '1' to give
+#       back the circuit's probe (the attempt took it and made no call)
 # Returns {written, stream id or why not, circuit transition}.
 RECORD = (
     EVENT_FN
@@ -267,8 +287,10 @@ RECORD = (
     + OUTCOME_FN
     + SHORTEN_FN
     + GATE_FN
+    + UNPROBE_FN
     + """
 local transition = ''
+if ARGV[21] == '1' then unprobe(KEYS[10]) end
 if ARGV[15] ~= '' then
   transition = report(KEYS[10], '', ARGV[15], ARGV[16], ARGV[17], ARGV[18])
 end
@@ -338,13 +360,15 @@ push_timeline(KEYS[7], ARGV[9], ARGV[10], ttl)
 
 # Replay. KEYS[8] the vendor queue (list), KEYS[9] the job document. ARGV[11] job json,
 # ARGV[12] receipt json (kept if the job store has one), ARGV[13] task message for attempt 1 of
-# run N+1. The job is open again: its document is kept as long as its receipt.
+# run N+1, ARGV[14] the job's not_before (epoch s, 0 for none). The job is open again: its
+# document is kept as long as its receipt.
 REPLAY = (
     _ACTION_HEAD
     + """
 redis.call('SET', KEYS[9], ARGV[11], 'EX', ttl)
 redis.call('HDEL', KEYS[1], 'job')
 redis.call('HSETNX', KEYS[1], 'receipt', ARGV[12])
+redis.call('HSET', KEYS[1], 'not_before', ARGV[14])
 redis.call('LPUSH', KEYS[8], ARGV[13])
 return {1, id}
 """

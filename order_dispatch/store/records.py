@@ -116,6 +116,9 @@ class GateFeedback:
     success: bool | None = None
     pause_s: float | None = None
     limit: GateLimit | None = None
+    unprobe: bool = False
+    """True when the attempt took the half-open circuit's probe and made no call: give it
+    back, so another call probes at once."""
 
 
 @dataclass(frozen=True, slots=True)

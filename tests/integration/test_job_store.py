@@ -236,3 +236,29 @@ def test_status_says_where_a_job_stands(redis_client: redis.Redis) -> None:
     assert retrying.last_error.startswith("vendor_unavailable: ")
     assert (done.phase, done.attempts, done.status) == (Phase.TERMINAL, 2, "accepted")
     assert done.vendor_order_id == "soo_1" and done.next_attempt_at is None
+
+
+def test_a_job_waiting_for_its_not_before_leaves_the_gate_alone(
+    redis_client: redis.Redis,
+) -> None:
+    """The claim does not ask the gate for a call that will not go out: a job deferred until
+    its ``not_before`` neither spends a rate-limit slot nor takes a half-open circuit's probe."""
+    from datetime import UTC, datetime, timedelta
+
+    keys = Keys(unique("odjs"))
+    store = JobStore(redis_client, keys)
+    later = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    job_id = enqueue(redis_client, keys.prefix)
+    waiting = Producer(redis_client, key_prefix=keys.prefix).enqueue(
+        {**order_job(unique("later")), "not_before": later}
+    )
+    circuit = keys.circuit("sourceorders", "default")
+    redis_client.hset(circuit, mapping={"state": "open", "open_until": 0})
+
+    held = store.claim(waiting.job_id, 1, 1, "w", "t1", OPEN_GATE)
+
+    assert (held.claimed, held.admission) == (False, None)
+    assert redis_client.hget(circuit, "state") == b"open"
+    probe = store.claim(job_id, 1, 1, "w", "t2", OPEN_GATE)
+    assert probe.claimed and probe.admission is not None
+    assert probe.admission.verdict == "probe"

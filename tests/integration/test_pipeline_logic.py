@@ -61,6 +61,8 @@ def put(pipeline: Pipeline, job: dict[str, Any], job_id: str | None = None) -> s
     client.set(pipeline.keys.document(job_id), json.dumps(job))
     ids = {"job_id": job_id, "vendor": job["vendor"], "account": job.get("account", "default")}
     client.hsetnx(key, "receipt", json.dumps(ids))
+    due = Job.model_validate(job).not_before if "not_before" in job else None
+    client.hsetnx(key, "not_before", due.timestamp() if due else 0)
     client.hsetnx(key, "run", 1)
     client.hsetnx(key, "run_id", uuid.uuid4().hex)
     return job_id

@@ -65,11 +65,13 @@ def test_the_foundation_imports_nothing_above_it() -> None:
 
 
 def test_ops_reads_redis_without_worker_sandbox_or_command_line_code() -> None:
-    """``ops`` (state, metrics, health, probe) imports the foundation and the producers'
-    message format; the command line hands it the workers' vendors and Celery app."""
+    """``ops`` (state, metrics, health, probe, operators' actions) imports the foundation and
+    the producers (message format, the door's validation); the command line hands it the
+    workers' vendors and Celery app. The actions import no command-line code: an HTTP API or
+    a console calls them too."""
     loaded = modules_after(
         "import order_dispatch_ops.state, order_dispatch_ops.metrics, order_dispatch_ops.health, "
-        "order_dispatch_ops.probe, order_dispatch_ops.auth"
+        "order_dispatch_ops.probe, order_dispatch_ops.auth, order_dispatch_ops.actions"
     )
 
     above = {"worker", "order_dispatch_sandbox", "order_dispatch_cli", "celery"}
