@@ -840,6 +840,20 @@ def demo(timeout: float) -> None:
 @click.option("--sweep", is_flag=True, help="Also sweep latency, processes, events, threads.")
 @click.option("--quick", is_flag=True, help="One short run of each (a smoke test).")
 @click.option(
+    "--webhooks",
+    "webhooks_",
+    is_flag=True,
+    help="Instead: dispatch beside signed webhook deliveries of every accepted event to local "
+    "endpoints answering in 50 ms (events/s next to orders/s, in the same run).",
+)
+@click.option(
+    "--endpoints",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Webhook endpoints for --webhooks.",
+)
+@click.option(
     "--out",
     default="bench-results",
     show_default=True,
@@ -855,6 +869,8 @@ def bench(
     in_flight: int,
     sweep: bool,
     quick: bool,
+    webhooks_: bool,
+    endpoints: int,
     out: Path,
 ) -> None:
     """Throughput and latency of the product against Celery's defaults and a no-queue ceiling,
@@ -882,6 +898,7 @@ def bench(
         in_flight=in_flight,
         sweep=sweep,
         out=out,
+        webhooks=endpoints if webhooks_ else 0,
     )
     if quick:
         options = replace(
