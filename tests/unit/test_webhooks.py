@@ -3,8 +3,13 @@ SSRF guard's address classes, the endpoint decision, and the adapter's reading o
 
 from __future__ import annotations
 
+import base64
+import json
+import shutil
 import socket
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -256,3 +261,43 @@ def test_410_or_five_days_failing_disable_the_endpoint() -> None:
     )
     assert verdict.decision.status is EventStatus.DEAD_LETTERED
     assert verdict.outcome.error is not None and verdict.outcome.error.code == "endpoint_disabled"
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _node_snippet() -> str:
+    section = README.read_text().split("## Webhooks", 1)[1].split("\n## ", 1)[0]
+    return section.split("```js\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_the_readme_s_node_snippet_verifies_a_delivery(tmp_path: Path) -> None:
+    """The Node verification snippet, exactly as the README prints it, against real deliveries:
+    accepted with either secret during a rotation, refused with a changed body or a wrong
+    secret."""
+    (tmp_path / "verify.mjs").write_text(_node_snippet())
+    (tmp_path / "check.mjs").write_text(
+        'import { verify } from "./verify.mjs";\n'
+        "const c = JSON.parse(process.argv[2]);\n"
+        'console.log(JSON.stringify(verify(c.secret, c.headers, Buffer.from(c.body, "base64"))));\n'
+    )
+    new, old = new_secret(), new_secret()
+    now = datetime.now(UTC).timestamp()
+    endpoint = _endpoint(Secret(value=new), Secret(value=old, expires_at=now + 3600))
+    body, headers = _headers(Webhooks(endpoint), delivery_job(endpoint.id, _event()))
+
+    def node(secret: str, raw: bytes) -> bool:
+        case = {"secret": secret, "headers": headers, "body": base64.b64encode(raw).decode()}
+        out = subprocess.run(
+            ["node", str(tmp_path / "check.mjs"), json.dumps(case)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return bool(json.loads(out.stdout))
+
+    assert node(new, body) is True
+    assert node(old, body) is True
+    assert node(new, body.replace(b"A-1", b"A-2")) is False
+    assert node(new_secret(), body) is False
