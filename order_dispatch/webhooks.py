@@ -207,12 +207,15 @@ class EndpointBook:
             secrets=[Secret(value=new_secret())],
         )
         # The fan-out's group starts at the stream's end: an endpoint gets the events that
-        # happen after it exists, not the past week's.
+        # happen after it exists, not the past week's. With no endpoint left the fan-out stops
+        # reading, so the first endpoint added after that moves the group to the end again.
         try:
             self.client.xgroup_create(self.keys.results, FANOUT_GROUP, id="$", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            if not self.client.hlen(self.keys.webhook_endpoints):
+                self.client.xgroup_setid(self.keys.results, FANOUT_GROUP, id="$")
         self.client.hset(self.keys.webhook_endpoints, endpoint.id, endpoint.model_dump_json())
         return endpoint
 

@@ -134,3 +134,20 @@ def test_the_ssrf_guard_refuses_urls(redis_client: redis.Redis, url: str, why: s
 
     assert refused.status_code == 422
     assert why in refused.json()["detail"]
+
+
+def test_an_endpoint_added_after_the_last_one_was_deleted_starts_at_the_stream_s_end(
+    api: tuple[InProcess, Keys], redis_client: redis.Redis
+) -> None:
+    client, keys = api
+    first = client.post(
+        "/v1/webhooks/endpoints", json={"url": "http://127.0.0.1:9/"}, headers=OPERATOR
+    ).json()["id"]
+    client.delete(f"/v1/webhooks/endpoints/{first}", headers=OPERATOR)
+    redis_client.xadd(keys.results, {"event": "{}"})  # written while no endpoint existed
+
+    client.post("/v1/webhooks/endpoints", json={"url": "http://127.0.0.1:9/"}, headers=OPERATOR)
+
+    group = redis_client.xinfo_groups(keys.results)[0]
+    newest = redis_client.xrevrange(keys.results, count=1)[0][0]
+    assert group["last-delivered-id"] == newest
