@@ -149,5 +149,5 @@ def test_an_endpoint_added_after_the_last_one_was_deleted_starts_at_the_stream_s
     client.post("/v1/webhooks/endpoints", json={"url": "http://127.0.0.1:9/"}, headers=OPERATOR)
 
     group = redis_client.xinfo_groups(keys.results)[0]
-    newest = redis_client.xrevrange(keys.results, count=1)[0][0]
-    assert group["last-delivered-id"] == newest
+    newest: Any = redis_client.xrevrange(keys.results, count=1)
+    assert group["last-delivered-id"] == newest[0][0]
