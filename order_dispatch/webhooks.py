@@ -281,7 +281,7 @@ class EndpointBook:
         updated = self._update(endpoint_id, secrets=[Secret(value=fresh), *kept])
         return updated, fresh
 
-    def observe(self, endpoint_id: str, *, success: bool, now: float, after_s: float) -> float:
+    def observe(self, endpoint_id: str, *, success: bool, now: float) -> float:
         """Note a delivery's answer: a success clears the endpoint's failing clock, a failure
         starts it if it was not running. Returns how long the endpoint has been failing."""
         key = self.keys.webhook_failing

@@ -307,10 +307,7 @@ class Pipeline:
         endpoint = vendor.endpoint.id
         after_s = self.settings.webhooks_disable_after_s
         failing_s = self.endpoints.observe(
-            endpoint,
-            success=verdict.outcome.kind is OutcomeKind.SUCCESS,
-            now=time.time(),
-            after_s=after_s,
+            endpoint, success=verdict.outcome.kind is OutcomeKind.SUCCESS, now=time.time()
         )
         reason = policy.endpoint_disable(verdict.outcome, failing_s, after_s)
         if reason is None:
