@@ -76,3 +76,21 @@ def test_a_fanout_dying_before_its_ack_is_taken_over_and_queues_each_delivery_on
     jobs = {k.decode() for k in redis_client.scan_iter(match=keys.job("webhooks:*"))}
     assert sum(f":{a.id}:" in j for j in jobs) == 11
     assert sum(f":{b.id}:" in j for j in jobs) == 1
+
+
+def test_the_failing_clock_runs_from_the_first_failure_and_a_success_stops_it(
+    redis_client: redis.Redis,
+) -> None:
+    book = EndpointBook(redis_client, Keys(f"odc-{uuid.uuid4().hex[:6]}"))
+    endpoint = book.add("http://127.0.0.1:9/", allow_private=True)
+    day = 86_400.0
+
+    assert book.observe(endpoint.id, success=False, now=1000.0) == 0.0
+    assert book.observe(endpoint.id, success=False, now=1000.0 + 4 * day) == 4 * day
+    assert book.observe(endpoint.id, success=False, now=1000.0 + 5 * day) == 5 * day
+    assert book.observe(endpoint.id, success=True, now=1000.0 + 5 * day) == 0.0
+    assert book.observe(endpoint.id, success=False, now=1000.0 + 6 * day) == 0.0
+
+    disabled = book.disable(endpoint.id, "failing for 5.0 days without a success")
+    assert not disabled.enabled and book.get(endpoint.id).disabled_reason is not None
+    assert book.enable(endpoint.id).enabled
