@@ -57,7 +57,9 @@ from producers.enqueue import Producer
 SYSTEMS = ("product", "floor", "baseline", "ceiling")
 SWEEP_LATENCIES_MS = (10, 50, 200, 1000)
 SWEEP_CONCURRENCY = (8, 16, 32, 64, 128)
-SWEEP_SLOW_CONCURRENCY = (128, 512)
+#: Threads per process against vendor latency (default processes): what picks the default.
+SWEEP_SLOW_LATENCIES_MS = (50, 1000, 3000)
+SWEEP_SLOW_CONCURRENCY = (32, 128, 256, 512)
 #: High enough never to throttle the benchmark, so the limiter runs without holding orders back.
 RATE_LIMIT_PER_MINUTE = 10_000_000
 _TERMINAL = {s.value for s in EventStatus if s.terminal}
@@ -90,6 +92,11 @@ class Options:
     in_flight: int = 1000
     """Orders one worker process holds in flight for the memory measurement (0: skip)."""
     in_flight_latency_ms: float = 10_000.0
+    slow_latency_ms: float = 1000.0
+    """Vendor latency of the slow-vendor run (0: skip it)."""
+    slow_orders: int = 1000
+    """Orders in the slow-vendor run: one burst through the product with default settings,
+    timed from the first enqueue to the last terminal event."""
     sweep: bool = False
     sweep_orders: int = 1000
     enqueue_jobs: int = 5000
@@ -114,14 +121,14 @@ class Measure:
     cpu_s_per_1000: float = 0.0
     peak_rss_mb: float = 0.0
     """Peak RSS of all the system's processes together."""
-    peak_rss_each_mb: float = 0.0
-    """Peak RSS of its largest process."""
-    done_s: float = 0.0
-    """Seconds from the first enqueue of the burst to its last terminal event."""
     offered: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
     """p50/p95/p99 from enqueue to terminal event at ``offered`` orders/s."""
     statuses: dict[str, int] = field(default_factory=dict)
+    peak_rss_each_mb: float = 0.0
+    """Peak RSS of its largest process."""
+    done_s: float = 0.0
+    """Seconds from the first enqueue of the burst to its last terminal event."""
 
 
 # --- the parts everything runs on -----------------------------------------------------------
@@ -610,6 +617,27 @@ def measure_in_flight(
     }
 
 
+def measure_slow(
+    client: redis.Redis, redis_url: str, sandbox: Sandbox, options: Options, log_dir: Path
+) -> Measure:
+    """The product with default settings and a slow vendor: one burst of ``slow_orders``,
+    timed from the first enqueue to the last terminal event, with the peak RSS of its
+    largest process (median of ``repeat`` runs)."""
+    sandbox.set_latency(options.slow_latency_ms)
+    config = {"latency_ms": options.slow_latency_ms, "processes": 0, "events": True}
+    try:
+        runs = [
+            measure_queued(
+                product(client, redis_url, sandbox, options.processes), client, config,
+                options.slow_orders, 0.0, 0.0, log_dir,
+            )
+            for _ in range(options.repeat)
+        ]
+    finally:
+        sandbox.set_latency(options.latency_ms)
+    return _median(runs)
+
+
 # --- enqueue_many -------------------------------------------------------------------------------
 
 
@@ -682,6 +710,13 @@ def run(options: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
         say(f"  {results['enqueue']['enqueue_many']:,.0f} orders/s")
         results["main"] = [asdict(m) for m in _main(options, client, redis_url, sandbox, log_dir,
                                                       say)]
+        if options.slow_latency_ms and options.slow_orders:
+            say(f"slow vendor: {options.slow_orders} orders at "
+                f"{options.slow_latency_ms:g} ms, default settings")
+            slow = measure_slow(client, redis_url, sandbox, options, log_dir)
+            results["slow"] = asdict(slow)
+            say(f"  done {slow.done_s:.1f} s after enqueue, largest process "
+                f"{slow.peak_rss_each_mb:.0f} MB; " + _line(slow))
         if options.in_flight:
             say(f"memory: one worker process holding {options.in_flight} orders in flight")
             results["in_flight"] = measure_in_flight(
@@ -770,16 +805,17 @@ def _sweep(
     ]
     configs += [{"latency_ms": 50, "processes": 1, "events": True, "threads": t}
                 for t in SWEEP_CONCURRENCY]
-    # A slow vendor needs threads, not cores: in flight = orders/s x latency.
-    configs += [{"latency_ms": 1000, "processes": 1, "events": True, "threads": t}
-                for t in SWEEP_SLOW_CONCURRENCY]
+    # A slow vendor needs orders in flight, not cores: in flight = orders/s x latency. Threads
+    # per process against memory per process, at the default processes.
+    configs += [{"latency_ms": lat, "processes": default_processes(), "events": True,
+                 "threads": t}
+                for lat in SWEEP_SLOW_LATENCIES_MS for t in SWEEP_SLOW_CONCURRENCY]
     runs: list[list[Measure]] = [[] for _ in configs]
     repeats = max(1, min(options.repeat, 2))
     for i in range(repeats):
         for n, config in enumerate(configs):
             sandbox.set_latency(config["latency_ms"])
-            orders = options.sweep_orders if config["latency_ms"] < 1000 else max(
-                200, options.sweep_orders // 3)
+            orders = options.sweep_orders
             say(f"[sweep {i + 1}/{repeats}] {config}")
             queued = product(client, redis_url, sandbox, config["processes"],
                              events=config["events"],
@@ -836,6 +872,14 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append(f"- `enqueue_many`: **{results['enqueue']['enqueue_many']:,.0f}** orders/s "
                  f"validated and queued (batches of {results['enqueue']['batch']}); "
                  f"`enqueue` one at a time: {results['enqueue']['enqueue']:,.0f}/s")
+    if results.get("slow"):
+        slow = results["slow"]
+        lines.append(
+            f"- slow vendor ({slow['config']['latency_ms'] / 1000:g} s), default settings: "
+            f"{slow['orders']:,} orders done **{slow['done_s']:.1f} s** after enqueue "
+            f"({slow['throughput']:,.0f} orders/s), largest worker process "
+            f"**{slow['peak_rss_each_mb']:.0f} MB**, {slow['cpu_s_per_1000']:.2f} CPU s / 1,000"
+        )
     if results.get("in_flight"):
         f = results["in_flight"]
         lines.append(
@@ -847,15 +891,17 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("sweep"):
         lines += ["", "Sweep (product, burst; median):", "",
                   "| vendor latency ms | processes | threads each | task events | orders/s | "
-                  "orders/s per process | CPU s / 1,000 | peak RSS MB |",
-                  "|---:|---:|---:|---|---:|---:|---:|---:|"]
+                  "orders/s per process | done s | CPU s / 1,000 | peak RSS MB | "
+                  "largest process MB |",
+                  "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
         for m in results["sweep"]:
             c = m["config"]
             lines.append(
                 f"| {c['latency_ms']} | {c['processes']} | {c['threads'] or 'default'} | "
                 f"{'on' if c['events'] else 'off'} | {m['throughput']:,.0f} | "
-                f"{m['throughput'] / c['processes']:,.0f} | {m['cpu_s_per_1000']:.2f} | "
-                f"{m['peak_rss_mb']:.0f} |"
+                f"{m['throughput'] / c['processes']:,.0f} | {m.get('done_s', 0):.1f} | "
+                f"{m['cpu_s_per_1000']:.2f} | {m['peak_rss_mb']:.0f} | "
+                f"{m.get('peak_rss_each_mb', 0):.0f} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -85,12 +85,11 @@ class HttpSettings(BaseModel):
         "after a refused token); the product's own deadline, enforced on the event loop.",
     )
     max_connections: int = Field(
-        100,
+        512,
         ge=1,
         description="Connections the process keeps to vendors. At or above the worker's "
         "threads (each holds at most one request, plus token fetches), or requests queue in "
-        "the pool; one process with 100 in flight and no queue measured 700-1,100 orders/s "
-        "at 50 ms, so 100 never limits a worker of 32 threads.",
+        "the pool.",
     )
 
 
@@ -163,13 +162,21 @@ class Settings(BaseSettings):
         30.0, ge=1, description="How long an attempt's lease outlives its vendor call's deadline."
     )
     worker_concurrency: int = Field(
-        32,
+        512,
         ge=1,
         description="Threads per worker process: the orders it has in flight. Needed: peak "
-        "orders/s x vendor latency. 32 covers 640/s at 50 ms, more than one process's core "
-        "carries (5-8 ms of CPU per order); at 50 ms 8 threads measured 111 orders/s, 16 to "
-        "128 107-158 with no order between them. Raise it for slow vendors: at 1 s a "
-        "process carries at most its threads per second.",
+        "orders/s x vendor latency; a thread waiting for its vendor holds no CPU and about "
+        "25 KB. 512 covers a vendor answering in 1 s (1,000 orders in flight on 2 "
+        "processes), and costs nothing at 50 ms, where only ``worker_running_threads`` of "
+        "them run at once (README, Tuning).",
+    )
+    worker_running_threads: int = Field(
+        4,
+        ge=0,
+        description="Task threads of a process that run Python at once (0: all); the others "
+        "wait for their vendor's answer or for a turn. Hundreds of threads in flight that all "
+        "run at once fight for the GIL, and the consumer thread that takes messages off the "
+        "queue waits behind them.",
     )
     worker_processes: int = Field(
         0,

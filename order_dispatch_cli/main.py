@@ -227,7 +227,7 @@ def preview(vendor: str, account: str | None, operation: str | None, file: Any) 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--vendors", help="Comma-separated vendors whose queues to consume (default: all).")
-@click.option("--concurrency", "-c", type=int, help="Threads per process (default: settings, 32).")
+@click.option("--concurrency", "-c", type=int, help="Threads per process (default: settings, 512).")
 @click.option(
     "--processes",
     "-p",
@@ -819,58 +819,43 @@ def demo(timeout: float) -> None:
     sys.exit(run_demo(timeout=timeout))
 
 
+
 @main.command()
 @click.option("--orders", default=2000, show_default=True, help="Orders in each burst.")
 @click.option("--latency-ms", default=50.0, show_default=True, help="The sandbox's latency.")
 @click.option("--offered", default=300.0, show_default=True, help="Orders/s for the latencies.")
 @click.option("--repeat", default=3, show_default=True, help="Runs of each; medians reported.")
 @click.option(
-    "--processes",
-    default=0,
-    type=click.IntRange(min=0),
+    "--processes", default=0, type=click.IntRange(min=0),
     help="Product worker processes (default: the worker's own, one per core).",
 )
 @click.option(
-    "--in-flight",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(min=0),
+    "--in-flight", default=1000, show_default=True, type=click.IntRange(min=0),
     help="Orders held in flight by one worker process for its memory (0: skip).",
+)
+@click.option(
+    "--slow-ms", default=1000.0, show_default=True, type=click.FloatRange(min=0),
+    help="Vendor latency of the slow-vendor run: 1,000 orders through the default worker, "
+    "timed to the last terminal event (0: skip).",
 )
 @click.option("--sweep", is_flag=True, help="Also sweep latency, processes, events, threads.")
 @click.option("--quick", is_flag=True, help="One short run of each (a smoke test).")
 @click.option(
-    "--webhooks",
-    "webhooks_",
-    is_flag=True,
+    "--webhooks", "webhooks_", is_flag=True,
     help="Instead: dispatch beside signed webhook deliveries of every accepted event to local "
     "endpoints answering in 50 ms (events/s next to orders/s, in the same run).",
 )
 @click.option(
-    "--endpoints",
-    default=2,
-    show_default=True,
-    type=click.IntRange(min=1),
+    "--endpoints", default=2, show_default=True, type=click.IntRange(min=1),
     help="Webhook endpoints for --webhooks.",
 )
 @click.option(
-    "--out",
-    default="bench-results",
-    show_default=True,
-    type=click.Path(path_type=Path),
+    "--out", default="bench-results", show_default=True, type=click.Path(path_type=Path),
     help="Directory for results.json, results.md and results.png.",
 )
 def bench(
-    orders: int,
-    latency_ms: float,
-    offered: float,
-    repeat: int,
-    processes: int,
-    in_flight: int,
-    sweep: bool,
-    quick: bool,
-    webhooks_: bool,
-    endpoints: int,
+    orders: int, latency_ms: float, offered: float, repeat: int, processes: int,
+    in_flight: int, slow_ms: float, sweep: bool, quick: bool, webhooks_: bool, endpoints: int,
     out: Path,
 ) -> None:
     """Throughput and latency of the product against Celery's defaults and a no-queue ceiling,
@@ -890,26 +875,15 @@ def bench(
             f"bench needs the 'bench' extra (pip install 'order-dispatch[bench]'): {exc}"
         ) from None
     options = Options(
-        orders=orders,
-        latency_ms=latency_ms,
-        offered=offered,
-        repeat=repeat,
-        processes=processes,
-        in_flight=in_flight,
-        sweep=sweep,
-        out=out,
-        webhooks=endpoints if webhooks_ else 0,
+        orders=orders, latency_ms=latency_ms, offered=offered, repeat=repeat,
+        processes=processes, in_flight=in_flight, slow_latency_ms=slow_ms, sweep=sweep,
+        out=out, webhooks=endpoints if webhooks_ else 0,
     )
     if quick:
         options = replace(
-            options,
-            repeat=1,
-            baseline_orders=min(orders, 50),
-            offered_s=0.5,
-            offered=min(offered, 100.0),
-            enqueue_jobs=500,
-            plot=False,
-            in_flight=min(in_flight, 100),
+            options, repeat=1, baseline_orders=min(orders, 50), offered_s=0.5,
+            offered=min(offered, 100.0), enqueue_jobs=500, plot=False,
+            in_flight=min(in_flight, 100), slow_orders=100,
         )
     results = run(options, say=lambda line: click.echo(line, err=True))
     click.echo(markdown(results))

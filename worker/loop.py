@@ -11,13 +11,16 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from worker.slots import Slots
+
 T = TypeVar("T")
 
 
 class EventLoopThread:
     """An asyncio event loop served by a daemon thread; coroutines are submitted from others."""
 
-    def __init__(self, name: str = "vendor-io") -> None:
+    def __init__(self, name: str = "vendor-io", slots: Slots | None = None) -> None:
+        self.slots = slots or Slots(0)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
@@ -27,8 +30,11 @@ class EventLoopThread:
         self.loop.run_forever()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run ``coro`` on the loop and wait for its result (from any other thread)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        """Run ``coro`` on the loop and wait for its result (from any other thread), giving up
+        the caller's slot (:mod:`worker.slots`) while it waits."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        with self.slots.given_up():
+            return future.result(timeout)
 
     def close(self) -> None:
         """Cancel what still runs, stop the loop and end its thread."""

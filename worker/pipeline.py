@@ -162,9 +162,14 @@ class Pipeline:
         the in-flight mark (:meth:`_claim`). ``deferred`` says the job already announced that it
         waits for ``not_before``. ``token`` names this delivery (one is made when not given): a
         delivery run again with the same token after a lost reply knows its own in-flight mark.
+        The calling thread holds one of the process's slots (:mod:`worker.slots`) except while
+        it waits for the vendor.
         """
+        with self.io.slots.held():
+            return self._run(job_id, run, attempt, deferred, token or uuid.uuid4().hex)
+
+    def _run(self, job_id: str, run: int, attempt: int, deferred: bool, token: str) -> Step:
         started = time.monotonic()
-        token = token or uuid.uuid4().hex
         claim = self._claim(job_id, run, attempt, token)
         previous = claim.entry
         if previous.job_doc is None:

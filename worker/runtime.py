@@ -23,6 +23,7 @@ from worker.http import new_client, new_webhook_client
 from worker.loop import EventLoopThread
 from worker.pipeline import Pipeline
 from worker.schedule import DurableSchedule, Scheduler
+from worker.slots import Slots
 from worker.vendors.sender import Sender
 
 
@@ -33,7 +34,8 @@ class Runtime:
     def __init__(self, settings: Settings, *, worker_name: str | None = None) -> None:
         self.settings = settings
         self.pid = os.getpid()
-        self.io = EventLoopThread()
+        self.slots = Slots(settings.worker_running_threads)
+        self.io = EventLoopThread(slots=self.slots)
         self.http: httpx.AsyncClient = self.io.run(_make_client(settings))
         self.webhook_http: httpx.AsyncClient = self.io.run(_make_webhook_client(settings))
         self.redis: redis.Redis = redis.Redis.from_url(settings.redis_url)

@@ -22,16 +22,10 @@ The store never builds a Redis client: it takes one, so whoever owns the connect
 (Sentinel, TLS) builds them all in one place.
 """
 
-from order_dispatch.store.jobstore import (
-    ActionRefused,
-    Enqueued,
-    JobNotFound,
-    JobStore,
-    NewJob,
-    PurgeView,
-    dead_letter_ids,
-    identity_of,
-)
+from order_dispatch.store.codec import JobNotFound
+from order_dispatch.store.jobstore import Enqueued, JobStore, NewJob, dead_letter_ids
+from order_dispatch.store.operator import ActionRefused, PurgeView
+from order_dispatch.store.reading import identity_of
 from order_dispatch.store.records import (
     KEPT_FOR_REPLAY,
     Admission,

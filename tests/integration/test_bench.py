@@ -1,4 +1,5 @@
-"""``order-dispatch bench --quick`` runs every system for real and writes its reports."""
+"""``order-dispatch bench --quick`` runs every system and the slow-vendor run for real and
+writes its reports."""
 
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ def test_quick_bench_measures_every_system_and_writes_its_reports(tmp_path: Path
         assert set(m["statuses"]) == {"accepted"}, (name, m["statuses"])
     assert main["product"]["config"]["processes"] == len(os.sched_getaffinity(0))
     assert results["in_flight"]["held_at_once"] == 50
+    slow = results["slow"]
+    assert slow["statuses"] == {"accepted": 100}
+    assert slow["done_s"] >= 1.0  # the vendor answers after 1 s
+    assert 0 < slow["peak_rss_each_mb"] <= slow["peak_rss_mb"]
     assert results["enqueue"]["enqueue_many"] > 0
     assert "| product |" in (tmp_path / "results.md").read_text()
     assert "product / floor" in run.stdout

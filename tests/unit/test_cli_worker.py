@@ -41,7 +41,7 @@ def test_defaults_are_threads_every_vendor_queue_and_events(
     assert status == 0
     assert argv[0] == "worker"
     assert argv[argv.index("--pool") + 1] == "threads"
-    assert argv[argv.index("--concurrency") + 1] == "32"
+    assert argv[argv.index("--concurrency") + 1] == "512"
     queues = ",".join(f"od.{v}" for v in [*known_vendors(), "webhooks"])
     assert argv[argv.index("--queues") + 1] == queues
     assert "od.sophio" in argv[argv.index("--queues") + 1]
