@@ -397,7 +397,9 @@ VENDOR_OPERATIONS: dict[str, frozenset[Operation]] = {
     "sellercloud": frozenset({Operation.CREATE, Operation.GET_STATUS, Operation.CANCEL}),
     "shopatron": frozenset({Operation.CREATE, Operation.IMPORT}),
     "sophio": frozenset({Operation.CREATE}),
-    "sourceorders": frozenset({Operation.CREATE, Operation.GET_STATUS, Operation.UPDATE_ADDRESS}),
+    "sourceorders": frozenset(
+        {Operation.CREATE, Operation.GET_STATUS, Operation.UPDATE_ADDRESS}
+    ),
     "supplystream": frozenset({Operation.CREATE, Operation.GET_STATUS, Operation.CANCEL}),
 }
 

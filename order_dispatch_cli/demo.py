@@ -64,13 +64,8 @@ def _invalid_sample() -> Any:
 def worker_command(vendors: str, concurrency: int, processes: int = 1) -> list[str]:
     """The command line of an ``order-dispatch worker`` child: one process unless asked."""
     return [
-        *swarm.this_command(),
-        "--vendors",
-        vendors,
-        "--concurrency",
-        str(concurrency),
-        "--processes",
-        str(processes),
+        *swarm.this_command(), "--vendors", vendors, "--concurrency", str(concurrency),
+        "--processes", str(processes),
     ]
 
 

@@ -114,3 +114,4 @@ def job_from(data: Any, vendor: str, account: str | None, operation: str | None)
     if operation:
         doc["operation"] = operation
     return doc
+

@@ -110,11 +110,8 @@ class Swarm:
             self.children.append(
                 subprocess.Popen(command, preexec_fn=_die_with_parent, start_new_session=True)
             )
-        log.info(
-            "worker processes started",
-            processes=len(self.children),
-            pids=[c.pid for c in self.children],
-        )
+        log.info("worker processes started", processes=len(self.children),
+                 pids=[c.pid for c in self.children])
         status = 0
         while any(c.poll() is None for c in self.children):
             for n, child in enumerate(self.children, 1):

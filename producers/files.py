@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-_ARRAY = "is a JSON array; write one JSON object a line (JSON Lines), or one object in a .json file"
+_ARRAY = (
+    "is a JSON array; write one JSON object a line (JSON Lines), or one object in a .json file"
+)
 
 
 @dataclass(frozen=True, slots=True)

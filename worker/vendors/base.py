@@ -362,7 +362,9 @@ class Vendor:
         request = self.translator.request_for(job)
         order = job.order
         if order is not None and order.vendor_options and isinstance(request.json, dict):
-            bare = job.model_copy(update={"order": order.model_copy(update={"vendor_options": {}})})
+            bare = job.model_copy(
+                update={"order": order.model_copy(update={"vendor_options": {}})}
+            )
             try:
                 base = self.translator.request_for(bare).json
             except TranslationError:

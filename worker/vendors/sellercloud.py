@@ -90,93 +90,28 @@ RATE_LIMITED = "Too many requests."
 
 #: ``OrderDetails.Channel`` as the swagger lists it ("0 = Local_Store , 1 = eBayOrder , ...").
 CHANNELS: dict[str, int] = {
-    "Local_Store": 0,
-    "eBayOrder": 1,
-    "eBaySingleItem": 2,
-    "Yahoo": 3,
-    "Amazon": 4,
-    "PriceGrabber": 5,
-    "Website": 6,
-    "Buy": 7,
-    "NewEggMall": 12,
-    "Magento": 15,
-    "QuickBooks": 16,
-    "RMS": 17,
-    "Cart32": 18,
-    "Sears": 19,
-    "FBA": 20,
-    "Wholesale": 21,
-    "Overstock": 22,
-    "NewEggdotcom": 23,
-    "Etsy": 24,
-    "Bonanza": 25,
-    "PriceFalls": 26,
-    "Wayfair": 27,
-    "UnbeatableSale": 28,
-    "VendorCentral": 29,
-    "Hayneedle": 30,
-    "SmartBargains": 31,
-    "uBid": 32,
-    "ATGStores": 33,
-    "StacksAndStacks": 34,
-    "Sharkstores": 35,
-    "BestBuy": 36,
-    "Kohls": 37,
-    "Staples": 38,
-    "OneStopPlus": 39,
-    "Meijer": 40,
-    "Sonsi": 41,
-    "Walmart": 42,
-    "HSN": 43,
-    "NewEgg_Business": 44,
-    "KMart": 45,
-    "Wish": 46,
-    "SPRichards": 47,
-    "FingerHut": 48,
-    "Groupon": 49,
-    "Walmart_Marketplace": 50,
-    "ShopHQ": 51,
-    "PriceMinister": 52,
-    "GS": 53,
-    "DrugStore": 54,
-    "MercadoLibre": 55,
-    "JET": 56,
-    "ElevenMain": 57,
-    "SearsVendor": 58,
-    "Choxi": 59,
-    "TradeMe": 60,
-    "Tanga": 61,
-    "Target": 62,
-    "GrouponMarketplace": 63,
-    "Reverb": 64,
-    "BedBathAndBeyond": 65,
-    "Dropship_Central": 66,
-    "DSW": 67,
-    "Houzz": 68,
-    "Gilt": 69,
-    "BestBuyDS": 70,
-    "TopHatter": 71,
-    "HomeDepot": 72,
-    "MassGenie": 73,
-    "Cdiscount": 74,
-    "GrouponGateway": 75,
-    "SBN": 76,
-    "GoogleExpress": 77,
-    "Target_Plus": 78,
-    "WFS": 79,
+    "Local_Store": 0, "eBayOrder": 1, "eBaySingleItem": 2, "Yahoo": 3, "Amazon": 4,
+    "PriceGrabber": 5, "Website": 6, "Buy": 7, "NewEggMall": 12, "Magento": 15,
+    "QuickBooks": 16, "RMS": 17, "Cart32": 18, "Sears": 19, "FBA": 20, "Wholesale": 21,
+    "Overstock": 22, "NewEggdotcom": 23, "Etsy": 24, "Bonanza": 25, "PriceFalls": 26,
+    "Wayfair": 27, "UnbeatableSale": 28, "VendorCentral": 29, "Hayneedle": 30,
+    "SmartBargains": 31, "uBid": 32, "ATGStores": 33, "StacksAndStacks": 34,
+    "Sharkstores": 35, "BestBuy": 36, "Kohls": 37, "Staples": 38, "OneStopPlus": 39,
+    "Meijer": 40, "Sonsi": 41, "Walmart": 42, "HSN": 43, "NewEgg_Business": 44, "KMart": 45,
+    "Wish": 46, "SPRichards": 47, "FingerHut": 48, "Groupon": 49, "Walmart_Marketplace": 50,
+    "ShopHQ": 51, "PriceMinister": 52, "GS": 53, "DrugStore": 54, "MercadoLibre": 55,
+    "JET": 56, "ElevenMain": 57, "SearsVendor": 58, "Choxi": 59, "TradeMe": 60, "Tanga": 61,
+    "Target": 62, "GrouponMarketplace": 63, "Reverb": 64, "BedBathAndBeyond": 65,
+    "Dropship_Central": 66, "DSW": 67, "Houzz": 68, "Gilt": 69, "BestBuyDS": 70,
+    "TopHatter": 71, "HomeDepot": 72, "MassGenie": 73, "Cdiscount": 74, "GrouponGateway": 75,
+    "SBN": 76, "GoogleExpress": 77, "Target_Plus": 78, "WFS": 79,
 }
 _CHANNELS_BY_LOWER = {name.lower(): value for name, value in CHANNELS.items()}
 
 #: ``Statuses.OrderStatus`` names by value, as the swagger lists them.
 ORDER_STATUSES: dict[int, str] = {
-    1: "ShoppingCart",
-    2: "InProcess",
-    3: "Completed",
-    100: "ProblemOrder",
-    200: "OnHold",
-    300: "Quote",
-    999: "Void",
-    -1: "Canceled",
+    1: "ShoppingCart", 2: "InProcess", 3: "Completed", 100: "ProblemOrder", 200: "OnHold",
+    300: "Quote", 999: "Void", -1: "Canceled",
 }
 CANCELED = -1
 
@@ -226,8 +161,8 @@ def _order_id_number(field_path: str, value: str | None) -> int:
     text = (value or "").strip()
     if not text.isdigit() or not 0 < int(text) <= INT32_MAX:
         raise TranslationError(
-            field_path,
-            f"must be a SellerCloud order ID (a whole number such as 1000001), got {value!r}",
+            field_path, f"must be a SellerCloud order ID (a whole number such as 1000001), "
+            f"got {value!r}"
         )
     return int(text)
 
@@ -327,10 +262,9 @@ def _merge(body: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     details = merged.get("OrderDetails")
-    if (
-        not isinstance(details, dict)
-        or details.get("OrderSourceOrderID") != body["OrderDetails"]["OrderSourceOrderID"]
-    ):
+    if not isinstance(details, dict) or details.get("OrderSourceOrderID") != body[
+        "OrderDetails"
+    ]["OrderSourceOrderID"]:
         raise TranslationError(
             "order.vendor_options.OrderDetails",
             "may not change OrderSourceOrderID: it carries order_id, the reference a lost "
