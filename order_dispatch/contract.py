@@ -14,6 +14,7 @@ Rules that hold for every model here:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -32,6 +33,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from order_dispatch import catalog
+from order_dispatch.operation import Operation
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -194,19 +198,6 @@ class OrderStatus(StrEnum):
     ON_HOLD = "on_hold"
     SHIPPED = "shipped"
     CANCELLED = "cancelled"
-
-
-class Operation(StrEnum):
-    """What a job asks the vendor to do; each vendor declares the ones it supports."""
-
-    CREATE = "create"
-    IMPORT = "import"
-    UPDATE_ADDRESS = "update_address"
-    CANCEL = "cancel"
-    GET_STATUS = "get_status"
-    NOTIFY = "notify"
-    """A signed webhook delivery of a result event (vendor :data:`WEBHOOKS`), made by the
-    worker's fan-out, never by a producer."""
 
 
 class Address(_Model):
@@ -391,17 +382,9 @@ class Trace(_Model):
     trace_id: ShortText | None = None
 
 
-#: The vendors the product supports and the operations each one offers. Producers check jobs
-#: against this table; each vendor adapter in ``worker/vendors/`` declares the same set.
-VENDOR_OPERATIONS: dict[str, frozenset[Operation]] = {
-    "sellercloud": frozenset({Operation.CREATE, Operation.GET_STATUS, Operation.CANCEL}),
-    "shopatron": frozenset({Operation.CREATE, Operation.IMPORT}),
-    "sophio": frozenset({Operation.CREATE}),
-    "sourceorders": frozenset(
-        {Operation.CREATE, Operation.GET_STATUS, Operation.UPDATE_ADDRESS}
-    ),
-    "supplystream": frozenset({Operation.CREATE, Operation.GET_STATUS, Operation.CANCEL}),
-}
+#: The vendors the product supports and the operations each one offers: a live view of
+#: :data:`order_dispatch.catalog.OPERATIONS`, which producers check jobs against.
+VENDOR_OPERATIONS: Mapping[str, frozenset[Operation]] = catalog.OPERATIONS
 
 
 #: The "vendor" of webhook deliveries: a delivery is a job of this vendor whose account is the
@@ -413,10 +396,8 @@ _WEBHOOK_OPERATIONS = frozenset({Operation.NOTIFY})
 def _vendor_name(value: str) -> str:
     if value == WEBHOOKS:
         return value
-    if value not in VENDOR_OPERATIONS:
-        raise ValueError(
-            f"unknown vendor {value!r}; valid vendors: {', '.join(sorted(VENDOR_OPERATIONS))}"
-        )
+    if value not in catalog.CATALOG:
+        raise ValueError(f"unknown vendor {value!r}; valid vendors: {', '.join(catalog.names())}")
     return value
 
 

@@ -24,20 +24,15 @@ import click
 import httpx
 import redis
 
+from order_dispatch import catalog
 from order_dispatch.contract import ResultEvent
 from order_dispatch.keys import Keys
 from order_dispatch.results import ResultConsumer
 from order_dispatch_cli import swarm
 from order_dispatch_cli.embedded_redis import EmbeddedRedis
-from order_dispatch_sandbox import sellercloud as sellercloud_sim
-from order_dispatch_sandbox import shopatron as shopatron_sim
-from order_dispatch_sandbox import sophio as sophio_sim
-from order_dispatch_sandbox import sourceorders as sourceorders_sim
-from order_dispatch_sandbox import supplystream as supplystream_sim
 from order_dispatch_sandbox.runner import BackgroundSandbox
 from producers.enqueue import InvalidJob, Producer
 from producers.files import read_records
-from worker.vendors import known_vendors
 
 _COLOR = {
     "accepted": "green",
@@ -70,66 +65,30 @@ def worker_command(vendors: str, concurrency: int, processes: int = 1) -> list[s
 
 
 def demo_accounts(sandbox: BackgroundSandbox) -> dict[str, dict[str, Any]]:
-    """One ``default`` account per vendor, pointed at ``sandbox`` with its demo credentials."""
-    return {
-        "sourceorders": {
-            "default": {
-                "base_url": sandbox.vendor_url("sourceorders"),
-                "credentials": {"api_key": sourceorders_sim.DEFAULT_API_KEY},
-            }
-        },
-        "sophio": {
-            "default": {
-                "base_url": sandbox.vendor_url("sophio"),
-                "credentials": {
-                    "api_key": sophio_sim.DEFAULT_API_KEY,
-                    "api_secret": sophio_sim.DEFAULT_API_SECRET,
-                },
-            }
-        },
-        "shopatron": {
-            "default": {
-                "base_url": sandbox.vendor_url("shopatron"),
-                "credentials": {
-                    "api_key": shopatron_sim.DEFAULT_API_KEY,
-                    "client_secret": shopatron_sim.DEFAULT_CLIENT_SECRET,
-                },
-                "options": {"manufacturer_id": "1001", "catalog_id": "1"},
-            }
-        },
-        "supplystream": {
-            "default": {
-                "base_url": sandbox.vendor_url("supplystream"),
-                "credentials": {"api_key": supplystream_sim.DEFAULT_API_KEY},
-                "options": {"dc_code": "DC1", "format": "json"},
-            }
-        },
-        "sellercloud": {
-            "default": {
-                "base_url": sandbox.vendor_url("sellercloud"),
-                "credentials": {
-                    "username": sellercloud_sim.DEFAULT_USERNAME,
-                    "password": sellercloud_sim.DEFAULT_PASSWORD,
-                },
-                "options": {"company_id": 1, "channel": "Local_Store"},
-            }
-        },
-    }
+    """One ``default`` account per catalogued vendor, pointed at ``sandbox`` with the
+    credentials and options its simulator accepts."""
+    accounts: dict[str, dict[str, Any]] = {}
+    for vendor in catalog.names():
+        simulator = sandbox.simulator(vendor)
+        account: dict[str, Any] = {
+            "base_url": sandbox.vendor_url(vendor),
+            "credentials": simulator.demo_credentials(catalog.entry(vendor).credentials),
+        }
+        if simulator.demo_options:
+            account["options"] = dict(simulator.demo_options)
+        accounts[vendor] = {"default": account}
+    return accounts
 
 
 def worker_env(
     redis_url: str, prefix: str, sandbox: BackgroundSandbox, **settings: str
 ) -> dict[str, str]:
     """The environment of a worker that talks to ``sandbox`` with its demo credentials, one
-    ``default`` account per vendor that has an adapter.
+    ``default`` account per vendor.
 
     The caller's own ``ORDER_DISPATCH_*`` and ``REDIS_URL`` are left out; ``settings`` adds some.
     """
-    accounts = {
-        vendor: account
-        for vendor, account in demo_accounts(sandbox).items()
-        if vendor in known_vendors()
-    }
+    accounts = demo_accounts(sandbox)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -195,7 +154,7 @@ def run_demo(timeout: float = 90.0) -> int:
             ORDER_DISPATCH_ALLOW_NON_PERSISTENT_REDIS="true" if server is None else "false",
         )
         worker = subprocess.Popen(
-            worker_command(",".join(known_vendors()), 16),
+            worker_command(",".join(catalog.names()), 16),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any, ClassVar, Self
 
@@ -85,6 +86,9 @@ class VendorSimulator:
     settings_class: ClassVar[type[SimulatorSettings]] = SimulatorSettings
     #: The body of an injected malformed answer: a cut-off answer of the vendor's.
     malformed: ClassVar[bytes] = b'{"orderId": "soo_12'
+    #: The options of a product account that talks to this simulator with its demo settings
+    #: (the demo's accounts; credentials are the settings named like the adapter's).
+    demo_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, settings: SimulatorSettings | None = None, /, **overrides: Any) -> None:
         self.settings = self.settings_class.build(settings, **overrides)
@@ -105,6 +109,10 @@ class VendorSimulator:
     def from_env(cls) -> Self:
         """An instance with the settings the environment holds (see :class:`SimulatorSettings`)."""
         return cls(cls.settings_class.from_env())
+
+    def demo_credentials(self, names: Iterable[str]) -> dict[str, str]:
+        """The credentials ``names`` (an adapter's) as this simulator accepts them."""
+        return {name: str(getattr(self, name)) for name in names}
 
     def routes(self) -> list[web.RouteDef]:
         """The vendor's endpoints, with paths relative to the prefix (``/v1/orders``)."""

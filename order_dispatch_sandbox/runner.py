@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from order_dispatch_sandbox.app import build_app
+from order_dispatch_sandbox.app import SIMULATORS, build_app
 from order_dispatch_sandbox.base import VendorSimulator
 
 
@@ -36,6 +36,10 @@ class BackgroundSandbox:
     def url(self) -> str:
         """Base URL of the server (``http://127.0.0.1:PORT``)."""
         return f"http://127.0.0.1:{self.port}"
+
+    def simulator(self, vendor: str) -> VendorSimulator:
+        """The simulator serving ``vendor`` (KeyError when it serves none of that name)."""
+        return self.app[SIMULATORS][vendor]
 
     def vendor_url(self, vendor: str) -> str:
         """A vendor's base URL as the product's account settings want it."""

@@ -80,7 +80,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from types import GenericAlias
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from aiohttp import web
 from pydantic import (
@@ -346,6 +346,7 @@ class SellerCloudSimulator(VendorSimulator):
     """SellerCloud's Delta REST order API as documented, in memory."""
 
     name = "sellercloud"
+    demo_options: ClassVar[dict[str, Any]] = {"company_id": 1, "channel": "Local_Store"}
     settings_class = SellerCloudSettings
     settings: SellerCloudSettings
     #: A cut-off answer (not a bare integer, not JSON).

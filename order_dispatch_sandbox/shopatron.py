@@ -92,7 +92,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from types import GenericAlias
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from aiohttp import web
 from pydantic import (
@@ -349,6 +349,7 @@ class ShopatronSimulator(VendorSimulator):
     """Kibo OMS (Shopatron) integration API v2 as documented, in memory."""
 
     name = "shopatron"
+    demo_options: ClassVar[dict[str, Any]] = {"manufacturer_id": "1001", "catalog_id": "1"}
     settings_class = ShopatronSettings
     settings: ShopatronSettings
     #: A cut-off import answer.

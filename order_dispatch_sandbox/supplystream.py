@@ -88,7 +88,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import GenericAlias
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import uuid4
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import escape
@@ -414,6 +414,7 @@ class SupplyStreamSimulator(VendorSimulator):
     """
 
     name = "supplystream"
+    demo_options: ClassVar[dict[str, Any]] = {"dc_code": "DC1", "format": "json"}
     settings_class = SupplyStreamSettings
     settings: SupplyStreamSettings
 

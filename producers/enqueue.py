@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from order_dispatch import catalog
 from order_dispatch.contract import WEBHOOKS, Job, format_validation_errors
 from order_dispatch.keys import Keys
 from order_dispatch.settings import get_settings
@@ -76,8 +77,11 @@ def validate_job(
 ) -> Job:
     """``data`` as a :class:`Job`, or :class:`InvalidJob` naming every bad field.
 
-    A job larger than ``max_bytes`` (default: the ``max_job_bytes`` setting) is refused before
-    it is parsed.
+    The one check of the door, whichever way a job comes in (the producer API, ``order-dispatch
+    enqueue``, the HTTP API): the contract, then what the job's vendor requires for its
+    operation (:func:`order_dispatch.catalog.check`: required fields, length and value limits),
+    each named with the field path and message the worker would give. A job larger than
+    ``max_bytes`` (default: the ``max_job_bytes`` setting) is refused before it is parsed.
     """
     limit = max_bytes or get_settings().max_job_bytes
     size = job_size(data)
@@ -90,18 +94,24 @@ def validate_job(
             order_id=_order_id_of(data),
             source=source,
         )
-    try:
-        job = data if isinstance(data, Job) else Job.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidJob(
-            format_validation_errors(exc), order_id=_order_id_of(data), source=source
-        ) from None
+    if isinstance(data, Job):
+        job = data
+    else:
+        try:
+            job = Job.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidJob(
+                format_validation_errors(exc), order_id=_order_id_of(data), source=source
+            ) from None
     if job.vendor == WEBHOOKS:
         raise InvalidJob(
             ["vendor: 'webhooks' deliveries are made by the workers from result events"],
             order_id=job.ref,
             source=source,
         )
+    problems = catalog.check(job)
+    if problems:
+        raise InvalidJob([str(p) for p in problems], order_id=job.ref, source=source)
     return job
 
 

@@ -273,16 +273,17 @@ class Pipeline:
         vendor, judge and record."""
         limit = self._remember_limit(vendor)
         if d.claimed:
-            # A mark found after a lost reply: the gate's answer is unknown; report a success
-            # too, so a probe that went out closes its circuit.
-            started = claim.admission or Admission(GateVerdict.OK, 0.0, "unknown", 0)
+            # The claim asked the gate and marked the attempt. A mark found after a lost reply
+            # (own) leaves the gate's answer unknown: report a success too, so a probe that went
+            # out closes its circuit.
+            admission = claim.admission or Admission(GateVerdict.OK, 0.0, "unknown", 0)
         else:
             gated = self._start(d, limit, take_over, claim.admission)
             if isinstance(gated, Step):
                 return gated
-            started = gated
+            admission = gated
         outcome = self._submit(vendor, d.job, request)
-        feedback = self._feedback(d.job, started, limit, outcome)
+        feedback = self._feedback(d.job, admission, limit, outcome)
         verdict = self._judge(vendor, d, outcome)
         if isinstance(vendor, Webhooks):
             verdict = self._endpoint_verdict(vendor, verdict)

@@ -48,6 +48,30 @@ def test_enqueue_reports_queued_duplicates_and_invalid_with_file_and_line(
     assert redis_client.llen(queue) == 2
 
 
+def test_enqueue_refuses_an_order_its_vendor_would_refuse_naming_the_worker_s_field(
+    tmp_path: Path, env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    order = {
+        **order_job("CLI-SHO")["order"],
+        "customer": {"email": "b@example.com", "first_name": "Bo", "last_name": "Ng"},
+        "payment": {"type": "CC"},
+    }
+    order["items"] = [{**order["items"][0], "name": "A thing"}]
+    no_ip = {"vendor": "shopatron", "order": order}
+    path = tmp_path / "orders.jsonl"
+    path.write_text(json.dumps(no_ip) + "\n" + json.dumps(order_job("CLI-OK")) + "\n")
+
+    result = CliRunner().invoke(main, ["enqueue", "--quiet", str(path)], env=env)
+
+    assert result.exit_code == 1
+    assert "queued 1, duplicates 0, invalid 1" in result.stdout
+    assert (
+        f"{path}:1: order 'CLI-SHO' is invalid: order.customer.ip: is required by this vendor "
+        "to create an order" in result.stderr
+    )
+    assert redis_client.llen(Keys(env["ORDER_DISPATCH_KEY_PREFIX"]).queue("shopatron")) == 0
+
+
 def test_enqueue_reads_bare_orders_from_stdin_and_a_pretty_printed_object(
     tmp_path: Path, env: dict[str, str], redis_client: redis.Redis
 ) -> None:

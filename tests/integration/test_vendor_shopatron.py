@@ -231,3 +231,29 @@ def test_a_request_lost_before_the_vendor_stored_it_is_sent_again(
     assert "the vendor does not have the order" in history[0].error.message
     stored = stored_for(sandbox_admin, job)
     assert len(stored) == 1
+
+
+def test_a_job_from_a_producer_that_skipped_the_vendor_check_is_rejected_by_the_worker_alike(
+    shopatron_worker: WorkerProcess,
+    lane: Lane,
+    sandbox_admin: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from order_dispatch import catalog
+    from producers.enqueue import InvalidJob
+
+    job = shopatron_job(unique("noip"))
+    del job["order"]["customer"]["ip"]
+    with pytest.raises(InvalidJob) as door:
+        lane.producer.enqueue(job)
+    # An older producer, which knew no vendor requirements, queues it anyway.
+    monkeypatch.setattr(catalog, "check", lambda job: [])
+
+    (job_id,) = lane.run([job])
+
+    [event] = lane.events.of(job_id)
+    assert event.status == EventStatus.REJECTED and event.error is not None
+    assert event.error.kind == "validation"
+    assert [event.error.message] == door.value.errors
+    assert event.error.code == "order.customer.ip"
+    assert stored_for(sandbox_admin, job) == []

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from order_dispatch_cli.main import main
 
-SAMPLE = Path(__file__).resolve().parents[2] / "order_dispatch_cli" / "samples" / "demo-orders.jsonl"
+SAMPLES = Path(__file__).resolve().parents[2] / "order_dispatch_cli" / "samples"
+SAMPLE = SAMPLES / "demo-orders.jsonl"
 
 
 def order() -> dict[str, object]:

@@ -19,18 +19,28 @@ tests. The same adapters meet the sandbox over real HTTP in ``tests/integration`
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
 import pytest
 
-from order_dispatch.contract import ErrorKind, Job
+from order_dispatch import catalog
+from order_dispatch.catalog import Choice, Length, Maximum, Pattern, Required, Requirement
+from order_dispatch.contract import ErrorKind, Job, Operation, OrderStatus, ValidationError
 from order_dispatch.settings import Settings, VendorAccount
+from producers.enqueue import InvalidJob, validate_job
 from worker.outcomes import Outcome, OutcomeKind
-from worker.vendors.base import ConfigurationError, Vendor, VendorRequest, VendorResponse
+from worker.vendors.base import (
+    ConfigurationError,
+    TranslationError,
+    Vendor,
+    VendorRequest,
+    VendorResponse,
+)
 from worker.vendors.sender import Sender
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -287,6 +297,62 @@ class VendorContract:
         assert seen
         assert not [s for s in secrets if s and s in rendered]
 
+    # The door: the catalog's requirements, refused at enqueue as the worker refuses them
+
+    def requirement_job(self, operation: Operation) -> dict[str, Any]:
+        """A job document of ``operation`` that the vendor takes (default: :attr:`full_job`
+        with that operation); each requirement of the catalog is broken in a copy of it."""
+        return {**copy.deepcopy(self.full_job), "operation": operation.value}
+
+    def test_the_catalog_entry_names_this_adapter_and_its_options(self) -> None:
+        entry = catalog.entry(self.vendor_cls.name)
+
+        assert catalog.load(entry.adapter) is self.vendor_cls
+        assert (entry.options and catalog.load(entry.options)) == self.vendor_cls.options_model
+        assert self.vendor_cls.required_credentials == entry.credentials
+        assert set(entry.requirements) <= entry.operations
+
+    def test_jobs_the_vendor_takes_pass_the_door(self) -> None:
+        entry = catalog.entry(self.vendor_cls.name)
+        docs = [self.full_job, self.minimal_job]
+        docs += [self.requirement_job(op) for op in entry.requirements]
+        for doc in docs:
+            self.vendor().translate(Job.model_validate(doc))
+
+            assert validate_job(doc).job_id
+
+    def test_the_door_refuses_each_requirement_with_the_workers_path_and_message(self) -> None:
+        entry = catalog.entry(self.vendor_cls.name)
+        for operation, rules in entry.requirements.items():
+            for rule in rules:
+                broken = broken_jobs(rule, self.requirement_job(operation))
+                assert broken, rule
+                for doc in broken:
+                    with pytest.raises(InvalidJob) as door:
+                        validate_job(doc)
+                    with pytest.raises(TranslationError) as worker:
+                        self.vendor().translate(Job.model_validate(doc))
+
+                    assert door.value.errors == [str(worker.value)], (rule, doc)
+
+    def test_the_door_refuses_nothing_the_worker_would_send(self) -> None:
+        """Edge values of every field a requirement names (empty, absent, a missing optional
+        part): when the door refuses, the worker refuses too, for one of the door's reasons."""
+        entry = catalog.entry(self.vendor_cls.name)
+        for operation, rules in entry.requirements.items():
+            job = self.requirement_job(operation)
+            for doc in edge_jobs(rules, job):
+                try:
+                    Job.model_validate(doc)
+                except ValidationError:
+                    continue
+                try:
+                    validate_job(doc)
+                except InvalidJob as door:
+                    with pytest.raises(TranslationError) as worker:
+                        self.vendor().translate(Job.model_validate(doc))
+                    assert str(worker.value) in door.errors, (door.errors, doc)
+
     # Preview
 
     def test_preview_shows_the_request_with_every_secret_masked(self) -> None:
@@ -374,3 +440,142 @@ class VendorContract:
 def as_httpx(response: VendorResponse) -> httpx.Response:
     """A :class:`VendorResponse` as the mock transport's answer."""
     return httpx.Response(response.status, headers=response.headers, content=response.body)
+
+
+# Breaking a catalog requirement in a job document
+
+
+def broken_jobs(rule: Requirement, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """Copies of ``job`` that each break ``rule`` once, in every way the rule names (each
+    candidate path, each bound). ``*`` is the first item or entry (one is added to an empty
+    map); a ``within`` path the job lacks gets a copy of the shipping address."""
+    if isinstance(rule, Maximum):
+        doc = copy.deepcopy(job)
+        _put(doc, _first(doc, rule.path), rule.max + 1)
+        return [doc]
+    if isinstance(rule, Pattern):
+        doc = copy.deepcopy(job)
+        _put(doc, _first(doc, rule.path), "no match!")
+        return [doc]
+    if isinstance(rule, Choice):
+        return _off_choice(rule, job)
+    assert isinstance(rule.paths, tuple)
+    base = copy.deepcopy(job)
+    if rule.within is not None and _get(base, rule.within) is None:
+        _put(base, rule.within, copy.deepcopy(base["order"]["ship_to"]))
+    if isinstance(rule, Required):
+        doc = copy.deepcopy(base)
+        for path in rule.paths:
+            _put(doc, _first(doc, path), None)
+        return [doc]
+    assert isinstance(rule, Length)
+    out = []
+    for n, path in enumerate(rule.paths):
+        lengths = ([rule.max + 1] if rule.max is not None else []) + (
+            [rule.min - 1] if rule.min > 0 else []
+        )
+        for length in lengths:
+            doc = copy.deepcopy(base)
+            for earlier in rule.paths[:n]:
+                _put(doc, earlier, None)
+            _put(doc, _first(doc, path), _text(path, length))
+            out.append(doc)
+    return out
+
+
+def _off_choice(rule: Choice, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """A copy per refused value, and one with a value (or key) outside the allowed ones that
+    the contract takes."""
+    def with_value(value: str) -> dict[str, Any] | None:
+        doc = copy.deepcopy(job)
+        if rule.keys:
+            head = rule.path.partition(".*")[0]
+            _put(doc, head, {**(_get(doc, head) or {}), value: "a value"})
+        else:
+            _put(doc, _first(doc, rule.path), value)
+        try:
+            Job.model_validate(doc)
+        except ValidationError:
+            return None
+        return doc
+
+    out = [with_value(value) for value in rule.refused]
+    if rule.allowed is not None:
+        others = ["not-a-choice", *(s.value for s in OrderStatus)]
+        taken = (with_value(v) for v in others if v not in rule.allowed)
+        out.append(next((doc for doc in taken if doc is not None), None))
+    assert None not in out, f"the contract refuses every value that breaks {rule}"
+    return [doc for doc in out if doc is not None]
+
+
+def _text(path: str, length: int) -> str:
+    if path.endswith("email"):
+        domain = "@example.com"
+        return "a" * (length - len(domain)) + domain
+    return "x" * length
+
+
+def _first(doc: dict[str, Any], path: str) -> str:
+    """``path`` with ``*`` replaced by the first index or key there (a map gets one)."""
+    if "*" not in path:
+        return path
+    head, _, tail = path.partition(".*")
+    node = _get(doc, head)
+    if isinstance(node, list):
+        return f"{head}.0{tail}"
+    if not node:
+        _put(doc, head, {"note": "a value"})
+        node = _get(doc, head)
+    return f"{head}.{next(iter(node))}{tail}"
+
+
+def _get(doc: Any, path: str) -> Any:
+    for part in path.split("."):
+        if isinstance(doc, list):
+            doc = doc[int(part)]
+        elif isinstance(doc, dict):
+            doc = doc.get(part)
+        else:
+            return None
+    return doc
+
+
+def _put(doc: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``path`` (None removes it); parents are made when a value needs them."""
+    *parents, last = path.split(".")
+    node: Any = doc
+    for part in parents:
+        if isinstance(node, list):
+            node = node[int(part)]
+            continue
+        if node.get(part) is None:
+            if value is None:
+                return
+            node[part] = {}
+        node = node[part]
+    if isinstance(node, list):
+        node[int(last)] = value
+    elif value is None:
+        node.pop(last, None)
+    else:
+        node[last] = value
+
+
+def edge_jobs(rules: tuple[Requirement, ...], job: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Copies of ``job`` with each path the rules name made empty, then absent; and each
+    ``within`` part absent."""
+    paths: list[str] = []
+    for rule in rules:
+        if isinstance(rule, Required | Length):
+            assert isinstance(rule.paths, tuple)
+            paths += rule.paths
+            paths += [rule.within] if rule.within else []
+        else:
+            paths.append(rule.path)
+    for path in dict.fromkeys(paths):
+        for value in ("", None):
+            doc = copy.deepcopy(job)
+            if "*" in path and _get(doc, path.partition(".*")[0]) in (None, {}, []):
+                continue
+            _put(doc, _first(doc, path), value)
+            yield doc

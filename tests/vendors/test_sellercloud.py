@@ -566,7 +566,7 @@ class TestSellerCloud(VendorContract):
         with pytest.raises(TranslationError) as caught:
             self.vendor().translate(create_job(vendor_options=options))
 
-        assert caught.value.field == "order.vendor_options.OrderDetails"
+        assert caught.value.field == "order.vendor_options.OrderDetails.OrderSourceOrderID"
 
     def test_vendor_options_add_top_level_parts(self) -> None:
         options = {"PaymentDetails": {"PaymentMethod": "Cash"}}

@@ -442,6 +442,13 @@ class TestShopatron(VendorContract):
     unparsable = VendorResponse.make(200, '{"orderID":1000')
     token_answer = VendorResponse.make(200, TOKEN_ANSWER)
 
+    def requirement_job(self, operation: Operation) -> dict[str, Any]:
+        """The full order; a create of it is one still to fulfil."""
+        doc = super().requirement_job(operation)
+        if operation is Operation.CREATE:
+            doc["order"] = {**doc["order"], "status": "awaiting_shipment"}
+        return doc
+
     # Operations
 
     def test_create_sends_the_import_body_without_the_import_fields(self) -> None:

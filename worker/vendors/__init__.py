@@ -1,42 +1,34 @@
 """The vendor registry: vendor name -> adapter class, imported on first use.
 
-Adding a vendor means adding its module here, its operations to
-:data:`order_dispatch.catalog.OPERATIONS`, and its test file.
+The adapters are those :data:`order_dispatch.catalog.CATALOG` names; adding a vendor is its
+catalog entry, its module here and its test file (``docs/adding-a-vendor.md``).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from order_dispatch import catalog
+from order_dispatch.catalog import UnknownVendor
 
 if TYPE_CHECKING:
     from worker.vendors.base import Vendor
 
-_ADAPTERS: dict[str, str] = {
-    "sellercloud": "worker.vendors.sellercloud:SellerCloud",
-    "shopatron": "worker.vendors.shopatron:Shopatron",
-    "sophio": "worker.vendors.sophio:Sophio",
-    "sourceorders": "worker.vendors.sourceorders:SourceOrders",
-    "supplystream": "worker.vendors.supplystream:SupplyStream",
-}
-
-
-class UnknownVendor(LookupError):
-    """No adapter is registered under that name."""
+__all__ = ["UnknownVendor", "known_vendors", "vendor_class"]
 
 
 def known_vendors() -> list[str]:
     """Names of every registered vendor."""
-    return sorted(_ADAPTERS)
+    return catalog.names()
 
 
 def vendor_class(vendor: str) -> type[Vendor]:
     """The adapter class of ``vendor``."""
     try:
-        module_name, _, attr = _ADAPTERS[vendor].partition(":")
+        path = catalog.CATALOG[vendor].adapter
     except KeyError:
         raise UnknownVendor(
             f"no adapter for vendor {vendor!r} (known: {', '.join(known_vendors())})"
         ) from None
-    cls: type[Vendor] = getattr(importlib.import_module(module_name), attr)
+    cls: type[Vendor] = catalog.load(path)
     return cls

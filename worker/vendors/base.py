@@ -1,16 +1,20 @@
 """The shared base of vendor adapters: pure translator, pure reader, base-owned sender.
 
 A vendor module holds one :class:`Translator` subclass (job -> :class:`VendorRequest`, pure) and
-one :class:`Vendor` subclass that declares the vendor's facts (operations, credentials, account
-options, error codes) and implements small pure hooks:
+one :class:`VendorAdapter` subclass that declares the vendor's facts (account options, error
+codes, reconciliation) and implements small pure hooks:
 
 - auth: :meth:`Vendor.authorize` adds credentials to a request; token vendors also declare
-  :meth:`Vendor.token_request` and :meth:`Vendor.parse_token`;
+  :meth:`Vendor.token_request` (the base reads an OAuth2 bearer-token answer);
 - reading: :meth:`Vendor.read` is the template every answer goes through (business errors in a
   2xx, the success parse, the vendor's error shape, its code table, retry hints, "already have
   it" answers); vendors override the hooks it calls, never the template;
 - reconciliation: :meth:`Vendor.lookup_request` and :meth:`Vendor.parse_lookup` find an order by
   our reference.
+
+An adapter is generic in its account options model: ``Shopatron(VendorAdapter[ShopatronOptions])``
+has ``self.options`` (and its translator's) of that type, validated once when it is built. Its
+operations and credentials come from its :mod:`order_dispatch.catalog` entry.
 
 Nothing here does I/O: :class:`worker.vendors.sender.Sender` owns the HTTP client, the token
 cache, the transport-error mapping and logging. Vendor modules never touch the client.
@@ -22,7 +26,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import urlencode, urlsplit
 from xml.etree.ElementTree import Element
 
@@ -31,11 +35,21 @@ import simplejson
 from defusedxml import ElementTree as SafeElementTree
 from pydantic import BaseModel, ValidationError
 
-from order_dispatch import redact
+from order_dispatch import catalog, redact
 from order_dispatch.contract import ErrorKind, Job, Operation
 from order_dispatch.settings import VendorAccount
 from worker.http import parse_retry_after
 from worker.outcomes import Outcome, OutcomeKind
+
+#: An adapter's account options model (None: the vendor takes no options).
+OptionsT = TypeVar("OptionsT", bound=BaseModel | None)
+
+
+#: Why a ``vendor_options`` value that would change what the translator set is refused.
+REPLACES_A_TRANSLATED_FIELD = (
+    "would replace a field the translator sets from the order; set it through the order's own "
+    "fields (vendor_options only adds fields the order has no place for)"
+)
 
 
 class ConfigurationError(Exception):
@@ -212,17 +226,18 @@ class Lookup:
         return cls(LookupKind.UNKNOWN, detail=detail)
 
 
-class Translator:
+class Translator(Generic[OptionsT]):
     """Turns a job into the vendor's request. Pure: no I/O, no clock, no randomness.
 
     Override the method of each operation the vendor supports; the others raise
     :class:`UnsupportedOperation`. ``options`` is the account's validated
-    :attr:`Vendor.options_model` (or None).
+    :attr:`Vendor.options_model` (None for a vendor without options). The translator leaves
+    ``order.vendor_options`` to :meth:`Vendor.translate`, which merges them.
     """
 
     vendor: ClassVar[str] = ""
 
-    def __init__(self, account: VendorAccount, options: BaseModel | None = None) -> None:
+    def __init__(self, account: VendorAccount, options: OptionsT) -> None:
         self.account = account
         self.options = options
 
@@ -282,21 +297,24 @@ def require(field_path: str, value: Any) -> Any:
     return value
 
 
-class Vendor:
+class VendorAdapter(Generic[OptionsT]):
     """One vendor account's adapter: declared facts plus pure hooks (see the module docstring).
 
-    Required in a subclass: :attr:`name`, :attr:`translator_class`, :attr:`operations`,
+    A vendor module subclasses it with its options model (``VendorAdapter[SophioOptions]``, or
+    ``VendorAdapter[None]``); code that handles any vendor names :data:`Vendor`.
+
+    Required in a subclass: :attr:`name` (its catalog entry's), :attr:`translator_class`,
     :meth:`authorize` and :meth:`parse_success`. Everything else has a default.
     """
 
     #: The vendor's name in jobs, queues and settings.
     name: ClassVar[str] = ""
-    translator_class: ClassVar[type[Translator]] = Translator
-    #: Operations the vendor supports (must match :data:`order_dispatch.catalog.OPERATIONS`).
+    translator_class: ClassVar[type[Translator[Any]]] = Translator
+    #: Operations the vendor supports: its catalog entry's (set when the subclass is made).
     operations: ClassVar[frozenset[Operation]] = frozenset()
     #: Operations that may be sent again without a second effect at the vendor.
     repeat_safe_operations: ClassVar[frozenset[Operation]] = frozenset({Operation.GET_STATUS})
-    #: Credentials the account must carry.
+    #: Credentials the account must carry: its catalog entry's (set when the subclass is made).
     required_credentials: ClassVar[tuple[str, ...]] = ()
     #: The model of the account's ``options`` (per-merchant values every order needs).
     options_model: ClassVar[type[BaseModel] | None] = None
@@ -313,6 +331,22 @@ class Vendor:
     #: Fields of the JSON body (dotted paths, e.g. ``advancedOptions.storeId``) that an order's
     #: ``vendor_options`` may replace; any other field the translator sets is refused.
     overridable_options: ClassVar[frozenset[str]] = frozenset()
+    #: Fields of the JSON body (dotted paths) that ``vendor_options`` may not hold at all, with
+    #: why: the identity fields reconciliation relies on.
+    reserved_options: ClassVar[Mapping[str, str]] = {}
+    #: False when the translator places ``order.vendor_options`` itself (a body that is not a
+    #: JSON object, or one whose options are typed per field).
+    merges_vendor_options: ClassVar[bool] = True
+    #: How long a token lives when the token answer has no ``expires_in`` (None: until the
+    #: vendor refuses it).
+    default_token_life_s: ClassVar[float | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        entry = catalog.CATALOG.get(cls.name)
+        if entry is not None and "name" in cls.__dict__:
+            cls.operations = entry.operations
+            cls.required_credentials = entry.credentials
 
     def __init__(self, account: VendorAccount, *, account_name: str = "default") -> None:
         self.account = account
@@ -326,10 +360,10 @@ class Vendor:
                     for c in missing
                 )
             )
-        self.options: BaseModel | None = None
+        options: BaseModel | None = None
         if self.options_model is not None:
             try:
-                self.options = self.options_model.model_validate(account.options)
+                options = self.options_model.model_validate(account.options)
             except ValidationError as exc:
                 problems = "; ".join(
                     f"{self.setting_name('options', *map(str, e['loc']))}: {e['msg']}"
@@ -338,7 +372,9 @@ class Vendor:
                 raise ConfigurationError(
                     f"the {self.name} account {account_name!r} has wrong options: {problems}"
                 ) from None
-        self.translator = self.translator_class(account, self.options)
+        #: The account's validated options (the subclass's ``OptionsT``).
+        self.options: OptionsT = cast(OptionsT, options)
+        self.translator: Translator[OptionsT] = self.translator_class(account, self.options)
 
     def secrets(self) -> list[str]:
         """Values to mask wherever they appear: the credentials, plus any form the vendor
@@ -355,22 +391,25 @@ class Vendor:
     def translate(self, job: Job) -> VendorRequest:
         """The vendor request for ``job`` (raises :class:`TranslationError`).
 
-        ``order.vendor_options`` adds fields the order has no place for; a key that would
-        replace a value the translator set from the order is refused (unless listed in
+        ``order.vendor_options`` adds fields the order has no place for, merged into the JSON
+        body at any depth. A key listed in :attr:`reserved_options` is refused, and so is one
+        that would replace a value the translator set from the order (unless listed in
         :attr:`overridable_options`), so a stray option can never change the order sent.
         """
         request = self.translator.request_for(job)
         order = job.order
-        if order is not None and order.vendor_options and isinstance(request.json, dict):
-            bare = job.model_copy(
-                update={"order": order.model_copy(update={"vendor_options": {}})}
-            )
-            try:
-                base = self.translator.request_for(bare).json
-            except TranslationError:
-                return request  # the options are what make it translatable: nothing to replace
-            _refuse_overrides(order.vendor_options, base, "", self.overridable_options)
-        return request
+        if (
+            order is None
+            or not order.vendor_options
+            or not self.merges_vendor_options
+            or not isinstance(request.json, dict)
+        ):
+            return request
+        for path, why in self.reserved_options.items():
+            if _has_path(order.vendor_options, path):
+                raise TranslationError(f"order.vendor_options.{path}", why)
+        _refuse_overrides(order.vendor_options, request.json, "", self.overridable_options)
+        return replace(request, json=_merged(request.json, order.vendor_options))
 
     def repeat_safe(self, operation: Operation) -> bool:
         """True when ``operation`` can be repeated after an unknown outcome."""
@@ -381,7 +420,7 @@ class Vendor:
     @property
     def uses_tokens(self) -> bool:
         """True when requests need a token from :meth:`token_request`."""
-        return type(self).token_request is not Vendor.token_request
+        return type(self).token_request is not VendorAdapter.token_request
 
     def authorize(self, request: VendorRequest, token: str | None) -> VendorRequest:
         """``request`` with the vendor's credentials added (``token`` for token vendors)."""
@@ -392,8 +431,24 @@ class Vendor:
         raise NotImplementedError(f"{type(self).__name__} uses no tokens")
 
     def parse_token(self, response: VendorResponse) -> Token:
-        """The token in a 2xx answer to :meth:`token_request` (raise UnparsableResponse)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement parse_token")
+        """The token in a 2xx answer to :meth:`token_request` (raise UnparsableResponse).
+
+        By default an OAuth2 bearer-token answer (RFC 6749, 5.1): ``access_token``,
+        ``token_type`` Bearer when given, and ``expires_in`` seconds (else
+        :attr:`default_token_life_s`)."""
+        data = response.json_object()
+        value = data.get("access_token")
+        if not isinstance(value, str) or not value:
+            raise UnparsableResponse("the token answer has no access_token")
+        token_type = data.get("token_type")
+        if token_type is not None and str(token_type).lower() != "bearer":
+            raise UnparsableResponse(f"token_type {token_type!r} is not Bearer")
+        expires_in = data.get("expires_in")
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+            expires_in = 0
+        if expires_in > 0:
+            return Token(value, float(expires_in))
+        return Token(value, self.default_token_life_s)
 
     # Reading (pure): the template and its hooks
 
@@ -506,6 +561,10 @@ class Vendor:
         return Lookup.unknown(f"{self.name} has no lookup by our reference")
 
 
+#: An adapter of any vendor (what the registry, the sender and the pipeline handle).
+Vendor = VendorAdapter[Any]
+
+
 def _refuse_overrides(
     options: Mapping[str, Any], base: Any, prefix: str, allowed: frozenset[str]
 ) -> None:
@@ -520,11 +579,29 @@ def _refuse_overrides(
         if isinstance(current, Mapping) and isinstance(value, Mapping):
             _refuse_overrides(value, current, f"{path}.", allowed)
         elif current != value and not _same_json(current, value):
-            raise TranslationError(
-                f"order.vendor_options.{path}",
-                "would replace a field the translator sets from the order; set it through the "
-                "order's own fields (vendor_options only adds fields the order has no place for)",
-            )
+            raise TranslationError(f"order.vendor_options.{path}", REPLACES_A_TRANSLATED_FIELD)
+
+
+def _has_path(options: Mapping[str, Any], dotted: str) -> bool:
+    node: Any = options
+    for key in dotted.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def _merged(body: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` with ``options`` added, objects merged at every depth (a value the translator
+    set was already refused or allowed by :func:`_refuse_overrides`)."""
+    merged = dict(body)
+    for key, value in options.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = _merged(current, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _same_json(a: Any, b: Any) -> bool:

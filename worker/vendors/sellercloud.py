@@ -68,11 +68,10 @@ from order_dispatch.contract import (
 from worker.outcomes import Outcome, OutcomeKind
 from worker.vendors.base import (
     Lookup,
-    Token,
     TranslationError,
     Translator,
     UnparsableResponse,
-    Vendor,
+    VendorAdapter,
     VendorRequest,
     VendorResponse,
 )
@@ -253,36 +252,10 @@ def _check_total(field_path: str, total: Decimal, parts: Iterable[Decimal | None
         )
 
 
-def _merge(body: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """``body`` with ``vendor_options`` merged in, one level deep for objects."""
-    merged = dict(body)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    details = merged.get("OrderDetails")
-    if not isinstance(details, dict) or details.get("OrderSourceOrderID") != body[
-        "OrderDetails"
-    ]["OrderSourceOrderID"]:
-        raise TranslationError(
-            "order.vendor_options.OrderDetails",
-            "may not change OrderSourceOrderID: it carries order_id, the reference a lost "
-            "answer is reconciled by",
-        )
-    return merged
-
-
-class SellerCloudTranslator(Translator):
+class SellerCloudTranslator(Translator[SellerCloudOptions]):
     """Normalized jobs -> SellerCloud requests."""
 
     vendor = "sellercloud"
-
-    @property
-    def settings(self) -> SellerCloudOptions:
-        """The account's validated options."""
-        assert isinstance(self.options, SellerCloudOptions)
-        return self.options
 
     def create(self, job: Job) -> VendorRequest:
         """``POST /rest/api/Orders`` with the ``OrderBaseModel``."""
@@ -293,8 +266,8 @@ class SellerCloudTranslator(Translator):
             "order.totals.discount", order.totals.discount, (i.discount for i in order.items)
         )
         order_details: dict[str, Any] = {
-            "CompanyID": self.settings.company_id,
-            "Channel": self.settings.channel,
+            "CompanyID": self.options.company_id,
+            "Channel": self.options.channel,
             "OrderSourceOrderID": order.order_id,
             "OrderDate": _utc(order.placed_at),
         }
@@ -316,8 +289,6 @@ class SellerCloudTranslator(Translator):
             if order.gift.message:
                 gift["GiftMessage"] = order.gift.message
             body["GiftDetails"] = gift
-        if order.vendor_options:
-            body = _merge(body, order.vendor_options)
         return VendorRequest("POST", ORDERS_PATH, json=body)
 
     @staticmethod
@@ -425,27 +396,24 @@ def _model_state(data: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
-class SellerCloud(Vendor):
+class SellerCloud(VendorAdapter[SellerCloudOptions]):
     """SellerCloud: Bearer token from ``/rest/api/token``; create answers the new order ID."""
 
     name = "sellercloud"
     translator_class = SellerCloudTranslator
-    operations = frozenset({Operation.CREATE, Operation.GET_STATUS, Operation.CANCEL})
     repeat_safe_operations: ClassVar[frozenset[Operation]] = frozenset(
         {Operation.GET_STATUS, Operation.CANCEL}
     )
-    required_credentials = ("username", "password")
     options_model = SellerCloudOptions
     error_codes: ClassVar[dict[str, tuple[OutcomeKind, ErrorKind]]] = {
         RATE_LIMITED: (OutcomeKind.RETRYABLE, ErrorKind.RATE_LIMITED),
     }
     lookup_authoritative = True
-
-    @property
-    def settings(self) -> SellerCloudOptions:
-        """The account's validated options."""
-        assert isinstance(self.options, SellerCloudOptions)
-        return self.options
+    reserved_options: ClassVar[dict[str, str]] = {
+        "OrderDetails.OrderSourceOrderID": "is set from order_id: it is the reference a lost "
+        "answer is reconciled by",
+    }
+    default_token_life_s = DEFAULT_TOKEN_LIFE_S
 
     # Auth
 
@@ -460,17 +428,6 @@ class SellerCloud(Vendor):
             },
             headers={"Accept": "application/json"},
         )
-
-    def parse_token(self, response: VendorResponse) -> Token:
-        """``access_token`` and ``expires_in`` (seconds; 60 minutes when absent)."""
-        data = response.json_object()
-        token = data.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise UnparsableResponse("no access_token in the token answer")
-        life = data.get("expires_in")
-        if isinstance(life, int | float) and not isinstance(life, bool) and life > 0:
-            return Token(token, float(life))
-        return Token(token, DEFAULT_TOKEN_LIFE_S)
 
     def authorize(self, request: VendorRequest, token: str | None) -> VendorRequest:
         """Adds ``Authorization: Bearer <token>``."""
@@ -580,7 +537,7 @@ class SellerCloud(Vendor):
             ORDERS_PATH,
             params={
                 "model.orderSourceOrderIDList": job.ref,
-                "model.companyID": str(self.settings.company_id),
+                "model.companyID": str(self.options.company_id),
                 "model.pageSize": "50",
             },
         )
@@ -596,7 +553,7 @@ class SellerCloud(Vendor):
         total = data.get("TotalResults")
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise UnparsableResponse("no Items list in the answer")
-        company = self.settings.company_id
+        company = self.options.company_id
         matches = [
             item
             for item in items

@@ -73,17 +73,15 @@ from order_dispatch.contract import (
     Item,
     Job,
     NormalizedOrder,
-    Operation,
     OrderStatus,
 )
 from worker.outcomes import Outcome, OutcomeKind
 from worker.vendors.base import (
     Lookup,
-    Token,
     TranslationError,
     Translator,
     UnparsableResponse,
-    Vendor,
+    VendorAdapter,
     VendorRequest,
     VendorResponse,
     check_length,
@@ -167,12 +165,7 @@ class ShopatronOptions(BaseModel):
     )
 
 
-def _options(options: BaseModel | None) -> ShopatronOptions:
-    assert isinstance(options, ShopatronOptions)
-    return options
-
-
-class ShopatronTranslator(Translator):
+class ShopatronTranslator(Translator[ShopatronOptions]):
     """Normalized jobs -> Kibo OMS ``importOrder`` and ``createOrder`` requests."""
 
     vendor = "shopatron"
@@ -188,7 +181,7 @@ class ShopatronTranslator(Translator):
     def _body(self, job: Job, *, importing: bool) -> dict[str, Any]:
         order = job.order
         assert order is not None
-        options = _options(self.options)
+        options = self.options
         body: dict[str, Any] = {
             "externalOrderID": order.order_id,
             "manufacturerID": options.manufacturer_id,
@@ -224,7 +217,7 @@ class ShopatronTranslator(Translator):
             )
         if order.custom:
             body["customOrderData"] = _custom_data(order.custom)
-        body.update(_vendor_options(order.vendor_options))
+        _check_vendor_options(order.vendor_options)
         return body
 
 
@@ -358,13 +351,11 @@ def _custom_data(custom: dict[str, str]) -> dict[str, str]:
     return dict(custom)
 
 
-def _vendor_options(extra: dict[str, Any]) -> dict[str, Any]:
+def _check_vendor_options(extra: dict[str, Any]) -> None:
+    """The documented bounds of top-level text passed in ``vendor_options`` (the base merges
+    them, and refuses the identity fields)."""
     for key, value in extra.items():
         path = f"order.vendor_options.{key}"
-        if key in IDENTITY_FIELDS:
-            raise TranslationError(
-                path, "is set from the order and the account; looking the order up depends on it"
-            )
         bounds = OPTION_TEXT_BOUNDS.get(key)
         if bounds is not None and isinstance(value, str):
             low, high = bounds
@@ -373,25 +364,21 @@ def _vendor_options(extra: dict[str, Any]) -> dict[str, Any]:
                     path, f"is {len(value)} characters; the vendor accepts at least {low}"
                 )
             check_length(path, value, high)
-    return extra
 
 
-class Shopatron(Vendor):
+class Shopatron(VendorAdapter[ShopatronOptions]):
     """Kibo OMS: OAuth2 client credentials plus ``API-Key``; lookup by ``externalOrderID``."""
 
     name = "shopatron"
     translator_class = ShopatronTranslator
-    operations = frozenset({Operation.CREATE, Operation.IMPORT})
-    required_credentials = ("api_key", "client_secret")
     options_model = ShopatronOptions
     error_codes = ERROR_CODES
     already_exists_codes = frozenset({DUPLICATE_CODE})
     lookup_authoritative = True
-
-    @property
-    def account_options(self) -> ShopatronOptions:
-        """The account's validated options."""
-        return _options(self.options)
+    reserved_options = dict.fromkeys(
+        IDENTITY_FIELDS,
+        "is set from the order and the account; looking the order up depends on it",
+    )
 
     def _credential(self, name: str) -> str:
         value = self.account.secret(name)
@@ -412,7 +399,7 @@ class Shopatron(Vendor):
         """``POST /oauthserver/oauth2/token`` (or ``token_url``): Basic auth, form body."""
         return VendorRequest(
             "POST",
-            str(self.account_options.token_url or TOKEN_PATH),
+            str(self.options.token_url or TOKEN_PATH),
             content=urlencode({"grant_type": "client_credentials"}).encode(),
             headers={
                 "Authorization": f"Basic {self._basic_credentials()}",
@@ -420,21 +407,6 @@ class Shopatron(Vendor):
                 "Accept": "application/json",
             },
         )
-
-    def parse_token(self, response: VendorResponse) -> Token:
-        """``access_token`` and ``expires_in`` (seconds; the token lives "normally 1 hour")."""
-        data = response.json_object()
-        value = data.get("access_token")
-        if not isinstance(value, str) or not value:
-            raise UnparsableResponse("the token answer has no access_token")
-        token_type = data.get("token_type")
-        if token_type is not None and str(token_type).lower() != "bearer":
-            raise UnparsableResponse(f"token_type {token_type!r} is not Bearer")
-        expires_in = data.get("expires_in")
-        life = None
-        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
-            life = float(expires_in) if expires_in > 0 else None
-        return Token(value, life)
 
     def authorize(self, request: VendorRequest, token: str | None) -> VendorRequest:
         """Adds ``Authorization: Bearer`` and ``API-Key``: the API wants both."""
@@ -498,7 +470,7 @@ class Shopatron(Vendor):
             SEARCH_PATH,
             params={
                 "externalOrderID": job.ref,
-                "manufacturerID": str(self.account_options.manufacturer_id),
+                "manufacturerID": str(self.options.manufacturer_id),
             },
         )
 
@@ -517,7 +489,7 @@ class Shopatron(Vendor):
         total = data.get("totalCount")
         if not isinstance(collection, list) or not isinstance(total, int):
             raise UnparsableResponse("expected {totalCount, collection}")
-        manufacturer = self.account_options.manufacturer_id
+        manufacturer = self.options.manufacturer_id
         ours = [
             o
             for o in collection

@@ -23,7 +23,7 @@ What the document leaves unsaid, and what we chose:
   carries the customer's name only.
 - discounts have no field: each becomes a ShipStation "adjustment" line with a negative price.
 - ``custom`` keys ``customField1`` to ``customField3`` go to ``advancedOptions``; any other key
-  is refused rather than lost. ``vendor_options`` is merged into the body (dicts one level deep).
+  is refused rather than lost. ``vendor_options`` is merged into the body, except ``orderKey``.
 
 Idempotency and reconciliation policy: every create carries ``orderKey`` = our order id.
 ShipStation documents ``orderKey`` as an upsert key ("if the orderKey is specified, the method
@@ -42,7 +42,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -64,7 +64,7 @@ from worker.vendors.base import (
     TranslationError,
     Translator,
     UnparsableResponse,
-    Vendor,
+    VendorAdapter,
     VendorRequest,
     VendorResponse,
     check_length,
@@ -217,34 +217,13 @@ def _advanced_options(order: NormalizedOrder) -> dict[str, str] | None:
     return dict(order.custom) or None
 
 
-def _merge(body: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(body)
-    for key, value in extra.items():
-        if key == "orderKey":
-            raise TranslationError(
-                "order.vendor_options.orderKey",
-                "is set from order_id: it is the key that makes a repeated create safe",
-            )
-        current = merged.get(key)
-        if isinstance(current, dict) and isinstance(value, Mapping):
-            merged[key] = {**current, **value}
-        else:
-            merged[key] = value
-    return merged
-
-
-class SophioTranslator(Translator):
+class SophioTranslator(Translator[SophioOptions]):
     """Normalized jobs -> ``createorder.wws`` requests (ShipStation V1 Order JSON)."""
 
     vendor = "sophio"
 
-    @property
-    def settings(self) -> SophioOptions:
-        """The account's options (defaults when none were validated)."""
-        return self.options if isinstance(self.options, SophioOptions) else SophioOptions()
-
     def _local(self, moment: datetime) -> str:
-        zone = ZoneInfo(self.settings.time_zone)
+        zone = ZoneInfo(self.options.time_zone)
         return moment.astimezone(zone).replace(tzinfo=None).isoformat(timespec="seconds")
 
     def create(self, job: Job) -> VendorRequest:
@@ -312,25 +291,19 @@ class SophioTranslator(Translator):
                 "advancedOptions": _advanced_options(order),
             }
         )
-        body = _merge(body, order.vendor_options)
         return VendorRequest("POST", "/createorder.wws", json=body, params={"action": "CREATE"})
 
 
-class Sophio(Vendor):
+class Sophio(VendorAdapter[SophioOptions]):
     """Sophio: Base64 ``key:secret`` in the ``authentication`` query parameter; the answer is
     the order echoed with its ``orderId``."""
 
     name = "sophio"
     translator_class = SophioTranslator
-    operations = frozenset({Operation.CREATE})
-    required_credentials = ("api_key", "api_secret")
     options_model = SophioOptions
-
-    @property
-    def settings(self) -> SophioOptions:
-        """The account's validated options."""
-        assert isinstance(self.options, SophioOptions)
-        return self.options
+    reserved_options: ClassVar[dict[str, str]] = {
+        "orderKey": "is set from order_id: it is the key that makes a repeated create safe"
+    }
 
     @property
     def authentication(self) -> str:
@@ -351,7 +324,7 @@ class Sophio(Vendor):
         """A create is repeat-safe only where the account says the store upserts by
         ``orderKey``."""
         if operation is Operation.CREATE:
-            return self.settings.upsert_by_order_key
+            return self.options.upsert_by_order_key
         return super().repeat_safe(operation)
 
     def authorize(self, request: VendorRequest, token: str | None) -> VendorRequest:

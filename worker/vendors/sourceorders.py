@@ -15,7 +15,7 @@ from worker.outcomes import Outcome
 from worker.vendors.base import (
     Translator,
     UnparsableResponse,
-    Vendor,
+    VendorAdapter,
     VendorRequest,
     VendorResponse,
 )
@@ -54,7 +54,7 @@ def _address(
     return out
 
 
-class SourceOrdersTranslator(Translator):
+class SourceOrdersTranslator(Translator[None]):
     """Normalized jobs -> SourceOrders requests."""
 
     vendor = "sourceorders"
@@ -77,7 +77,6 @@ class SourceOrdersTranslator(Translator):
                 order.ship_to, fallback_email=order.customer.email, full=True
             ),
         }
-        body.update(order.vendor_options)
         return VendorRequest("POST", "/v1/orders", json=body)
 
     def get_status(self, job: Job) -> VendorRequest:
@@ -94,13 +93,11 @@ class SourceOrdersTranslator(Translator):
         )
 
 
-class SourceOrders(Vendor):
+class SourceOrders(VendorAdapter[None]):
     """SourceOrders: ``X-API-KEY`` auth; the answer is the order model."""
 
     name = "sourceorders"
     translator_class = SourceOrdersTranslator
-    operations = frozenset({Operation.CREATE, Operation.GET_STATUS, Operation.UPDATE_ADDRESS})
-    required_credentials = ("api_key",)
     repeat_safe_operations: ClassVar[frozenset[Operation]] = frozenset(
         {Operation.GET_STATUS, Operation.UPDATE_ADDRESS}
     )

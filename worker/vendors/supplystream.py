@@ -69,11 +69,12 @@ from order_dispatch.contract import (
 )
 from worker.outcomes import Outcome, OutcomeKind
 from worker.vendors.base import (
+    REPLACES_A_TRANSLATED_FIELD,
     Lookup,
     TranslationError,
     Translator,
     UnparsableResponse,
-    Vendor,
+    VendorAdapter,
     VendorRequest,
     VendorResponse,
     check_length,
@@ -196,8 +197,9 @@ def _fixed(value: Decimal) -> Decimal:
 class _Body:
     """A websubmit body under construction; every value is checked as it goes in."""
 
-    def __init__(self, xml: bool) -> None:
+    def __init__(self, xml: bool, overridable: frozenset[str] = frozenset()) -> None:
         self.xml = xml
+        self.overridable = overridable
         self.sections: dict[str, dict[str, Scalar]] = {name: {} for name in SECTIONS}
         self.lines: list[dict[str, Scalar]] = []
         self.taxes: list[dict[str, Scalar]] = []
@@ -257,12 +259,16 @@ class _Body:
                 known = ", ".join([*SECTIONS, "TaxItems", "reason_code"])
                 raise TranslationError(path, f"is not a SupplyStream section (known: {known})")
             checked = self._fields(SECTIONS[name], fields, path)
-            for key in checked:
+            section = self.sections[name]
+            for key, value in checked.items():
                 if (name, key) in _RESERVED:
                     raise TranslationError(
                         f"{path}.{key}", "is set from the job and cannot be overridden"
                     )
-            self.sections[name].update(checked)
+                replaces = key in section and section[key] != value
+                if replaces and f"{name}.{key}" not in self.overridable:
+                    raise TranslationError(f"{path}.{key}", REPLACES_A_TRANSLATED_FIELD)
+            section.update(checked)
 
     def _fields(self, specs: dict[str, Spec], fields: Any, path: str) -> dict[str, Scalar]:
         if not isinstance(fields, dict):
@@ -333,19 +339,15 @@ def _xml_fields(element: Element, fields: Mapping[str, Scalar]) -> None:
             child.text = str(value)
 
 
-class SupplyStreamTranslator(Translator):
+class SupplyStreamTranslator(Translator[SupplyStreamOptions]):
     """Normalized jobs -> iHub requests (JSON or XML by the account's ``format``)."""
 
     vendor = "supplystream"
-
-    @property
-    def settings(self) -> SupplyStreamOptions:
-        """The account's validated options."""
-        assert isinstance(self.options, SupplyStreamOptions)
-        return self.options
+    #: The distribution centre comes from the account; one order may be routed to another.
+    overridable_options = frozenset({"SalesOrderHeader.DCCode"})
 
     def _headers(self, *, body: bool) -> dict[str, str]:
-        media = _MEDIA[self.settings.format]
+        media = _MEDIA[self.options.format]
         return {"Content-Type": media, "Accept": media} if body else {"Accept": media}
 
     def create(self, job: Job) -> VendorRequest:
@@ -358,9 +360,9 @@ class SupplyStreamTranslator(Translator):
                 f"is {order.status.value!r}; SupplyStream would fulfil it, so only open orders "
                 "can be created there",
             )
-        body = _Body(xml=self.settings.format == "xml")
+        body = _Body(xml=self.options.format == "xml", overridable=self.overridable_options)
         _web_sales_order(body, job)
-        body.put("SalesOrderHeader", "DCCode", self.settings.dc_code, "options.dc_code")
+        body.put("SalesOrderHeader", "DCCode", self.options.dc_code, "options.dc_code")
         _address(body, "DeliveryDetails", order.ship_to, "order.ship_to", order.customer)
         if order.bill_to is not None:
             _address(body, "BillingDetails", order.bill_to, "order.bill_to", order.customer)
@@ -557,25 +559,24 @@ def _text(element: Element | None) -> str | None:
     return element.text.strip()
 
 
-class SupplyStream(Vendor):
+class SupplyStream(VendorAdapter[SupplyStreamOptions]):
     """SupplyStream (SEKO iHub): ``api_key`` query auth; HTTP 200 carries failures too."""
 
     name = "supplystream"
     translator_class = SupplyStreamTranslator
-    operations = frozenset({Operation.CREATE, Operation.GET_STATUS, Operation.CANCEL})
+    translator: SupplyStreamTranslator
     repeat_safe_operations: ClassVar[frozenset[Operation]] = frozenset(
         {Operation.GET_STATUS, Operation.CANCEL}
     )
-    required_credentials = ("api_key",)
     options_model = SupplyStreamOptions
     lookup_authoritative = True
-    # The distribution centre comes from the account; one order may be routed to another.
-    overridable_options = frozenset({"SalesOrderHeader.DCCode"})
+    overridable_options = SupplyStreamTranslator.overridable_options
+    # The translator checks each option against its field and writes JSON or XML itself.
+    merges_vendor_options = False
 
     @property
     def format(self) -> str:
         """``json`` or ``xml``: the account's wire format."""
-        assert isinstance(self.options, SupplyStreamOptions)
         return self.options.format
 
     def secrets(self) -> list[str]:
@@ -638,9 +639,7 @@ class SupplyStream(Vendor):
         """A create's order, found by the GUID it was sent with."""
         if job.operation is not Operation.CREATE:
             return None
-        translator = self.translator
-        assert isinstance(translator, SupplyStreamTranslator)
-        return translator.status_request(client_guid(job))
+        return self.translator.status_request(client_guid(job))
 
     def parse_lookup(self, job: Job, response: VendorResponse) -> Lookup:
         """Found with its status; "Sales Order does not exist" is not found; else unknown."""
