@@ -103,6 +103,10 @@ class Options:
     systems: tuple[str, ...] = SYSTEMS
     out: Path = Path("bench-results")
     plot: bool = True
+    webhooks: int = 0
+    """Endpoints for ``--webhooks`` (0: the usual systems instead)."""
+    receiver_ms: float = 50.0
+    """How long the webhook receiver takes to answer."""
 
 
 @dataclass
@@ -711,6 +715,9 @@ def run(options: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
     client = redis.Redis.from_url(redis_url)
     sandbox = Sandbox(options.latency_ms, log_dir)
     try:
+        if options.webhooks:
+            results["webhooks"] = _webhooks(options, client, redis_url, sandbox, log_dir, say)
+            return results
         say(f"enqueue_many: validating and queueing {options.enqueue_jobs} orders")
         results["enqueue"] = measure_enqueue(redis_url, options.enqueue_jobs)
         say(f"  {results['enqueue']['enqueue_many']:,.0f} orders/s")
@@ -775,6 +782,32 @@ def _main(
     return [_median(ms) for ms in runs.values()]
 
 
+def _webhooks(
+    options: Options, client: redis.Redis, redis_url: str, sandbox: Sandbox, log_dir: Path,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Dispatch beside webhook deliveries (:mod:`benchmarks.webhooks`), ``repeat`` runs."""
+    from benchmarks import webhooks
+
+    runs = []
+    for i in range(options.repeat):
+        say(f"[{i + 1}/{options.repeat}] product with {options.webhooks} webhook endpoints")
+        m = webhooks.measure_webhooks(
+            lambda settings: product(client, redis_url, sandbox, options.processes,
+                                     settings=settings),
+            client, order, orders=options.orders, endpoints=options.webhooks,
+            receiver_ms=options.receiver_ms, log_dir=log_dir, paced=paced,
+            paced_s=max(options.offered_s, 10.0) if options.offered_s else 0.0,
+        )
+        say(f"  dispatch {m.dispatch_per_s:,.0f} orders/s, webhooks {m.events_per_s:,.0f} "
+            f"events/s per endpoint ({m.deliveries_per_s:,.0f} deliveries/s), ratio "
+            f"{m.ratio:.2f}, last delivery {m.trail_s:.2f} s after the last order {m.statuses}; "
+            f"paced at {m.paced_rate:.0f}/s: ratio {m.paced_ratio:.2f}, last delivery "
+            f"{m.paced_trail_s:.2f} s after the last order")
+        runs.append(m)
+    return webhooks.median(runs)
+
+
 def _sweep(
     options: Options, client: redis.Redis, redis_url: str, sandbox: Sandbox, log_dir: Path,
     say: Callable[[str], None],
@@ -819,6 +852,10 @@ def _line(m: Measure) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     """The results as Markdown tables."""
+    if "webhooks" in results:
+        from benchmarks import webhooks
+
+        return "\n".join(webhooks.markdown(results["webhooks"])).strip() + "\n"
     opts = results["options"]
     main = {m["system"]: m for m in results["main"]}
     lines = [

@@ -42,6 +42,7 @@ SCHEMA_VERSION: Literal[1] = 1
 __all__ = [
     "SCHEMA_VERSION",
     "VENDOR_OPERATIONS",
+    "WEBHOOKS",
     "Address",
     "Customer",
     "ErrorInfo",
@@ -426,7 +427,15 @@ class Trace(_Model):
 VENDOR_OPERATIONS: Mapping[str, frozenset[Operation]] = catalog.OPERATIONS
 
 
+#: The "vendor" of webhook deliveries: a delivery is a job of this vendor whose account is the
+#: endpoint's id and whose operation is ``notify`` (see ``order_dispatch.webhooks``).
+WEBHOOKS = "webhooks"
+_WEBHOOK_OPERATIONS = frozenset({Operation.NOTIFY})
+
+
 def _vendor_name(value: str) -> str:
+    if value == WEBHOOKS:
+        return value
     if value not in catalog.CATALOG:
         raise ValueError(f"unknown vendor {value!r}; valid vendors: {', '.join(catalog.names())}")
     return value
@@ -473,12 +482,19 @@ class Job(_Model):
     not_before: AwareDatetime | None = None
     trace: Trace = Field(default_factory=Trace)
     enqueued_at: AwareDatetime | None = None
+    event: dict[str, Any] | None = Field(
+        None,
+        description="notify only: the webhook payload (type, timestamp, data: the result event).",
+    )
 
     @field_validator("operation")
     @classmethod
     def _offered(cls, operation: Operation, info: ValidationInfo) -> Operation:
         vendor = info.data.get("vendor")
-        offered = VENDOR_OPERATIONS.get(vendor or "", frozenset(Operation))
+        if vendor == WEBHOOKS:
+            offered = _WEBHOOK_OPERATIONS
+        else:
+            offered = VENDOR_OPERATIONS.get(vendor or "", frozenset(Operation) - {Operation.NOTIFY})
         if operation not in offered:
             raise ValueError(
                 f"{vendor} does not support operation {operation.value!r}; "
@@ -494,6 +510,8 @@ class Job(_Model):
             raise ValueError(f"operation {self.operation.value!r} needs 'vendor_order_id'")
         if self.operation is Operation.UPDATE_ADDRESS and self.address is None:
             raise ValueError("operation 'update_address' needs 'address'")
+        if (self.operation is Operation.NOTIFY) != (self.event is not None):
+            raise ValueError("'event' is given with operation 'notify' and only with it")
         if self.order is not None:
             if self.order_id is not None and self.order_id != self.order.order_id:
                 raise ValueError("'order_id' differs from 'order.order_id'")

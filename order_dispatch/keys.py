@@ -120,6 +120,16 @@ class Keys:
         ``<queue list>\\n<message>``."""
         return f"{self.prefix}:fetch:held:{worker}"
 
+    @property
+    def webhook_endpoints(self) -> str:
+        """Hash: webhook endpoint id -> the endpoint (URL, subscriptions, secrets)."""
+        return f"{self.prefix}:webhooks:endpoints"
+
+    @property
+    def webhook_failing(self) -> str:
+        """Hash: webhook endpoint id -> when it started failing (epoch s; none: not failing)."""
+        return f"{self.prefix}:webhooks:failing"
+
     def circuit(self, vendor: str, account: str) -> str:
         """Hash: the circuit breaker of one vendor account; field ``state`` is one of
         :class:`CircuitState` (no key: closed)."""

@@ -17,3 +17,6 @@ class Operation(StrEnum):
     UPDATE_ADDRESS = "update_address"
     CANCEL = "cancel"
     GET_STATUS = "get_status"
+    NOTIFY = "notify"
+    """A signed webhook delivery of a result event (vendor ``webhooks``), made by the workers'
+    fan-out, never by a producer."""

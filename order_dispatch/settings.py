@@ -294,6 +294,26 @@ class Settings(BaseSettings):
         description="Let the worker start on a Redis without append-only persistence (tests, "
         "demos): a restart of such a Redis loses every queued job.",
     )
+    webhooks_allow_private: bool = Field(
+        False,
+        description="Let webhook endpoints be plain http and resolve to loopback, private, "
+        "link-local or metadata addresses (tests, a receiver inside the deployment).",
+    )
+    webhooks_disable_after_s: float = Field(
+        5 * 86_400.0,
+        gt=0,
+        description="A webhook endpoint failing without a success for this long is disabled "
+        "(its deliveries also give up after this long).",
+    )
+    webhooks_rate_per_minute: float = Field(
+        6000.0,
+        ge=0,
+        description="Default rate limit of one webhook endpoint, shared by every worker "
+        "(0: none); `webhooks add --rate` sets one per endpoint.",
+    )
+    webhooks_fanout_batch: int = Field(
+        200, ge=1, description="Result events the webhook fan-out reads per round trip."
+    )
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     vendor_retry: dict[str, RetryPolicy] = Field(
         default_factory=dict, description="Per-vendor retry policies replacing ``retry``."
@@ -348,7 +368,16 @@ class Settings(BaseSettings):
         return int(self.lease_s + self.schedule_threshold_s + 60)
 
     def retry_policy(self, vendor: str) -> RetryPolicy:
-        """The retry policy of ``vendor``."""
+        """The retry policy of ``vendor``. Webhook deliveries (``webhooks``) default to
+        backoff up to an hour for ``webhooks_disable_after_s`` (the Standard Webhooks
+        schedule's shape: seconds, then minutes, then hours, for days)."""
+        if vendor == "webhooks" and vendor not in self.vendor_retry:
+            return RetryPolicy(
+                max_attempts=1000,
+                base_delay_s=5.0,
+                max_delay_s=3600.0,
+                give_up_after_s=self.webhooks_disable_after_s,
+            )
         return self.vendor_retry.get(vendor, self.retry)
 
     @property

@@ -31,7 +31,7 @@ from order_dispatch.keys import Keys
 from order_dispatch.results import parse_entry
 from order_dispatch.settings import Settings, get_settings
 from order_dispatch.store import JobStore
-from order_dispatch_api import clients, metrics
+from order_dispatch_api import clients, metrics, webhooks
 from order_dispatch_api import keystore as ks
 from order_dispatch_api.enqueue import AsyncProducer
 from order_dispatch_api.jobs import JobReader, JobStatus
@@ -547,6 +547,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(v1)
     app.include_router(ops)
+    app.include_router(webhooks.router(require(ks.Scope.OPERATE)))
     from order_dispatch_api.console.wiring import console_for
 
     app.include_router(console_for(app, settings))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from order_dispatch.keys import DEAD_LETTER_STATUSES
+from order_dispatch_cli.webhooks import webhooks
 from worker.vendors import known_vendors
 
 if TYPE_CHECKING:
@@ -275,7 +276,8 @@ def worker(
     from worker.app import app
     from worker.shutdown import exit_status
 
-    names = [v.strip() for v in vendors.split(",")] if vendors else known_vendors()
+    # By default a worker also sends webhook deliveries (queue <prefix>.webhooks).
+    names = [v.strip() for v in vendors.split(",")] if vendors else [*known_vendors(), "webhooks"]
     from order_dispatch.keys import Keys
 
     keys = Keys(settings.key_prefix)
@@ -304,7 +306,7 @@ def product_vendors() -> list[str]:
     configured (their queues fill even when no worker consumes them)."""
     from order_dispatch.settings import get_settings
 
-    return sorted({*known_vendors(), *get_settings().accounts})
+    return sorted({*known_vendors(), "webhooks", *get_settings().accounts})
 
 
 METRICS_LOGIN_ENV = "ORDER_DISPATCH_METRICS_BASIC_AUTH"
@@ -637,7 +639,7 @@ def tail(
 
 # Operators: dead letters, replay, resolve, timeline (order_dispatch_ops/actions.py does the work).
 
-VENDORS = click.Choice(known_vendors())
+VENDORS = click.Choice([*known_vendors(), "webhooks"])
 DEAD_STATUSES = click.Choice(DEAD_LETTER_STATUSES)
 
 
@@ -1148,12 +1150,22 @@ def demo(timeout: float) -> None:
     help="With --api: API processes.",
 )
 @click.option(
+    "--webhooks", "webhooks_", is_flag=True,
+    help="Instead: dispatch beside signed webhook deliveries of every accepted event to local "
+    "endpoints answering in 50 ms (events/s next to orders/s, in the same run).",
+)
+@click.option(
+    "--endpoints", default=2, show_default=True, type=click.IntRange(min=1),
+    help="Webhook endpoints for --webhooks.",
+)
+@click.option(
     "--out", default="bench-results", show_default=True, type=click.Path(path_type=Path),
     help="Directory for results.json, results.md and results.png.",
 )
 def bench(
     orders: int, latency_ms: float, offered: float, repeat: int, processes: int,
     in_flight: int, slow_ms: float, sweep: bool, quick: bool, api_only: bool, api_workers: int,
+    webhooks_: bool, endpoints: int,
     out: Path,
 ) -> None:
     """Throughput and latency of the product against Celery's defaults and a no-queue ceiling,
@@ -1194,7 +1206,7 @@ def bench(
     options = Options(
         orders=orders, latency_ms=latency_ms, offered=offered, repeat=repeat,
         processes=processes, in_flight=in_flight, slow_latency_ms=slow_ms, sweep=sweep,
-        out=out,
+        out=out, webhooks=endpoints if webhooks_ else 0,
     )
     if quick:
         options = replace(
@@ -1204,6 +1216,9 @@ def bench(
         )
     results = run(options, say=lambda line: click.echo(line, err=True))
     click.echo(markdown(results))
+
+
+main.add_command(webhooks)
 
 
 if __name__ == "__main__":

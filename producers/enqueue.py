@@ -13,7 +13,7 @@ import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from order_dispatch import catalog, money
-from order_dispatch.contract import Job, format_validation_errors
+from order_dispatch.contract import WEBHOOKS, Job, format_validation_errors
 from order_dispatch.keys import Keys
 from order_dispatch.redis_client import wait_for_replicas
 from order_dispatch.settings import get_settings
@@ -104,6 +104,12 @@ def validate_job(
             raise InvalidJob(
                 format_validation_errors(exc), order_id=_order_id_of(data), source=source
             ) from None
+    if job.vendor == WEBHOOKS:
+        raise InvalidJob(
+            ["vendor: 'webhooks' deliveries are made by the workers from result events"],
+            order_id=job.ref,
+            source=source,
+        )
     problems = [str(p) for p in catalog.check(job)]
     if job.order is not None:
         # Money the vendor has no field for is refused here, not dropped by the translator.
@@ -240,6 +246,12 @@ class Producer:
     def enqueue(self, job: Job | Mapping[str, Any]) -> Receipt:
         """Validate and queue one job; a job id seen before returns its first receipt."""
         return self._enqueue([self._prepare(validate_job(job))])[0]
+
+    def enqueue_deliveries(self, jobs: Iterable[Job]) -> list[Receipt]:
+        """Queue webhook deliveries (made by the workers' fan-out, already valid) in one
+        round trip; a delivery already queued keeps its first receipt."""
+        items = [self._prepare(job) for job in jobs]
+        return self._enqueue(items) if items else []
 
     def enqueue_many(self, jobs: Iterable[Job | Mapping[str, Any]]) -> list[Receipt]:
         """Validate every job, then queue them all in one pipelined round trip.

@@ -14,16 +14,21 @@ aiohttp ``ClientOSError``. So the aiohttp cause, when there is one, decides.
 from __future__ import annotations
 
 import contextlib
+import errno
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import aiohttp
+import aiohttp.abc
 import httpx
+from aiohttp.abc import ResolveResult
 from httpx_aiohttp import AiohttpTransport
 
 from order_dispatch.contract import ErrorKind
+from order_dispatch.egress import refusal
 from order_dispatch.settings import HttpSettings
 
 USER_AGENT = "order-dispatch/0.1"
@@ -118,3 +123,52 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class GuardedResolver(aiohttp.abc.AbstractResolver):
+    """Resolves as aiohttp does, then hands the connection only the addresses the SSRF guard
+    allows (:func:`order_dispatch.egress.refusal`): the socket connects to an address already
+    checked, with no second lookup for a rebinding name to change. A name left with no allowed
+    address fails to connect, saying why."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """The allowed addresses of ``host``."""
+        found = await self._inner.resolve(host, port, family)
+        allowed = [r for r in found if refusal(r["host"]) is None]
+        if not allowed:
+            why = "; ".join(f"{r['host']} is {refusal(r['host'])}" for r in found)
+            raise OSError(errno.EHOSTUNREACH, f"{host} resolves only to refused addresses ({why})")
+        return allowed
+
+    async def close(self) -> None:
+        """Close the inner resolver."""
+        await self._inner.close()
+
+
+def new_webhook_client(settings: HttpSettings, *, allow_private: bool) -> httpx.AsyncClient:
+    """The client of webhook deliveries: the same timeouts, redirects off, and (unless
+    ``allow_private``) a resolver that connects only to addresses the SSRF guard allows."""
+    limits = httpx.Limits(
+        max_connections=settings.max_connections,
+        max_keepalive_connections=settings.max_connections,
+    )
+
+    def session() -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=settings.max_connections,
+            resolver=None if allow_private else GuardedResolver(),
+        )
+        return aiohttp.ClientSession(connector=connector)
+
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits, client=session),
+        timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
+        limits=limits,
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+    )

@@ -44,6 +44,7 @@ from order_dispatch.keys import Keys
 from order_dispatch.logs import get_logger
 from order_dispatch.settings import Settings
 from order_dispatch.store import Claim, GateFeedback, GateLimit, JobStore, LedgerEntry
+from order_dispatch.webhooks import EndpointBook
 from worker import policy
 from worker.limits import Admission, RateLimit, VendorGate
 from worker.limits import Verdict as GateVerdict
@@ -54,6 +55,7 @@ from worker.policy import Action, Decision, Postpone, Verdict
 from worker.vendors import UnknownVendor
 from worker.vendors.base import ConfigurationError, Lookup, TranslationError, Vendor, VendorRequest
 from worker.vendors.sender import Sender
+from worker.vendors.webhooks import Webhooks
 
 log = get_logger("worker.pipeline")
 
@@ -132,6 +134,7 @@ class Pipeline:
         self.keys = Keys(settings.key_prefix)
         self.store = JobStore.from_settings(redis_client, settings)
         self.gate = VendorGate(redis_client, self.keys, settings.circuit, settings.lease_s)
+        self.endpoints = EndpointBook(redis_client, self.keys)
         self.worker_name = worker_name or f"{socket.gethostname()}-{os.getpid()}"
         # How long an attempt in flight holds its job: its vendor call ends by the deadline.
         self._lease_s = settings.lease_s
@@ -282,6 +285,8 @@ class Pipeline:
         outcome = self._submit(vendor, d.job, request)
         feedback = self._feedback(d.job, admission, limit, outcome)
         verdict = self._judge(vendor, d, outcome)
+        if isinstance(vendor, Webhooks):
+            verdict = self._endpoint_verdict(vendor, verdict)
         return self._finish(
             d, verdict, request=request.summary(vendor.account.base_url), feedback=feedback
         )
@@ -300,6 +305,23 @@ class Pipeline:
             outcome, d.attempt, retry, repeat_safe=repeat_safe, age_s=_age_s(d.job)
         )
         return Verdict(decision, outcome, reconciled)
+
+    def _endpoint_verdict(self, vendor: Webhooks, verdict: Verdict) -> Verdict:
+        """A webhook delivery's answer tells its endpoint's failing clock; a 410, or failing
+        for ``webhooks_disable_after_s``, disables the endpoint, and this delivery's event
+        says so."""
+        endpoint = vendor.endpoint.id
+        after_s = self.settings.webhooks_disable_after_s
+        failing_s = self.endpoints.observe(
+            endpoint, success=verdict.outcome.kind is OutcomeKind.SUCCESS, now=time.time()
+        )
+        reason = policy.endpoint_disable(verdict.outcome, failing_s, after_s)
+        if reason is None:
+            return verdict
+        self.endpoints.disable(endpoint, reason)
+        self.sender.forget_endpoint(endpoint)
+        log.warning("webhook endpoint disabled", endpoint=endpoint, reason=reason)
+        return policy.endpoint_disabled(verdict, endpoint, reason)
 
     def _finish(
         self,

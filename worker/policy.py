@@ -364,3 +364,33 @@ def place_wait(wait_s: float, *, broker_is_redis: bool, threshold_s: float) -> P
     if broker_is_redis and wait_s > threshold_s:
         return Place.SCHEDULE
     return Place.COUNTDOWN
+
+
+# --- webhook endpoints ---------------------------------------------------------------------------
+
+
+def endpoint_disable(outcome: Outcome, failing_s: float, after_s: float) -> str | None:
+    """Why a webhook endpoint is disabled after this answer, or None: it answered 410 Gone, or
+    it has failed for ``after_s`` (``failing_s`` so far) without one success."""
+    if outcome.http_status == 410:
+        return "the receiver answered 410 Gone"
+    if outcome.kind is not OutcomeKind.SUCCESS and failing_s >= after_s:
+        return f"failing for {failing_s / 86400:.1f} days without a success"
+    return None
+
+
+def endpoint_disabled(verdict: Verdict, endpoint_id: str, reason: str) -> Verdict:
+    """The delivery's verdict once its endpoint is disabled: dead-lettered (replay it after
+    ``webhooks enable``), its error saying so; this is the event that records the disabling."""
+    outcome = verdict.outcome
+    error = ErrorInfo(
+        kind=ErrorKind.VENDOR_REJECTED,
+        code="endpoint_disabled",
+        message=f"webhook endpoint {endpoint_id} disabled: {reason}",
+        http_status=outcome.http_status,
+    )
+    return Verdict(
+        Decision(EventStatus.DEAD_LETTERED, reason="endpoint disabled"),
+        replace(outcome, kind=OutcomeKind.PERMANENT, error=error),
+        verdict.reconciled,
+    )

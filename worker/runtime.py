@@ -19,8 +19,10 @@ import redis
 from order_dispatch.keys import Keys
 from order_dispatch.redis_client import redis_client
 from order_dispatch.settings import Settings
+from order_dispatch.webhooks import EndpointBook
 from worker import fetch
-from worker.http import new_client
+from worker.fanout import Fanout
+from worker.http import new_client, new_webhook_client
 from worker.loop import EventLoopThread
 from worker.pipeline import Pipeline
 from worker.schedule import DurableSchedule, Scheduler
@@ -38,19 +40,35 @@ class Runtime:
         self.slots = Slots(settings.worker_running_threads)
         self.io = EventLoopThread(slots=self.slots)
         self.http: httpx.AsyncClient = self.io.run(_make_client(settings))
+        self.webhook_http: httpx.AsyncClient = self.io.run(_make_webhook_client(settings))
         self.redis: redis.Redis = redis_client(settings)
-        self.sender = Sender(self.http, settings)
+        keys = Keys(settings.key_prefix)
+        self.sender = Sender(
+            self.http,
+            settings,
+            webhook_client=self.webhook_http,
+            endpoints=EndpointBook(self.redis, keys),
+        )
         # The ledger names an attempt's worker by the id whose heartbeat the sweep watches.
         self.pipeline = Pipeline(
             settings, self.redis, self.sender, self.io, worker_name or fetch.identity()
         )
-        self.schedule = DurableSchedule(self.redis, Keys(settings.key_prefix))
+        self.schedule = DurableSchedule(self.redis, keys)
         self.scheduler = Scheduler(self.schedule).start()
+        self.fanout = Fanout(
+            self.redis,
+            keys,
+            self.pipeline.worker_name,
+            batch=settings.webhooks_fanout_batch,
+        ).start()
 
     def close(self) -> None:
-        """Stop the scheduler, close the HTTP client on its loop, then the loop and Redis."""
+        """Stop the scheduler and the fan-out, close the HTTP clients on their loop, then the
+        loop and Redis."""
         self.scheduler.stop()
+        self.fanout.stop()
         try:
+            self.io.run(self.webhook_http.aclose(), timeout=5)
             self.io.run(self.http.aclose(), timeout=5)
         finally:
             self.io.close()
@@ -60,6 +78,10 @@ class Runtime:
 async def _make_client(settings: Settings) -> httpx.AsyncClient:
     # Created on the loop it will serve: aiohttp binds its session to the running loop.
     return new_client(settings.http)
+
+
+async def _make_webhook_client(settings: Settings) -> httpx.AsyncClient:
+    return new_webhook_client(settings.http, allow_private=settings.webhooks_allow_private)
 
 
 _lock = threading.Lock()

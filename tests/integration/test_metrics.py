@@ -208,8 +208,9 @@ def test_the_series_carry_what_a_mixed_run_did(
         assert value(samples, "order_dispatch_circuit_state", state=state, **so) == expected
     closed = {"vendor": "sophio", "account": "default", "state": "closed"}
     assert value(samples, "order_dispatch_circuit_state", **closed) == 1
-    # Label values stay within the known vendors, the configured accounts and "other".
+    # Label values stay within the known vendors (webhook deliveries' "webhooks" among them: its
+    # queue is every worker's), the configured accounts and "other".
     labels = {dict(k[1]).get("vendor") for k in samples} | {
         dict(k[1]).get("account") for k in samples
     }
-    assert labels - {None} <= {*known_vendors(), "default", "other"}
+    assert labels - {None} <= {*known_vendors(), "webhooks", "default", "other"}

@@ -42,7 +42,8 @@ def test_defaults_are_threads_every_vendor_queue_and_events(
     assert argv[0] == "worker"
     assert argv[argv.index("--pool") + 1] == "threads"
     assert argv[argv.index("--concurrency") + 1] == "512"
-    assert argv[argv.index("--queues") + 1] == ",".join(f"od.{v}" for v in known_vendors())
+    queues = ",".join(f"od.{v}" for v in [*known_vendors(), "webhooks"])
+    assert argv[argv.index("--queues") + 1] == queues
     assert "od.sophio" in argv[argv.index("--queues") + 1]
     assert "--task-events" in argv
 

@@ -15,16 +15,20 @@ It never makes an order ``in_doubt``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
 from order_dispatch import redact
-from order_dispatch.contract import ErrorKind, Job
+from order_dispatch.contract import WEBHOOKS, ErrorKind, Job
+from order_dispatch.egress import refusal
 from order_dispatch.logs import get_logger
 from order_dispatch.settings import Settings
+from order_dispatch.webhooks import EndpointBook, EndpointNotFound
 from worker.http import TransportFailure, map_transport_errors
 from worker.outcomes import Outcome, OutcomeKind
 from worker.vendors import UnknownVendor, vendor_class
@@ -38,6 +42,7 @@ from worker.vendors.base import (
     VendorResponse,
     classify_status,
 )
+from worker.vendors.webhooks import BODY_LIMIT, Webhooks
 
 log = get_logger("worker.vendors")
 
@@ -46,6 +51,8 @@ MAX_TOKEN_SENDS = 3
 #: A token is refreshed when less than this share of its life, or this many seconds, is left.
 REFRESH_SHARE = 0.1
 REFRESH_MIN_S = 30.0
+#: How long a worker process keeps a webhook endpoint read from Redis.
+ENDPOINT_CACHE_S = 1.0
 
 
 class TokenFailure(Exception):
@@ -115,14 +122,31 @@ class TokenCache:
 class Sender:
     """Sends vendor requests for every task of one worker process."""
 
-    def __init__(self, client: httpx.AsyncClient, settings: Settings) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        settings: Settings,
+        *,
+        webhook_client: httpx.AsyncClient | None = None,
+        endpoints: EndpointBook | None = None,
+    ) -> None:
         self.client = client
         self.settings = settings
         self.tokens = TokenCache()
         self._vendors: dict[tuple[str, str], Vendor] = {}
+        self.webhook_client = webhook_client or client
+        self.endpoints = endpoints
+        # Endpoints read from Redis, kept a moment: a disable or a rotation applies within it.
+        self._endpoints: dict[str, tuple[float, Webhooks]] = {}
 
     def vendor(self, vendor: str, account: str) -> Vendor:
-        """The adapter of ``vendor``'s account ``account`` (ConfigurationError, UnknownVendor)."""
+        """The adapter of ``vendor``'s account ``account`` (ConfigurationError, UnknownVendor).
+
+        For :data:`WEBHOOKS` the account is an endpoint id, read from the endpoint book (kept
+        for :data:`ENDPOINT_CACHE_S`); a disabled or unknown endpoint is a ConfigurationError.
+        """
+        if vendor == WEBHOOKS:
+            return self._webhook_vendor(account)
         key = (vendor, account)
         adapter = self._vendors.get(key)
         if adapter is None:
@@ -130,6 +154,35 @@ class Sender:
             redact.register(adapter.secrets())
             adapter = self._vendors.setdefault(key, adapter)
         return adapter
+
+    def _webhook_vendor(self, endpoint_id: str) -> Webhooks:
+        now = time.monotonic()
+        cached = self._endpoints.get(endpoint_id)
+        if cached is not None and now - cached[0] < ENDPOINT_CACHE_S:
+            adapter = cached[1]
+        else:
+            if self.endpoints is None:
+                raise ConfigurationError("this worker has no webhook endpoint book")
+            try:
+                endpoint = self.endpoints.get(endpoint_id)
+            except EndpointNotFound as exc:
+                raise ConfigurationError(str(exc)) from None
+            adapter = Webhooks(
+                endpoint, default_rate_per_minute=self.settings.webhooks_rate_per_minute
+            )
+            redact.register(adapter.secrets())
+            self._endpoints[endpoint_id] = (now, adapter)
+        if not adapter.endpoint.enabled:
+            raise ConfigurationError(
+                f"webhook endpoint {endpoint_id} is disabled "
+                f"({adapter.endpoint.disabled_reason or 'by an operator'}); "
+                "replay the delivery once it is enabled"
+            )
+        return adapter
+
+    def forget_endpoint(self, endpoint_id: str) -> None:
+        """Read the endpoint from Redis again at its next delivery."""
+        self._endpoints.pop(endpoint_id, None)
 
     async def submit(self, vendor: Vendor, job: Job, request: VendorRequest) -> Outcome:
         """Authenticate, send and read ``request``: the pipeline every vendor shares."""
@@ -227,6 +280,8 @@ class Sender:
             ) from None
 
     async def _send(self, vendor: Vendor, request: VendorRequest) -> VendorResponse:
+        if isinstance(vendor, Webhooks):
+            return await self._send_webhook(vendor, request)
         headers = request.headers
         if request.json is not None and request.content is None:
             headers = {"Content-Type": "application/json", **headers}
@@ -239,6 +294,31 @@ class Sender:
                 params=request.params or None,
             )
         return VendorResponse.of(response)
+
+    async def _send_webhook(self, vendor: Webhooks, request: VendorRequest) -> VendorResponse:
+        """POST a delivery: an IP-literal host checked here (the resolver sees names only),
+        redirects not followed, the answer's body read up to :data:`BODY_LIMIT` bytes."""
+        url = request.url(vendor.account.base_url)
+        host = urlsplit(url).hostname or ""
+        if not self.settings.webhooks_allow_private:
+            with contextlib.suppress(ValueError):
+                why = refusal(host.strip("[]"))
+                if why is not None:
+                    raise TransportFailure(
+                        ErrorKind.TRANSPORT, f"cannot connect: {host} is {why} (refused)", False
+                    )
+        with map_transport_errors():
+            async with self.webhook_client.stream(
+                request.method, url, content=request.body(), headers=request.headers
+            ) as response:
+                body = bytearray()
+                async for chunk in response.aiter_raw():
+                    body.extend(chunk)
+                    if len(body) >= BODY_LIMIT:
+                        break
+        return VendorResponse(
+            response.status_code, response.headers, bytes(body[:BODY_LIMIT]), response.reason_phrase
+        )
 
 
 def build_vendor(settings: Settings, vendor: str, account: str) -> Vendor:
