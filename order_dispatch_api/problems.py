@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 MEDIA_TYPE = "application/problem+json"
 #: Problem types are URNs (``urn:order-dispatch:problem:invalid``), listed in the README's
@@ -153,7 +154,21 @@ async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors (unknown route 404, 405) as problems."""
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the first route of the path; a path may have several (GET, POST).
+        headers["Allow"] = ", ".join(sorted(_allowed(request)))
+    return problem_response(exc.status_code, detail, headers=headers)
+
+
+def _allowed(request: Request) -> set[str]:
+    """Every method some route of the request's path answers."""
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            allowed |= getattr(route, "methods", None) or set()
+    return allowed
 
 
 async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from order_dispatch.egress import EndpointRefused
 from order_dispatch.webhooks import EVENT_TYPES, EndpointBook, EndpointNotFound, ping_job
+from order_dispatch_api.problems import responses
 from producers.enqueue import Producer
 
 EndpointId = Annotated[str, Path(pattern=r"^ep_[0-9a-f]{16}$", description="The endpoint's id.")]
@@ -61,7 +62,13 @@ def _missing(endpoint_id: str) -> HTTPException:
 
 def router(operate: Callable[..., Awaitable[Any]]) -> APIRouter:
     """The endpoints, each behind the ``operate`` dependency."""
-    routes = APIRouter(prefix="/v1/webhooks", dependencies=[Depends(operate)], tags=["webhooks"])
+    routes = APIRouter(
+        prefix="/v1/webhooks",
+        dependencies=[Depends(operate)],
+        tags=["webhooks"],
+        responses=responses(401, 403, 413, 415, 422, 429, 503),
+    )
+    one = responses(404)
 
     @routes.post("/endpoints", status_code=201)
     async def add(request: Request, new: NewEndpoint) -> dict[str, Any]:
@@ -91,7 +98,7 @@ def router(operate: Callable[..., Awaitable[Any]]) -> APIRouter:
         endpoints = await run_in_threadpool(_book(request).all)
         return {"endpoints": [e.public() for e in endpoints]}
 
-    @routes.get("/endpoints/{endpoint_id}")
+    @routes.get("/endpoints/{endpoint_id}", responses=one)
     async def get(request: Request, endpoint_id: EndpointId) -> dict[str, Any]:
         """One endpoint (never its secret)."""
         try:
@@ -100,7 +107,7 @@ def router(operate: Callable[..., Awaitable[Any]]) -> APIRouter:
             raise _missing(endpoint_id) from None
         return endpoint.public()
 
-    @routes.post("/endpoints/{endpoint_id}/disable")
+    @routes.post("/endpoints/{endpoint_id}/disable", responses=one)
     async def disable(
         request: Request, endpoint_id: EndpointId, body: Annotated[Disable | None, Body()] = None
     ) -> dict[str, Any]:
@@ -112,7 +119,7 @@ def router(operate: Callable[..., Awaitable[Any]]) -> APIRouter:
             raise _missing(endpoint_id) from None
         return endpoint.public()
 
-    @routes.post("/endpoints/{endpoint_id}/enable")
+    @routes.post("/endpoints/{endpoint_id}/enable", responses=one)
     async def enable(request: Request, endpoint_id: EndpointId) -> dict[str, Any]:
         """Send to the endpoint again."""
         try:
@@ -121,7 +128,7 @@ def router(operate: Callable[..., Awaitable[Any]]) -> APIRouter:
             raise _missing(endpoint_id) from None
         return endpoint.public()
 
-    @routes.delete("/endpoints/{endpoint_id}", status_code=204)
+    @routes.delete("/endpoints/{endpoint_id}", status_code=204, responses=one)
     async def delete(request: Request, endpoint_id: EndpointId) -> Response:
         """Forget the endpoint."""
         try:
@@ -130,7 +137,7 @@ def router(operate: Callable[..., Awaitable[Any]]) -> APIRouter:
             raise _missing(endpoint_id) from None
         return Response(status_code=204)
 
-    @routes.post("/endpoints/{endpoint_id}/rotate-secret")
+    @routes.post("/endpoints/{endpoint_id}/rotate-secret", responses=one)
     async def rotate(request: Request, endpoint_id: EndpointId) -> dict[str, Any]:
         """A new secret (in this answer only); the old one signs beside it for 24 h."""
         try:
@@ -139,7 +146,7 @@ def router(operate: Callable[..., Awaitable[Any]]) -> APIRouter:
             raise _missing(endpoint_id) from None
         return {"id": endpoint_id, "secret": secret}
 
-    @routes.post("/endpoints/{endpoint_id}/test", status_code=202)
+    @routes.post("/endpoints/{endpoint_id}/test", status_code=202, responses=one)
     async def test(request: Request, endpoint_id: EndpointId) -> dict[str, Any]:
         """Queue a ``webhook.ping`` to the endpoint; its job id follows it in the timeline."""
         book = _book(request)
