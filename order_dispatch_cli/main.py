@@ -1034,13 +1034,12 @@ def api_keys() -> None:
 
 
 def _key_store(redis_url: str | None) -> Any:
-    import redis
-
     from order_dispatch.keys import Keys
+    from order_dispatch.redis_client import redis_client
     from order_dispatch_api.keystore import KeyStore
 
     settings = _settings_or_exit()
-    client = redis.Redis.from_url(redis_url or settings.redis_url)
+    client = redis_client(settings, url=redis_url)
     return KeyStore(client, Keys(settings.key_prefix))
 
 

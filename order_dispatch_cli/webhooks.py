@@ -16,14 +16,13 @@ _redis_option = click.option(
 
 
 def _book(redis_url: str | None) -> EndpointBook:
-    import redis
-
     from order_dispatch.keys import Keys
+    from order_dispatch.redis_client import redis_client
     from order_dispatch.settings import get_settings
     from order_dispatch.webhooks import EndpointBook
 
     settings = get_settings()
-    client = redis.Redis.from_url(redis_url or settings.redis_url)
+    client = redis_client(settings, url=redis_url)
     return EndpointBook(client, Keys(settings.key_prefix))
 
 
