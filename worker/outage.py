@@ -28,7 +28,6 @@ from redis.exceptions import (
 from redis.retry import Retry
 
 from order_dispatch.logs import get_logger
-from order_dispatch.redis_client import NotReplicated
 
 T = TypeVar("T")
 
@@ -72,9 +71,7 @@ def is_outage(exc: BaseException) -> bool:
         return False  # a wrong password or ACL does not heal by waiting
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError | socket.timeout):
         return True  # BusyLoadingError (LOADING) is a ConnectionError too
-    if isinstance(
-        exc, OutOfMemoryError | ReadOnlyError | TryAgainError | ClusterDownError | NotReplicated
-    ):
+    if isinstance(exc, OutOfMemoryError | ReadOnlyError | TryAgainError | ClusterDownError):
         return True
     if not isinstance(exc, redis.ResponseError):
         return False

@@ -42,7 +42,6 @@ from order_dispatch.contract import (
 )
 from order_dispatch.keys import Keys
 from order_dispatch.logs import get_logger
-from order_dispatch.redis_client import wait_for_replicas
 from order_dispatch.settings import Settings
 from order_dispatch.store import Claim, GateFeedback, GateLimit, JobStore, LedgerEntry
 from order_dispatch.webhooks import EndpointBook
@@ -283,10 +282,6 @@ class Pipeline:
             if isinstance(gated, Step):
                 return gated
             admission = gated
-        # With replicas asked for (Sentinel), the in-flight mark is on a replica before the
-        # request goes out, so a failover cannot lose it and let the job be sent twice.
-        # NotReplicated is an outage: the delivery tries again with its token, sending nothing.
-        wait_for_replicas(self.store.client, self.settings)
         outcome = self._submit(vendor, d.job, request)
         feedback = self._feedback(d.job, admission, limit, outcome)
         verdict = self._judge(vendor, d, outcome)

@@ -15,7 +15,6 @@ import redis
 
 from order_dispatch.contract import EventStatus
 from order_dispatch.keys import Keys
-from order_dispatch.redis_client import NotReplicated
 from order_dispatch.store import GateLimit, JobStore, LedgerState, Phase
 from producers.enqueue import Producer
 from tests.integration.conftest import order_job, unique
@@ -25,7 +24,7 @@ from tests.integration.test_pipeline_logic import (  # noqa: F401 (_close_loops:
     make,
 )
 from worker import policy
-from worker.outage import is_outage, ride_out
+from worker.outage import ride_out
 
 pytestmark = pytest.mark.integration
 
@@ -165,34 +164,6 @@ def test_without_its_token_a_retry_after_a_lost_reply_cannot_send(
 
     assert step.retry_in_s is not None and step.summary == "another delivery in flight"
     assert seen == [] and events.of(job_id) == []
-
-
-def test_with_replicas_asked_for_nothing_is_sent_before_a_replica_holds_the_mark(
-    redis_client: redis.Redis,
-) -> None:
-    """With Sentinel's wait for replicas on, a failover must not lose the in-flight mark of an
-    attempt already sent. No replica answers here: the attempt is marked but not sent, the
-    delivery meets an outage (``NotReplicated``) and, once a replica confirms (the setting
-    turned off stands for it), tries again with its token and sends once."""
-    pipeline, events, seen = make(
-        redis_client, accepted, redis_wait_replicas=1, redis_wait_timeout_ms=50
-    )
-    job_id = enqueue(redis_client, pipeline.keys.prefix)
-    token = uuid.uuid4().hex
-
-    with pytest.raises(NotReplicated) as raised:
-        pipeline.run(job_id, 1, 1, token=token)
-
-    assert is_outage(raised.value)
-    assert seen == [] and events.of(job_id) == []
-    assert redis_client.hget(pipeline.keys.ledger(job_id), "state") == b"in_flight"
-
-    pipeline.settings = pipeline.settings.model_copy(update={"redis_wait_replicas": 0})
-    step = pipeline.run(job_id, 1, 1, token=token)
-
-    assert step.retry_in_s is None, step
-    assert len(seen) == 1
-    assert [e.status for e in events.of(job_id)] == [EventStatus.ACCEPTED]
 
 
 class RoundTrips:
