@@ -32,6 +32,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from order_dispatch.eventloop import new_event_loop
 from order_dispatch_sandbox.base import VendorSimulator, json_response, retry_after_header
 from order_dispatch_sandbox.faults import FaultSpec, VendorFaults
 from order_dispatch_sandbox.registry import all_simulators
@@ -265,4 +266,4 @@ def serve(
     """Run the sandbox until interrupted."""
     app = build_app(simulators)
     apply_faults(app, faults or {})
-    web.run_app(app, host=host, port=port, access_log=None, print=None)
+    web.run_app(app, host=host, port=port, access_log=None, print=None, loop=new_event_loop())

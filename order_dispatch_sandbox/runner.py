@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
+from order_dispatch.eventloop import new_event_loop
 from order_dispatch_sandbox.app import SIMULATORS, build_app
 from order_dispatch_sandbox.base import VendorSimulator
 
@@ -28,7 +29,7 @@ class BackgroundSandbox:
     ) -> None:
         self.port = port or free_port()
         self.app = build_app(simulators)
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="sandbox")
 

@@ -1,16 +1,18 @@
 """An asyncio event loop served by a thread of its own, for coroutines submitted from others.
 
 Each worker process runs one (:mod:`worker.runtime`): every vendor call of every task thread
-runs on it through one shared ``httpx.AsyncClient``.
+runs on it through one shared ``httpx.AsyncClient``, on uvloop where it is installed
+(:mod:`order_dispatch.eventloop`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from order_dispatch.eventloop import new_event_loop
 from worker.slots import Slots
 
 T = TypeVar("T")
@@ -19,9 +21,14 @@ T = TypeVar("T")
 class EventLoopThread:
     """An asyncio event loop served by a daemon thread; coroutines are submitted from others."""
 
-    def __init__(self, name: str = "vendor-io", slots: Slots | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "vendor-io",
+        slots: Slots | None = None,
+        new_loop: Callable[[], asyncio.AbstractEventLoop] = new_event_loop,
+    ) -> None:
         self.slots = slots or Slots(0)
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_loop()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 

@@ -180,8 +180,8 @@ class Pipeline:
             return Step(summary=f"superseded by run {previous.current_run}")
         this_run = Run(run, previous.run_id)
         try:
-            job = Job.model_validate(json.loads(previous.job_doc))
-        except (ValueError, ValidationError) as exc:
+            job = Job.model_validate_json(previous.job_doc)
+        except ValidationError as exc:
             return self._refuse_document(job_id, previous.job_doc, exc, attempt, this_run)
         with structlog_context(job, attempt):
             probe = claim.admission is not None and claim.admission.verdict is GateVerdict.PROBE
