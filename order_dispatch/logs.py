@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -29,19 +29,26 @@ _LONGEST_ARG = 120
 def _mask_secrets(
     _: Any, __: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    masked = redact.value(dict(event_dict))
-    event_dict.clear()
-    event_dict.update(_mask_personal(masked))
+    for key, value in event_dict.items():
+        if redact.is_secret_key(key) and value:
+            event_dict[key] = redact.MASK
+        elif value is not None and not isinstance(value, bool | int | float):
+            event_dict[key] = _masked(value)
     return event_dict
 
 
-def _mask_personal(node: Any) -> Any:
+def _masked(node: Any) -> Any:
+    """``node`` (a string, mapping, list or scalar) with secrets and the scope's personal
+    values masked: one walk, as :func:`redact.value` then :func:`privacy.masked_in_scope`."""
     if isinstance(node, str):
-        return privacy.masked_in_scope(node)
-    if isinstance(node, dict):
-        return {k: _mask_personal(v) for k, v in node.items()}
+        return privacy.masked_in_scope(redact.text(node))
+    if isinstance(node, Mapping):
+        return {
+            k: (redact.MASK if isinstance(k, str) and redact.is_secret_key(k) and v else _masked(v))
+            for k, v in node.items()
+        }
     if isinstance(node, list | tuple):
-        return [_mask_personal(v) for v in node]
+        return [_masked(v) for v in node]
     return node
 
 

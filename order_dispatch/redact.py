@@ -15,6 +15,7 @@ is left alone inside another word, name or path: with the secret ``orders``, ``s
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -49,6 +50,7 @@ def register(values: Iterable[str]) -> None:
             )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """True when a field named ``key`` holds a secret."""
     return bool(_SECRET_KEY.search(key))
