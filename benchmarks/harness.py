@@ -48,6 +48,7 @@ import redis
 from benchmarks.baseline import TASK as BASELINE_TASK
 from order_dispatch.contract import EventStatus
 from order_dispatch.keys import Keys
+from order_dispatch.settings import Settings
 from order_dispatch_cli.embedded_redis import EmbeddedRedis
 from order_dispatch_cli.swarm import default_processes, this_command
 from order_dispatch_sandbox.runner import free_port
@@ -65,6 +66,8 @@ RATE_LIMIT_PER_MINUTE = 10_000_000
 _TERMINAL = {s.value for s in EventStatus if s.terminal}
 
 CHECKOUT = Path(__file__).resolve().parents[1]
+#: The product's threads per worker process by default: the floor runs as many.
+PRODUCT_THREADS: int = Settings.model_fields["worker_concurrency"].default
 
 
 def checkout_env() -> dict[str, str]:
@@ -465,7 +468,7 @@ def floor(client: redis.Redis, redis_url: str, processes: int) -> Queued:
     }
     commands = [
         [sys.executable, "-m", "celery", "-A", "benchmarks.floor", "worker", "--pool",
-         "threads", "--concurrency", "32", "-Q", queue, "--task-events", "--without-gossip",
+         "threads", "--concurrency", str(PRODUCT_THREADS), "-Q", queue, "--task-events", "--without-gossip",
          "--without-mingle", "--loglevel", "WARNING", "--hostname", f"{queue}-{n}@%h"]
         for n in range(processes)
     ]

@@ -254,9 +254,10 @@ class Channel(kombu_redis.Channel):
         settings = get_settings()
         if self._idle:
             self._waiting = True
-            # A server-side pause on a key nobody writes: BLPOP's timeout takes fractions.
-            wait_key = f"{settings.key_prefix}:fetch:idle"
-            self.client.connection.send_command("BLPOP", wait_key, settings.fetch_idle_poll_s)
+            # A server-side pause (BLPOP's timeout takes fractions) that an enqueue cuts short
+            # with a wake token: the first job after a quiet spell waits for no poll.
+            wake_key = Keys(settings.key_prefix).fetch_wake
+            self.client.connection.send_command("BLPOP", wake_key, settings.fetch_idle_poll_s)
             return
         self._waiting = False
         keys = [

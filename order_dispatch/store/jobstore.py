@@ -12,7 +12,7 @@ from typing import Any
 import redis
 
 from order_dispatch.contract import EventStatus, Job, ResultEvent
-from order_dispatch.keys import Keys
+from order_dispatch.keys import WAKE_TOKENS, Keys
 from order_dispatch.settings import CircuitSettings, Settings
 from order_dispatch.store import lua
 from order_dispatch.store.codec import epoch, text
@@ -144,7 +144,7 @@ class JobStore(JobReads, OperatorWrites):
         asyncio client); :meth:`enqueued` reads its reply."""
         keys = [self.keys.job(job.job_id), self.keys.document(job.job_id)]
         if job.queue_list is not None:
-            keys.append(job.queue_list)
+            keys += [job.queue_list, self.keys.fetch_wake]
         args: list[str | int] = [
             job.receipt,
             job.doc,
@@ -152,6 +152,7 @@ class JobStore(JobReads, OperatorWrites):
             self.ttl_s,
             job.run_id,
             epoch(job.not_before),
+            WAKE_TOKENS,
         ]
         return keys, args
 

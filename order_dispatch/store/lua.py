@@ -148,10 +148,11 @@ GATE_REPORT = GATE_FN + "return report(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[
 GATE_PAUSE = GATE_FN + "pause(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) return 1"
 
 # Enqueue. If the job id is known, return its first receipt; else record receipt, run 1 and
-# the job document, and push the task message (ids only). KEYS: job hash, job document, queue
-# list (none when the broker is not this Redis: the job is then marked unpublished until its
-# message is confirmed). ARGV: receipt, job, message, ttl seconds, run id, the job's not_before
-# (epoch seconds, 0 for none). Returns {created, receipt, published}.
+# the job document, and push the task message (ids only) and a wake token for an idle worker.
+# KEYS: job hash, job document, then (when the broker is this Redis) the queue list and the
+# wake list; without them the job is marked unpublished until its message is confirmed.
+# ARGV: receipt, job, message, ttl seconds, run id, the job's not_before (epoch seconds, 0 for
+# none), the most wake tokens kept. Returns {created, receipt, published}.
 ENQUEUE = """
 local first = redis.call('HMGET', KEYS[1], 'receipt', 'published')
 if first[1] then return {0, first[1], first[2] or '1'} end
@@ -161,6 +162,9 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[4]))
 if #KEYS > 2 then
   redis.call('LPUSH', KEYS[3], ARGV[3])
+  if #KEYS > 3 and redis.call('LLEN', KEYS[4]) < tonumber(ARGV[7]) then
+    redis.call('LPUSH', KEYS[4], '1')
+  end
   return {1, ARGV[1], '1'}
 end
 redis.call('HSET', KEYS[1], 'published', '0')
