@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
@@ -37,8 +39,17 @@ def _row(endpoint: Endpoint) -> list[str]:
     ]
 
 
-def _found(endpoint_id: str) -> click.ClickException:
-    return click.ClickException(f"no webhook endpoint {endpoint_id!r} (see: webhooks list)")
+@contextlib.contextmanager
+def _known(endpoint_id: str) -> Iterator[None]:
+    """Run the block; an unknown ``endpoint_id`` becomes the command's error."""
+    from order_dispatch.webhooks import EndpointNotFound
+
+    try:
+        yield
+    except EndpointNotFound:
+        raise click.ClickException(
+            f"no webhook endpoint {endpoint_id!r} (see: webhooks list)"
+        ) from None
 
 
 @click.group()
@@ -121,12 +132,8 @@ def list_(as_json: bool, redis_url: str | None) -> None:
 @_redis_option
 def disable(endpoint_id: str, reason: str, redis_url: str | None) -> None:
     """Stop sending to endpoint ID (its queued deliveries end in the dead letters)."""
-    from order_dispatch.webhooks import EndpointNotFound
-
-    try:
+    with _known(endpoint_id):
         _book(redis_url).disable(endpoint_id, reason)
-    except EndpointNotFound:
-        raise _found(endpoint_id) from None
     click.echo(f"{endpoint_id} disabled")
 
 
@@ -135,12 +142,8 @@ def disable(endpoint_id: str, reason: str, redis_url: str | None) -> None:
 @_redis_option
 def enable(endpoint_id: str, redis_url: str | None) -> None:
     """Send to endpoint ID again (replay its dead letters with `replay --vendor webhooks`)."""
-    from order_dispatch.webhooks import EndpointNotFound
-
-    try:
+    with _known(endpoint_id):
         _book(redis_url).enable(endpoint_id)
-    except EndpointNotFound:
-        raise _found(endpoint_id) from None
     click.echo(f"{endpoint_id} enabled")
 
 
@@ -149,12 +152,8 @@ def enable(endpoint_id: str, redis_url: str | None) -> None:
 @_redis_option
 def delete(endpoint_id: str, redis_url: str | None) -> None:
     """Forget endpoint ID."""
-    from order_dispatch.webhooks import EndpointNotFound
-
-    try:
+    with _known(endpoint_id):
         _book(redis_url).delete(endpoint_id)
-    except EndpointNotFound:
-        raise _found(endpoint_id) from None
     click.echo(f"{endpoint_id} deleted")
 
 
@@ -163,12 +162,8 @@ def delete(endpoint_id: str, redis_url: str | None) -> None:
 @_redis_option
 def rotate_secret(endpoint_id: str, redis_url: str | None) -> None:
     """Give endpoint ID a new secret; the old one still signs beside it for 24 h."""
-    from order_dispatch.webhooks import EndpointNotFound
-
-    try:
+    with _known(endpoint_id):
         _, secret = _book(redis_url).rotate_secret(endpoint_id)
-    except EndpointNotFound:
-        raise _found(endpoint_id) from None
     click.echo(f"secret: {secret}")
     click.echo("The old secret signs beside the new one for 24 h.", err=True)
 
@@ -178,13 +173,11 @@ def rotate_secret(endpoint_id: str, redis_url: str | None) -> None:
 @_redis_option
 def test(endpoint_id: str, redis_url: str | None) -> None:
     """Send a `webhook.ping` to endpoint ID (see `order-dispatch timeline` for its fate)."""
-    from order_dispatch.webhooks import EndpointNotFound, ping_job
+    from order_dispatch.webhooks import ping_job
     from producers.enqueue import Producer
 
     book = _book(redis_url)
-    try:
+    with _known(endpoint_id):
         book.get(endpoint_id)
-    except EndpointNotFound:
-        raise _found(endpoint_id) from None
     receipt = Producer(book.client).enqueue_deliveries([ping_job(endpoint_id)])[0]
     click.echo(f"ping queued: {receipt.job_id}")
