@@ -126,7 +126,14 @@ def dispatch(self: Task[Any, Any], *args: Any, **kwargs: Any) -> str:
 def _replicated(client: Any, job_id: str) -> None:
     """With replicas asked for (Sentinel): the outcome and its result event are on a replica
     before the message is acked, so a failover cannot lose a terminal event whose message is
-    gone. A replica that does not confirm in time is logged; the job goes on."""
+    gone. A replica that does not confirm in time is logged; the job goes on (a master left
+    without replicas must not hold every job back).
+
+    Redis lost during the wait (a failover's kill of the master, most likely) may have taken the
+    outcome with it: the message goes back to its queue instead of being acked. Run again, the
+    job finds its outcome (the run ended: nothing more happens) or, if the outcome was lost, its
+    attempt in flight, settled by reconciliation once its lease ends: never a job without a
+    terminal event."""
     try:
         wait_for_replicas(client)
     except NotReplicated as exc:
@@ -134,7 +141,13 @@ def _replicated(client: Any, job_id: str) -> None:
     except Exception as exc:
         if not is_outage(exc):
             raise
-        log.warning("could not wait for replicas", job_id=job_id, error=str(exc))
+        log.warning(
+            "Redis was lost while the outcome waited for a replica; the job goes back to its "
+            "queue to find whether the outcome survived",
+            job_id=job_id,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        raise Reject(exc, requeue=True) from exc
 
 
 def _schedule(task: Task[Any, Any], call: DispatchCall, step: Step) -> Exception:
