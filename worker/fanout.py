@@ -5,8 +5,9 @@ results stream (:class:`order_dispatch.results.ResultConsumer`). For a batch of 
 queues one delivery job per (event, subscribed endpoint) in one round trip, then acknowledges
 the batch. Nothing is lost between the two steps: a process that dies after reading leaves its
 entries pending in the group, and another process claims them once they have been idle for
-``min_idle_ms`` and queues them again. Queueing again is harmless: a delivery's job id is stable
-per (endpoint, event), so the job store keeps the first one and queues no second message.
+``min_idle_ms`` (looking every :data:`CLAIM_EVERY_S`) and queues them again. Queueing again is
+harmless: a delivery's job id is stable per (endpoint, event), so the job store keeps the first
+one and queues no second message.
 
 The group is made when the first endpoint is added, at the stream's end; until then the thread
 only looks, once a second, whether an endpoint exists. The fan-out's lag is the group's, which
@@ -30,6 +31,9 @@ log = get_logger("worker.fanout")
 
 #: How long an endpoint list read from Redis is used.
 ENDPOINTS_CACHE_S = 1.0
+#: How often the fan-out looks for a dead process's batches (``XAUTOCLAIM``), at most: not on
+#: every batch, which would cost a round trip per batch for what happens once in a while.
+CLAIM_EVERY_S = 5.0
 
 
 class Fanout:
@@ -57,6 +61,7 @@ class Fanout:
             min_idle_ms=min_idle_ms,
             count=batch,
             block_ms=block_ms,
+            claim_every_s=min(min_idle_ms / 1000, CLAIM_EVERY_S),
         )
         self._endpoints: tuple[float, list[Endpoint]] = (0.0, [])
         self._stop = threading.Event()

@@ -164,11 +164,13 @@ class Sender:
             if self.endpoints is None:
                 raise ConfigurationError("this worker has no webhook endpoint book")
             try:
-                endpoint = self.endpoints.get(endpoint_id)
+                endpoint, failing_since = self.endpoints.get_with_clock(endpoint_id)
             except EndpointNotFound as exc:
                 raise ConfigurationError(str(exc)) from None
             adapter = Webhooks(
-                endpoint, default_rate_per_minute=self.settings.webhooks_rate_per_minute
+                endpoint,
+                default_rate_per_minute=self.settings.webhooks_rate_per_minute,
+                clock_seen=failing_since is not None,
             )
             redact.register(adapter.secrets())
             self._endpoints[endpoint_id] = (now, adapter)
