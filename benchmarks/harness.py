@@ -805,6 +805,9 @@ def _webhooks(
         say(f"  dispatch {m.dispatch_per_s:,.0f} orders/s, webhooks {m.events_per_s:,.0f} "
             f"events/s per endpoint ({m.deliveries_per_s:,.0f} deliveries/s), ratio "
             f"{m.ratio:.2f}, last delivery {m.trail_s:.2f} s after the last order {m.statuses}; "
+            f"CPU {m.cpu_ms_per_order:.2f} ms per order alone ({m.alone_per_s:,.0f}/s), "
+            f"{m.cpu_ms_per_delivery:.2f} ms per delivery, {m.carried_per_s:,.0f} orders/s "
+            "carried with deliveries; "
             f"paced at {m.paced_rate:.0f}/s: ratio {m.paced_ratio:.2f}, last delivery "
             f"{m.paced_trail_s:.2f} s after the last order")
         runs.append(m)

@@ -1,13 +1,22 @@
 """``order-dispatch bench --webhooks``: webhook deliveries beside dispatch, in the same run.
 
 The product's workers (``order-dispatch worker``, default settings, webhooks allowed to a
-private address) dispatch a burst of orders to the sandbox while every ``accepted`` result event
-goes to ``endpoints`` endpoints on a local receiver (its own process, aiohttp) that answers 204
-after ``receiver_ms``. Reported: dispatch orders/s (first enqueue to the last order's terminal
+private address) first dispatch a burst of orders with no endpoint (the CPU an order costs
+alone), then the same burst while every ``accepted`` result event goes to ``endpoints``
+endpoints on a local receiver (its own process, aiohttp) that answers 204 after
+``receiver_ms``. Reported: dispatch orders/s (first enqueue to the last order's terminal
 event), webhook events/s per endpoint (first enqueue to the last delivery's ``accepted`` event,
 as the result stream records them), deliveries/s over all endpoints, the ratio of webhook
-events/s to dispatch orders/s (the target: at least 1 with 2 endpoints), and how far the last
-delivery trailed the last order.
+events/s to dispatch orders/s (the target: at least 1 with 2 endpoints), how far the last
+delivery trailed the last order, and the workers' CPU per order alone and per delivery (the
+second burst's CPU less the first's, per delivery).
+
+A burst is more work than the workers carry at once, and a delivery cannot start before its
+order ended, so in a burst the last delivery trails the last order by however much delivery
+work is left then; the burst ratio says how much that is. Whether deliveries keep pace with
+dispatch is the even-load measurement after the burst: orders offered evenly at
+:data:`PACED_SHARE` of what the workers carried in the burst with the deliveries included
+(orders / time to the last delivery), and the ratio and trail at that load.
 """
 
 from __future__ import annotations
@@ -31,6 +40,12 @@ from order_dispatch.webhooks import EndpointBook
 from order_dispatch_sandbox.runner import free_port
 
 _TERMINAL = {s.value for s in EventStatus if s.terminal}
+Order = Callable[[int, str], dict[str, Any]]
+"""Makes job ``n`` of a run tagged ``tag``."""
+
+#: The even load offered after the burst, as a share of the burst's orders/s with deliveries
+#: included: a load the workers carry with room for the noise of a shared machine.
+PACED_SHARE = 0.8
 
 
 def _serve(port: int, latency_s: float) -> None:
@@ -84,9 +99,18 @@ class WebhookMeasure:
     """events_per_s / dispatch_per_s."""
     trail_s: float = 0.0
     """How long after the last order's terminal event the last delivery was accepted."""
+    alone_per_s: float = 0.0
+    """Dispatch orders/s of the first burst, with no endpoint."""
+    cpu_ms_per_order: float = 0.0
+    """Worker CPU per order in the first burst (no endpoint)."""
+    cpu_ms_per_delivery: float = 0.0
+    """Worker CPU per delivery: the second burst's CPU less the first's, per delivery (the
+    fan-out included)."""
+    carried_per_s: float = 0.0
+    """Orders/s the workers carried in the second burst with every delivery included: orders
+    / time from the first enqueue to the last delivery."""
     paced_rate: float = 0.0
-    """Orders/s offered evenly after the burst: the burst's dispatch rate / (1 + endpoints),
-    what the same workers carry when each order brings its deliveries."""
+    """Orders/s offered evenly after the burst: :data:`PACED_SHARE` of ``carried_per_s``."""
     paced_dispatch_per_s: float = 0.0
     paced_events_per_s: float = 0.0
     paced_ratio: float = 0.0
@@ -135,10 +159,50 @@ def _collect(
     return done, delivered, statuses
 
 
+def _warm(system: Any, client: redis.Redis, order: Order, tag: str, endpoints: int) -> None:
+    """20 orders (and their deliveries) through running workers: they are up, connected and
+    their fan-outs see the endpoints once these ended."""
+    last: Any = client.xrevrange(system.stream, count=1)
+    start_id = last[0][0].decode() if last else "0-0"
+    warm = [order(n, tag) for n in range(20)]
+    system.enqueue(warm)
+    _collect(client, system.stream, start_id, {j["job_id"] for j in warm}, 20 * endpoints, 120)
+
+
+def _burst(
+    system: Any,
+    client: redis.Redis,
+    order: Order,
+    pids: list[int],
+    tag: str,
+    orders: int,
+    endpoints: int,
+    started: float | None = None,
+) -> tuple[float, dict[str, float], list[float], float, dict[str, int]]:
+    """A burst of ``orders`` and their deliveries: seconds to the last order's terminal event,
+    when each order and delivery ended, the workers' CPU seconds, the statuses."""
+    from benchmarks.harness import Sampler
+
+    last: Any = client.xrevrange(system.stream, count=1)
+    start_id = last[0][0].decode() if last else "0-0"
+    jobs = [order(n, tag) for n in range(orders)]
+    with Sampler(pids) as sampler:
+        cpu_before = sampler.cpu_s
+        started = time.time() if started is None else started
+        for i in range(0, orders, 500):
+            system.enqueue(jobs[i : i + 500])
+        done, delivered, statuses = _collect(
+            client, system.stream, start_id, {j["job_id"] for j in jobs}, orders * endpoints
+        )
+        sampler.sample()
+        cpu = sampler.cpu_s - cpu_before
+    return max(done.values()) - started, done, delivered, cpu, statuses
+
+
 def measure_webhooks(
     make_product: Callable[[dict[str, str]], Any],
     client: redis.Redis,
-    order: Callable[[int, str], dict[str, Any]],
+    order: Order,
     *,
     orders: int,
     endpoints: int,
@@ -155,25 +219,27 @@ def measure_webhooks(
         system = make_product(settings)
         keys = Keys(system.stream.rsplit(":", 1)[0])
         book = EndpointBook(client, keys)
-        for _ in range(endpoints):
-            book.add(url, allow_private=True, events=["accepted"])
         tag = uuid.uuid4().hex[:8]
-        with system.running(log_dir):
-            warm = [order(n, f"{tag}w") for n in range(20)]
-            system.enqueue(warm)
-            _collect(client, system.stream, "0-0", {j["job_id"] for j in warm}, 20 * endpoints, 120)
-            last: Any = client.xrevrange(system.stream, count=1)
-            start_id = last[0][0].decode() if last else "0-0"
-            jobs = [order(n, f"{tag}b") for n in range(orders)]
+        with system.running(log_dir) as pids:
+            _warm(system, client, order, f"{tag}v", 0)
+            alone = _burst(system, client, order, pids, f"{tag}a", orders, 0)
+            alone_s, alone_cpu = alone[0], alone[3]
+            result.alone_per_s = orders / alone_s
+            result.cpu_ms_per_order = alone_cpu / orders * 1000
+            for _ in range(endpoints):
+                book.add(url, allow_private=True, events=["accepted"])
+            _warm(system, client, order, f"{tag}w", endpoints)
             started = time.time()
-            for i in range(0, orders, 500):
-                system.enqueue(jobs[i : i + 500])
-            done, delivered, statuses = _collect(
-                client, system.stream, start_id, {j["job_id"] for j in jobs}, orders * endpoints
+            _, done, delivered, cpu, statuses = _burst(
+                system, client, order, pids, f"{tag}b", orders, endpoints, started
             )
+            result.cpu_ms_per_delivery = (
+                (cpu - alone_cpu) / (orders * endpoints) * 1000 if endpoints else 0.0
+            )
+            result.carried_per_s = orders / (max(delivered) - started)
             if paced is not None and paced_s > 0:
-                rate = orders / (max(done.values()) - started) / (1 + endpoints)
-                last = client.xrevrange(system.stream, count=1)
+                rate = result.carried_per_s * PACED_SHARE
+                last: Any = client.xrevrange(system.stream, count=1)
                 paced_id = last[0][0].decode() if last else "0-0"
                 sent = paced(system.enqueue, f"{tag}p", rate, paced_s)
                 got, arrived, _ = _collect(
@@ -220,8 +286,13 @@ def markdown(result: dict[str, Any]) -> list[str]:
         f"{result['deliveries_per_s']:,.0f} | **{result['ratio']:.2f}** | "
         f"{result['trail_s']:.2f} s |",
         "",
-        f"Then {result['paced_rate']:.0f} orders/s offered evenly for the same workers (the "
-        f"burst's rate / (1 + endpoints)): dispatch {result['paced_dispatch_per_s']:.1f} "
+        f"Worker CPU: {result['cpu_ms_per_order']:.2f} ms per order alone (a burst with no "
+        f"endpoint: {result['alone_per_s']:,.0f} orders/s), {result['cpu_ms_per_delivery']:.2f} "
+        f"ms per delivery; with the deliveries the workers carried "
+        f"{result['carried_per_s']:,.0f} orders/s.",
+        "",
+        f"Then {result['paced_rate']:.0f} orders/s offered evenly ({PACED_SHARE:.0%} of what the "
+        f"workers carried with the deliveries): dispatch {result['paced_dispatch_per_s']:.1f} "
         f"orders/s, webhooks {result['paced_events_per_s']:.1f} events/s per endpoint, ratio "
         f"**{result['paced_ratio']:.2f}**, last delivery {result['paced_trail_s']:.2f} s after "
         "the last order.",

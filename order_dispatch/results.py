@@ -7,7 +7,8 @@ event JSON in field ``event``. Downstream services read them with :class:`Result
   is missed) and re-created if Redis lost it (``NOGROUP``);
 - after a restart the consumer first re-reads its own pending entries (delivered, never acked);
 - entries pending on other consumers for longer than ``min_idle_ms`` (their consumer died) are
-  claimed with ``XAUTOCLAIM`` and handled here;
+  claimed with ``XAUTOCLAIM`` and handled here (looked for before every read, or at most every
+  ``claim_every_s`` when a busy consumer would rather not pay that round trip on each batch);
 - an entry is acked only after the handler returns, so a crash mid-handling re-delivers it.
 
 Events carry a stable ``event_id``: handlers should treat a repeat of an id as already done.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +92,7 @@ class ResultConsumer:
         min_idle_ms: int = 60_000,
         count: int = 100,
         block_ms: int = 2000,
+        claim_every_s: float = 0.0,
     ) -> None:
         self.client = client
         self.group = group
@@ -98,6 +101,8 @@ class ResultConsumer:
         self.min_idle_ms = min_idle_ms
         self.count = count
         self.block_ms = block_ms
+        self.claim_every_s = claim_every_s
+        self._claimed_at = float("-inf")
         self._own_backlog = True
         self._group_ready = False
 
@@ -157,9 +162,11 @@ class ResultConsumer:
             if entries:
                 return [parse_entry(eid, fields) for eid, fields in entries]
             self._own_backlog = False
-        claimed = self.claim_abandoned()
-        if claimed:
-            return claimed
+        if time.monotonic() - self._claimed_at >= self.claim_every_s:
+            claimed = self.claim_abandoned()
+            if claimed:
+                return claimed
+            self._claimed_at = time.monotonic()
         reply = self._call(
             lambda: self.client.xreadgroup(
                 self.group,

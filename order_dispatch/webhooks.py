@@ -176,6 +176,9 @@ class EndpointBook:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client = client
         self.keys = keys
+        # The endpoints last parsed, by their stored JSON: a book read often (the fan-out's,
+        # once per batch) parses only what changed.
+        self._parsed: dict[Any, Endpoint] = {}
 
     def add(
         self,
@@ -228,9 +231,23 @@ class EndpointBook:
 
     def all(self) -> list[Endpoint]:
         """Every endpoint, oldest first."""
-        raw = self.client.hgetall(self.keys.webhook_endpoints)
-        found = [Endpoint.model_validate_json(v) for v in raw.values()]
-        return sorted(found, key=lambda e: (e.created_at, e.id))
+        raw: dict[Any, Any] = self.client.hgetall(self.keys.webhook_endpoints)
+        parsed = {
+            v: self._parsed.get(v) or Endpoint.model_validate_json(v) for v in raw.values()
+        }
+        self._parsed = parsed
+        return sorted(parsed.values(), key=lambda e: (e.created_at, e.id))
+
+    def get_with_clock(self, endpoint_id: str) -> tuple[Endpoint, float | None]:
+        """The endpoint ``endpoint_id`` (:class:`EndpointNotFound`) and when its failing clock
+        started (None: not failing), in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(self.keys.webhook_endpoints, endpoint_id)
+        pipe.hget(self.keys.webhook_failing, endpoint_id)
+        raw, since = pipe.execute()
+        if raw is None:
+            raise EndpointNotFound(f"no webhook endpoint {endpoint_id!r}")
+        return Endpoint.model_validate_json(raw), None if since is None else float(since)
 
     def _update(self, endpoint_id: str, **changes: Any) -> Endpoint:
         """Change fields of one endpoint; retried if another writer changed it meanwhile."""
@@ -281,12 +298,18 @@ class EndpointBook:
         updated = self._update(endpoint_id, secrets=[Secret(value=fresh), *kept])
         return updated, fresh
 
-    def observe(self, endpoint_id: str, *, success: bool, now: float) -> float:
+    def observe(
+        self, endpoint_id: str, *, success: bool, now: float, clock_seen: bool = True
+    ) -> float:
         """Note a delivery's answer: a success clears the endpoint's failing clock, a failure
-        starts it if it was not running. Returns how long the endpoint has been failing."""
+        starts it if it was not running. Returns how long the endpoint has been failing.
+
+        ``clock_seen`` False says the caller saw no clock running a moment ago (its last read of
+        the endpoint, and no failure since): a success then writes nothing."""
         key = self.keys.webhook_failing
         if success:
-            self.client.hdel(key, endpoint_id)
+            if clock_seen:
+                self.client.hdel(key, endpoint_id)
             return 0.0
         pipe = self.client.pipeline(transaction=False)
         pipe.hsetnx(key, endpoint_id, repr(now))

@@ -41,6 +41,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 
+from order_dispatch.contract import WEBHOOKS
 from order_dispatch.keys import Keys
 from order_dispatch.logs import get_logger
 from order_dispatch.settings import get_settings
@@ -48,6 +49,7 @@ from worker import fetch
 from worker.outage import is_outage, ride_out
 from worker.quarantine import Quarantine, envelope
 from worker.shutdown import requested
+from worker.take_order import take_order
 
 log = get_logger("worker.broker")
 
@@ -196,6 +198,12 @@ class Channel(kombu_redis.Channel):
     """The command in flight is the idle wait, not a take."""
     _idle = False
     """The last take found every queue empty: wait before the next."""
+    _takes = 0
+    """Takes started: which of :func:`worker.take_order.take_order`'s turns is next."""
+
+    @property
+    def _webhooks_queue(self) -> str:
+        return Keys(get_settings().key_prefix).queue(WEBHOOKS)
     _delivered_item: bytes | None = None
 
     @property
@@ -247,6 +255,8 @@ class Channel(kombu_redis.Channel):
         queues = self._queue_cycle.consume(len(self.active_queues))  # type: ignore[attr-defined]
         if not queues:
             return
+        self._takes += 1
+        queues = take_order(queues, self._webhooks_queue, self._takes)
         if fetch.held.reconcile_needed and not self._idle:
             self._reconcile()
         self._in_poll = self.client.connection

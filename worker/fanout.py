@@ -5,8 +5,9 @@ results stream (:class:`order_dispatch.results.ResultConsumer`). For a batch of 
 queues one delivery job per (event, subscribed endpoint) in one round trip, then acknowledges
 the batch. Nothing is lost between the two steps: a process that dies after reading leaves its
 entries pending in the group, and another process claims them once they have been idle for
-``min_idle_ms`` and queues them again. Queueing again is harmless: a delivery's job id is stable
-per (endpoint, event), so the job store keeps the first one and queues no second message.
+``min_idle_ms`` (looking every :data:`CLAIM_EVERY_S`) and queues them again. Queueing again is
+harmless: a delivery's job id is stable per (endpoint, event), so the job store keeps the first
+one and queues no second message.
 
 The group is made when the first endpoint is added, at the stream's end; until then the thread
 only looks, once a second, whether an endpoint exists. The fan-out's lag is the group's, which
@@ -30,6 +31,13 @@ log = get_logger("worker.fanout")
 
 #: How long an endpoint list read from Redis is used.
 ENDPOINTS_CACHE_S = 1.0
+#: After a batch shorter than a full one, how long the fan-out lets events gather before its
+#: next read: each read costs the same few round trips however few events it brings, and under
+#: load a read that returns at the first event brings one or two.
+LINGER_S = 0.05
+#: How often the fan-out looks for a dead process's batches (``XAUTOCLAIM``), at most: not on
+#: every batch, which would cost a round trip per batch for what happens once in a while.
+CLAIM_EVERY_S = 5.0
 
 
 class Fanout:
@@ -44,8 +52,10 @@ class Fanout:
         batch: int = 200,
         min_idle_ms: int = 30_000,
         block_ms: int = 1000,
+        linger_s: float = LINGER_S,
     ) -> None:
         self.client = client
+        self.linger_s = linger_s
         self.keys = keys
         self.book = EndpointBook(client, keys)
         self.producer = Producer(client, key_prefix=keys.prefix)
@@ -57,11 +67,14 @@ class Fanout:
             min_idle_ms=min_idle_ms,
             count=batch,
             block_ms=block_ms,
+            claim_every_s=min(min_idle_ms / 1000, CLAIM_EVERY_S),
         )
         self._endpoints: tuple[float, list[Endpoint]] = (0.0, [])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="od-webhook-fanout", daemon=True)
         self.queued = 0
+        self.last_read = 0
+        """How many entries the last batch held."""
 
     def start(self) -> Fanout:
         """Start the thread."""
@@ -87,9 +100,11 @@ class Fanout:
         """Read one batch, queue its deliveries, acknowledge it: how many deliveries it
         queued (entries with no subscriber are acknowledged too)."""
         if not self.endpoints():
+            self.last_read = 0
             self._stop.wait(ENDPOINTS_CACHE_S)
             return 0
         batch = self.consumer.read()
+        self.last_read = len(batch)
         if not batch:
             return 0
         # Read after the batch: an endpoint added before an event was written is always seen.
@@ -112,6 +127,8 @@ class Fanout:
         while not self._stop.is_set():
             try:
                 self.step()
+                if 0 < self.last_read < self.consumer.count:
+                    self._stop.wait(self.linger_s)
                 if failing:
                     log.info("webhook fan-out running again")
                 failing = False

@@ -312,9 +312,11 @@ class Pipeline:
         says so."""
         endpoint = vendor.endpoint.id
         after_s = self.settings.webhooks_disable_after_s
+        success = verdict.outcome.kind is OutcomeKind.SUCCESS
         failing_s = self.endpoints.observe(
-            endpoint, success=verdict.outcome.kind is OutcomeKind.SUCCESS, now=time.time()
+            endpoint, success=success, now=time.time(), clock_seen=vendor.clock_seen
         )
+        vendor.clock_seen = not success
         reason = policy.endpoint_disable(verdict.outcome, failing_s, after_s)
         if reason is None:
             return verdict

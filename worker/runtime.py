@@ -13,6 +13,7 @@ import gc
 import os
 import threading
 
+import aiohttp
 import httpx
 import redis
 
@@ -22,7 +23,7 @@ from order_dispatch.settings import Settings
 from order_dispatch.webhooks import EndpointBook
 from worker import fetch
 from worker.fanout import Fanout
-from worker.http import new_client, new_webhook_client
+from worker.http import new_client, new_webhook_session
 from worker.loop import EventLoopThread
 from worker.pipeline import Pipeline
 from worker.schedule import DurableSchedule, Scheduler
@@ -40,13 +41,13 @@ class Runtime:
         self.slots = Slots(settings.worker_running_threads)
         self.io = EventLoopThread(slots=self.slots)
         self.http: httpx.AsyncClient = self.io.run(_make_client(settings))
-        self.webhook_http: httpx.AsyncClient = self.io.run(_make_webhook_client(settings))
+        self.webhook_http: aiohttp.ClientSession = self.io.run(_make_webhook_session(settings))
         self.redis: redis.Redis = redis_client(settings)
         keys = Keys(settings.key_prefix)
         self.sender = Sender(
             self.http,
             settings,
-            webhook_client=self.webhook_http,
+            webhook_session=self.webhook_http,
             endpoints=EndpointBook(self.redis, keys),
         )
         # The ledger names an attempt's worker by the id whose heartbeat the sweep watches.
@@ -68,7 +69,7 @@ class Runtime:
         self.scheduler.stop()
         self.fanout.stop()
         try:
-            self.io.run(self.webhook_http.aclose(), timeout=5)
+            self.io.run(self.webhook_http.close(), timeout=5)
             self.io.run(self.http.aclose(), timeout=5)
         finally:
             self.io.close()
@@ -80,8 +81,8 @@ async def _make_client(settings: Settings) -> httpx.AsyncClient:
     return new_client(settings.http)
 
 
-async def _make_webhook_client(settings: Settings) -> httpx.AsyncClient:
-    return new_webhook_client(settings.http, allow_private=settings.webhooks_allow_private)
+async def _make_webhook_session(settings: Settings) -> aiohttp.ClientSession:
+    return new_webhook_session(settings.http, allow_private=settings.webhooks_allow_private)
 
 
 _lock = threading.Lock()

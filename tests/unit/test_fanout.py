@@ -94,3 +94,20 @@ def test_the_failing_clock_runs_from_the_first_failure_and_a_success_stops_it(
     disabled = book.disable(endpoint.id, "failing for 5.0 days without a success")
     assert not disabled.enabled and book.get(endpoint.id).disabled_reason is not None
     assert book.enable(endpoint.id).enabled
+
+
+def test_a_success_clears_the_failing_clock_only_when_the_caller_may_have_seen_it_run(
+    redis_client: redis.Redis,
+) -> None:
+    book = EndpointBook(redis_client, Keys(f"odc-{uuid.uuid4().hex[:6]}"))
+    endpoint = book.add("http://127.0.0.1:9/", allow_private=True)
+    assert book.get_with_clock(endpoint.id) == (endpoint, None)
+
+    book.observe(endpoint.id, success=False, now=1000.0)
+    assert book.get_with_clock(endpoint.id)[1] == 1000.0
+    # A worker that read the endpoint with no clock running writes nothing on a success...
+    assert book.observe(endpoint.id, success=True, now=1001.0, clock_seen=False) == 0.0
+    assert book.get_with_clock(endpoint.id)[1] == 1000.0
+    # ...and clears it once its next read (or its own failure) showed the clock.
+    assert book.observe(endpoint.id, success=True, now=1002.0, clock_seen=True) == 0.0
+    assert book.get_with_clock(endpoint.id)[1] is None

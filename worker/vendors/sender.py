@@ -21,7 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
+from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from order_dispatch import redact
 from order_dispatch.contract import WEBHOOKS, ErrorKind, Job
@@ -29,7 +31,7 @@ from order_dispatch.egress import refusal
 from order_dispatch.logs import get_logger
 from order_dispatch.settings import Settings
 from order_dispatch.webhooks import EndpointBook, EndpointNotFound
-from worker.http import TransportFailure, map_transport_errors
+from worker.http import TransportFailure, map_transport_errors, new_webhook_session
 from worker.outcomes import Outcome, OutcomeKind
 from worker.vendors import UnknownVendor, vendor_class
 from worker.vendors.base import (
@@ -127,14 +129,16 @@ class Sender:
         client: httpx.AsyncClient,
         settings: Settings,
         *,
-        webhook_client: httpx.AsyncClient | None = None,
+        webhook_session: aiohttp.ClientSession | None = None,
         endpoints: EndpointBook | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.tokens = TokenCache()
         self._vendors: dict[tuple[str, str], Vendor] = {}
-        self.webhook_client = webhook_client or client
+        self.webhook_session = webhook_session
+        """The session webhook deliveries go out on (:func:`worker.http.new_webhook_session`);
+        made on first use when not given."""
         self.endpoints = endpoints
         # Endpoints read from Redis, kept a moment: a disable or a rotation applies within it.
         self._endpoints: dict[str, tuple[float, Webhooks]] = {}
@@ -164,11 +168,13 @@ class Sender:
             if self.endpoints is None:
                 raise ConfigurationError("this worker has no webhook endpoint book")
             try:
-                endpoint = self.endpoints.get(endpoint_id)
+                endpoint, failing_since = self.endpoints.get_with_clock(endpoint_id)
             except EndpointNotFound as exc:
                 raise ConfigurationError(str(exc)) from None
             adapter = Webhooks(
-                endpoint, default_rate_per_minute=self.settings.webhooks_rate_per_minute
+                endpoint,
+                default_rate_per_minute=self.settings.webhooks_rate_per_minute,
+                clock_seen=failing_since is not None,
             )
             redact.register(adapter.secrets())
             self._endpoints[endpoint_id] = (now, adapter)
@@ -307,17 +313,29 @@ class Sender:
                     raise TransportFailure(
                         ErrorKind.TRANSPORT, f"cannot connect: {host} is {why} (refused)", False
                     )
-        with map_transport_errors():
-            async with self.webhook_client.stream(
-                request.method, url, content=request.body(), headers=request.headers
+        if self.webhook_session is None:
+            self.webhook_session = new_webhook_session(
+                self.settings.http, allow_private=self.settings.webhooks_allow_private
+            )
+        with map_transport_errors(), map_aiohttp_exceptions():
+            async with self.webhook_session.request(
+                request.method,
+                url,
+                data=request.body(),
+                headers=request.headers,
+                allow_redirects=False,
             ) as response:
                 body = bytearray()
-                async for chunk in response.aiter_raw():
-                    body.extend(chunk)
-                    if len(body) >= BODY_LIMIT:
+                while len(body) < BODY_LIMIT:
+                    chunk = await response.content.read(BODY_LIMIT - len(body))
+                    if not chunk:
                         break
+                    body.extend(chunk)
         return VendorResponse(
-            response.status_code, response.headers, bytes(body[:BODY_LIMIT]), response.reason_phrase
+            response.status,
+            httpx.Headers(list(response.raw_headers)),
+            bytes(body),
+            response.reason or "",
         )
 
 

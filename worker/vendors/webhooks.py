@@ -33,7 +33,13 @@ class Webhooks(Vendor):
     operations: ClassVar[frozenset[Operation]] = frozenset({Operation.NOTIFY})
     repeat_safe_operations: ClassVar[frozenset[Operation]] = frozenset({Operation.NOTIFY})
 
-    def __init__(self, endpoint: Endpoint, *, default_rate_per_minute: float = 0.0) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        default_rate_per_minute: float = 0.0,
+        clock_seen: bool = True,
+    ) -> None:
         rate = endpoint.rate_per_minute
         account = VendorAccount(
             base_url=endpoint.url,
@@ -44,6 +50,9 @@ class Webhooks(Vendor):
         )
         super().__init__(account, account_name=endpoint.id)
         self.endpoint = endpoint
+        self.clock_seen = clock_seen
+        """Whether the endpoint's failing clock may be running, as this process last saw it
+        (read with the endpoint, set by each answer): a success clears the clock only then."""
 
     def secrets(self) -> list[str]:
         """The signing secrets (never in a log or an event)."""
