@@ -468,8 +468,9 @@ def floor(client: redis.Redis, redis_url: str, processes: int) -> Queued:
     }
     commands = [
         [sys.executable, "-m", "celery", "-A", "benchmarks.floor", "worker", "--pool",
-         "threads", "--concurrency", str(PRODUCT_THREADS), "-Q", queue, "--task-events", "--without-gossip",
-         "--without-mingle", "--loglevel", "WARNING", "--hostname", f"{queue}-{n}@%h"]
+         "threads", "--concurrency", str(PRODUCT_THREADS), "-Q", queue, "--task-events",
+         "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
+         "--hostname", f"{queue}-{n}@%h"]
         for n in range(processes)
     ]
     def enqueue(jobs: list[dict[str, Any]]) -> None:
