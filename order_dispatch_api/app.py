@@ -459,9 +459,7 @@ class Observe:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "(unmatched)"
-            method = scope["method"]
-            metrics.REQUESTS.labels(path, method, str(status or 500)).inc()
-            metrics.LATENCY.labels(path, method).observe(time.perf_counter() - started)
+            metrics.observe(path, scope["method"], status or 500, time.perf_counter() - started)
 
 
 async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
