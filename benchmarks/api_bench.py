@@ -1,12 +1,15 @@
 """``order-dispatch bench --api``: the HTTP API's intake against ``Producer`` from Python.
 
 On this machine, in one run: Redis (embedded with AOF on unless ``REDIS_URL`` is set),
-``order-dispatch api`` with ``workers`` processes, and a load generator in its own process
-(aiohttp, keep-alive connections; :mod:`benchmarks.api_load`). Measured:
+``order-dispatch api`` with ``workers`` processes, and load generators in their own processes:
+``wrk`` for the closed-loop single-job measure when it is installed (:mod:`benchmarks.api_wrk`),
+else and for the others aiohttp over keep-alive connections (:mod:`benchmarks.api_load`).
+Measured:
 
 - **floor**: ``Producer.enqueue`` one job at a time and ``enqueue_many`` in batches of 500, from
   Python in this process (what the API wraps);
-- **single**: ``POST /v1/jobs``, one job a request, as fast as the connections go (jobs/s);
+- **single**: ``POST /v1/jobs``, one job a request, as fast as the connections go (jobs/s;
+  wrk's latencies are from each request's sending);
 - **latency**: ``POST /v1/jobs`` at a fixed offered rate, latency from when each request was
   due (p50, p95, p99);
 - **batch**: ``POST /v1/jobs/batch`` with ``batch`` jobs a request (jobs/s).
