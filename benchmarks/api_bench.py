@@ -1,12 +1,15 @@
 """``order-dispatch bench --api``: the HTTP API's intake against ``Producer`` from Python.
 
 On this machine, in one run: Redis (embedded with AOF on unless ``REDIS_URL`` is set),
-``order-dispatch api`` with ``workers`` processes, and a load generator in its own process
-(aiohttp, keep-alive connections; :mod:`benchmarks.api_load`). Measured:
+``order-dispatch api`` with ``workers`` processes, and load generators in their own processes:
+``wrk`` for the closed-loop single-job measure when it is installed (:mod:`benchmarks.api_wrk`),
+else and for the others aiohttp over keep-alive connections (:mod:`benchmarks.api_load`).
+Measured:
 
 - **floor**: ``Producer.enqueue`` one job at a time and ``enqueue_many`` in batches of 500, from
   Python in this process (what the API wraps);
-- **single**: ``POST /v1/jobs``, one job a request, as fast as the connections go (jobs/s);
+- **single**: ``POST /v1/jobs``, one job a request, as fast as the connections go (jobs/s;
+  wrk's latencies are from each request's sending);
 - **latency**: ``POST /v1/jobs`` at a fixed offered rate, latency from when each request was
   due (p50, p95, p99);
 - **batch**: ``POST /v1/jobs/batch`` with ``batch`` jobs a request (jobs/s).
@@ -31,6 +34,7 @@ from typing import Any
 import httpx
 import redis
 
+from benchmarks import api_wrk
 from benchmarks.api_load import run_in_process
 from benchmarks.harness import measure_enqueue, order, percentiles
 from order_dispatch.keys import Keys
@@ -45,6 +49,11 @@ class ApiOptions:
 
     workers: int = 2
     single_jobs: int = 6000
+    """Jobs of the single-job measure with the Python generator."""
+    single_s: float = 5.0
+    """Seconds of the single-job measure with wrk."""
+    wrk: bool = True
+    """Use wrk for the single-job measure when it is installed."""
     connections: int = 32
     offered: float = 750.0
     offered_s: float = 6.0
@@ -108,12 +117,13 @@ def _bodies(n: int, tag: str) -> list[bytes]:
 
 
 def _rate_line(result: dict[str, Any], jobs: int) -> dict[str, Any]:
-    lat = percentiles(result["latencies"])
+    lat = result.get("latency_ms") or percentiles(result["latencies"])
     return {
         "jobs": jobs,
         "jobs_per_s": jobs / result["elapsed_s"],
         "latency_ms": lat,
         "statuses": {str(k): v for k, v in result["statuses"].items()},
+        "generator": result.get("generator", "python"),
     }
 
 
@@ -135,12 +145,32 @@ def run_api(options: ApiOptions, say: Callable[[str], None] = print) -> dict[str
             f"  enqueue {results['floor']['enqueue']:,.0f}/s, "
             f"enqueue_many {results['floor']['enqueue_many']:,.0f}/s"
         )
-        say(f"single: POST /v1/jobs, {options.single_jobs} jobs, {options.connections} connections")
-        bodies = _bodies(options.single_jobs, f"s{prefix}")
-        single = run_in_process(
-            "closed", api.url + "/v1/jobs", headers, bodies, options.connections
-        )
-        results["single"] = _rate_line(single, options.single_jobs)
+        if options.wrk and api_wrk.available():
+            say(
+                f"single: POST /v1/jobs for {options.single_s:g} s, {options.connections} "
+                "connections (wrk)"
+            )
+            single = api_wrk.run(
+                api.url,
+                "/v1/jobs",
+                headers,
+                order(0, f"s{prefix}"),
+                id_field="job_id",
+                tag=f"s{prefix}",
+                connections=options.connections,
+                seconds=options.single_s,
+            )
+            results["single"] = _rate_line(single, single["requests"])
+        else:
+            say(
+                f"single: POST /v1/jobs, {options.single_jobs} jobs, {options.connections} "
+                "connections"
+            )
+            bodies = _bodies(options.single_jobs, f"s{prefix}")
+            single = run_in_process(
+                "closed", api.url + "/v1/jobs", headers, bodies, options.connections
+            )
+            results["single"] = _rate_line(single, options.single_jobs)
         say(f"  {results['single']['jobs_per_s']:,.0f} jobs/s {results['single']['statuses']}")
         n = int(options.offered * options.offered_s)
         say(f"latency: POST /v1/jobs at {options.offered:g}/s for {options.offered_s:g} s")
@@ -190,7 +220,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"| `Producer.enqueue` (Python, one at a time) | {floor['enqueue']:,.0f} | | | | |",
         f"| `Producer.enqueue_many` (Python, batches of {floor['batch']}) | "
         f"{floor['enqueue_many']:,.0f} | | | | |",
-        f"| `POST /v1/jobs`, {o['connections']} keep-alive connections | "
+        f"| `POST /v1/jobs`, {o['connections']} keep-alive connections "
+        f"({single.get('generator', 'python')}) | "
         f"{single['jobs_per_s']:,.0f} | {single['latency_ms']['p50']:.1f} | "
         f"{single['latency_ms']['p95']:.1f} | {single['latency_ms']['p99']:.1f} | "
         f"{single['statuses']} |",

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from order_dispatch.contract import VENDOR_OPERATIONS, Job, ResultEvent
@@ -34,6 +34,18 @@ from order_dispatch.store import JobStore
 from order_dispatch_api import clients, metrics, webhooks
 from order_dispatch_api import keystore as ks
 from order_dispatch_api.enqueue import AsyncProducer
+from order_dispatch_api.intake import (
+    JOB_PATH,
+    UNAVAILABLE,
+    JobLane,
+    invalid,
+    lacks,
+    read_job,
+    read_json,
+    receipt_response,
+    refused,
+    unavailable,
+)
 from order_dispatch_api.jobs import JobReader, JobStatus
 from order_dispatch_api.problems import (
     FieldError,
@@ -50,13 +62,6 @@ from producers.enqueue import InvalidJob, Producer, Receipt, validate_job
 
 VERSION = "1"
 
-#: Redis errors that mean "not now" (503 and Retry-After), not a defect.
-_UNAVAILABLE: tuple[type[Exception], ...] = (
-    redis.ConnectionError,
-    redis.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-    redis.exceptions.ReadOnlyError,
-)
 _CURSOR = re.compile(r"^(0|\d{1,20}-\d{1,20})$")
 
 
@@ -116,21 +121,9 @@ def require(scope: ks.Scope) -> Callable[[Request], Awaitable[ks.Caller]]:
         try:
             caller = await api.auth.check(request.headers.get("authorization"))
         except ks.Denied as denied:
-            if denied.reason is ks.Refusal.RATE:
-                wait = max(1, int(denied.wait_s + 0.999))
-                raise ProblemError(
-                    429,
-                    f"this key's rate limit is reached; try again in {wait} s",
-                    headers={"Retry-After": str(wait)},
-                ) from None
-            detail = {
-                ks.Refusal.MISSING: "send the key as 'Authorization: Bearer <key>'",
-                ks.Refusal.WRONG: "the API key is not valid",
-                ks.Refusal.REVOKED: "the API key was revoked",
-            }[denied.reason]
-            raise ProblemError(401, detail, headers={"WWW-Authenticate": "Bearer"}) from None
+            raise refused(denied) from None
         if scope not in caller.scopes:
-            raise ProblemError(403, f"this needs an API key with the {scope.value!r} scope")
+            raise lacks(scope)
         request.state.caller = caller
         return caller
 
@@ -141,44 +134,6 @@ Enqueuer = Annotated[ks.Caller, Depends(require(ks.Scope.ENQUEUE))]
 Reader = Annotated[ks.Caller, Depends(require(ks.Scope.READ))]
 
 AUTH_RESPONSES = responses(401, 403, 429, 503)
-
-
-def _content_type_ok(request: Request) -> bool:
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
-async def read_json(request: Request, limit: int, setting: str) -> Any:
-    """The request's JSON body: 415 unless it is JSON, 413 above ``limit`` bytes (refused from
-    its Content-Length before reading, or as soon as the bytes read pass it)."""
-    if not _content_type_ok(request):
-        raise ProblemError(415, "send the body as JSON, with 'Content-Type: application/json'")
-    length = request.headers.get("content-length")
-    too_large = f"the body is larger than {limit:,} bytes (setting {setting})"
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise ProblemError(413, too_large)
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ProblemError(413, too_large)
-        chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProblemError(415, f"the body is not JSON ({exc})") from None
-
-
-def _receipt_response(receipt: Receipt) -> Response:
-    return Response(
-        receipt.model_dump_json(),
-        status_code=200 if receipt.duplicate else 201,
-        media_type="application/json",
-        headers={"Location": f"/v1/jobs/{receipt.job_id}"},
-    )
 
 
 _JOB_BODY = {
@@ -225,18 +180,12 @@ async def post_job(request: Request, caller: Enqueuer) -> Response:
     """Validate and queue one job. The same job id (the stable id of vendor, account,
     operation and order id, or the job's own `job_id`) always gets its first receipt back."""
     api = api_of(request)
-    data = await read_json(request, api.settings.max_job_bytes, "ORDER_DISPATCH_MAX_JOB_BYTES")
-    if not isinstance(data, dict):
-        raise ProblemError(
-            422,
-            "the body must be a JSON object: one job",
-            errors=[FieldError(pointer="", detail="not a JSON object")],
-        )
+    data = await read_job(request, api.settings.max_job_bytes)
     try:
         receipt = await api.enqueuer.enqueue(data)
     except InvalidJob as exc:
-        raise ProblemError(422, str(exc), errors=field_errors(exc.errors)) from None
-    return _receipt_response(receipt)
+        raise invalid(exc) from None
+    return receipt_response(receipt)
 
 
 @v1.post(
@@ -510,19 +459,12 @@ class Observe:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "(unmatched)"
-            method = scope["method"]
-            metrics.REQUESTS.labels(path, method, str(status or 500)).inc()
-            metrics.LATENCY.labels(path, method).observe(time.perf_counter() - started)
+            metrics.observe(path, scope["method"], status or 500, time.perf_counter() - started)
 
 
 async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """Redis (or the broker) does not answer: 503 with Retry-After; nothing was written."""
-    wait = api_of(request).settings.api.retry_after_s
-    return problem_response(
-        503,
-        f"Redis is not answering ({type(exc).__name__}); nothing was done, try again",
-        headers={"Retry-After": str(wait)},
-    )
+    return unavailable(exc, api_of(request).settings.api.retry_after_s)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -554,14 +496,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    for error in _UNAVAILABLE:
+    for error in UNAVAILABLE:
         app.add_exception_handler(error, on_unavailable)
     _broker_errors(app)
+    app.add_middleware(JobLane, route=_route(v1, JOB_PATH, "POST"))
     app.add_middleware(
         Observe, timeout_s=settings.api.request_timeout_s, long_poll_s=settings.api.max_wait_s
     )
     _document(app)
     return app
+
+
+def _route(router: APIRouter, path: str, method: str) -> BaseRoute:
+    """The route of ``router`` that answers ``method`` on ``path``."""
+    for route in router.routes:
+        if getattr(route, "path", None) == path and method in getattr(route, "methods", ()):
+            return route
+    raise LookupError(f"no route {method} {path}")
 
 
 def _broker_errors(app: FastAPI) -> None:

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ import redis
 import redis.asyncio
 
 from order_dispatch.keys import Keys
-from order_dispatch.store.lua import GATE_FN
+from order_dispatch.store.lua import ENQUEUE_FN, GATE_FN
 from order_dispatch.store.records import RateLimit
 
 
@@ -220,34 +221,93 @@ class Denied(Exception):
         self.wait_s = wait_s
 
 
-# KEYS: the key's record, its rate key, its (never written) circuit. ARGV: the digest presented,
-# now ('' = Redis time). Returns {verdict, stored digest, scopes, name, wait s}; verdict:
-# unknown, revoked, wrong, ok, rate. A cell is spent only for the right digest (a wrong key
-# cannot drain a key's budget).
-_CHECK_LUA = (
+#: Check a key and spend one cell of its rate limit: ``record``, ``rate`` and ``circuit`` (never
+#: written) are its keys, ``presented`` the digest sent, ``now`` '' for Redis's time. Returns
+#: {verdict, stored digest, scopes, name, wait s}; verdict: unknown, revoked, wrong, ok, rate.
+#: A cell is spent only for the right digest (a wrong key cannot drain a key's budget).
+CHECK_FN = (
     GATE_FN
     + """
-local r = redis.call('HMGET', KEYS[1], 'hash', 'scopes', 'name', 'revoked_at', 'interval_s',
-  'tolerance_s')
-if not r[1] then return {'unknown', '', '', '', '0'} end
-if r[4] then return {'revoked', r[1], '', '', '0'} end
-if r[1] ~= ARGV[1] then return {'wrong', r[1], '', '', '0'} end
-local a = admit(KEYS[2], KEYS[3], ARGV[2], r[5], r[6], 0, 0)
-if a[1] == 'rate' then return {'rate', r[1], r[2], r[3], a[2]} end
-return {'ok', r[1], r[2], r[3], '0'}
+local function check_key(record, rate, circuit, presented, now)
+  local r = redis.call('HMGET', record, 'hash', 'scopes', 'name', 'revoked_at', 'interval_s',
+    'tolerance_s')
+  if not r[1] then return {'unknown', '', '', '', '0'} end
+  if r[4] then return {'revoked', r[1], '', '', '0'} end
+  if r[1] ~= presented then return {'wrong', r[1], '', '', '0'} end
+  local a = admit(rate, circuit, now, r[5], r[6], 0, 0)
+  if a[1] == 'rate' then return {'rate', r[1], r[2], r[3], a[2]} end
+  return {'ok', r[1], r[2], r[3], '0'}
+end
+"""
+)
+
+# KEYS: the key's record, its rate key, its circuit. ARGV: the digest presented, now.
+_CHECK_LUA = CHECK_FN + "return check_key(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])"
+
+# The key check, its scope and the job's enqueue in one script: the job is recorded only when
+# the key is right, not revoked, within its rate and holds the scope. KEYS: the check's three,
+# then the enqueue script's (job hash, document, queue and wake lists when the broker is this
+# Redis). ARGV: the digest presented, now, the scope, then the enqueue script's seven. Returns the
+# check's five fields (verdict 'scope' when the scope is missing: its cell is spent, as with a
+# separate check), then the enqueue's three when the verdict is ok.
+_CHECK_AND_ENQUEUE_LUA = (
+    CHECK_FN
+    + ENQUEUE_FN
+    + """
+local c = check_key(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
+if c[1] ~= 'ok' then return c end
+if not string.find(',' .. c[3] .. ',', ',' .. ARGV[3] .. ',', 1, true) then
+  c[1] = 'scope'
+  return c
+end
+local e = enqueue(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
+  ARGV[9], ARGV[10])
+c[6], c[7], c[8] = e[1], e[2], e[3]
+return c
 """
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """A well-formed key as a request sent it: its id and the digest of the whole key."""
+
+    key_id: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    digest: str
+    caller: Caller
+    until: float
+    """Monotonic time after which the entry is forgotten."""
+    blocked_until: float = 0.0
+    """Monotonic time before which the key's rate limit refuses it (its last 429's wait)."""
+
+
 class Authenticator:
-    """Checks a request's key and spends one cell of its rate limit (asyncio, one round trip)."""
+    """Checks a request's key and spends one cell of its rate limit (asyncio, one round trip).
+
+    It remembers for :attr:`REMEMBER_S` which keys its checks found right (digest and scopes,
+    and the wait of a 429): :meth:`known` reads that memory, so the API can read and validate a
+    body before the one script that checks the key again and enqueues
+    (:meth:`check_and_enqueue`). The memory never lets a request through by itself: Redis
+    decides each request, so a revoked key is refused at its next request, in every process.
+    """
+
+    REMEMBER_S = 60.0
+    MAX_REMEMBERED = 10_000
 
     def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
         self.keys = keys
         self._check = client.register_script(_CHECK_LUA)
+        self._check_and_enqueue = client.register_script(_CHECK_AND_ENQUEUE_LUA)
+        self._seen: dict[str, _Seen] = {}
 
-    async def check(self, authorization: str | None, now: float | None = None) -> Caller:
-        """The caller of a request with this ``Authorization`` header, or :class:`Denied`."""
+    @staticmethod
+    def presented(authorization: str | None) -> Presented:
+        """The key of an ``Authorization`` header, or :class:`Denied` (missing or malformed)."""
         if not authorization:
             raise Denied(Refusal.MISSING)
         scheme, _, token = authorization.partition(" ")
@@ -255,21 +315,86 @@ class Authenticator:
         key_id = key_id_of(token) if scheme.lower() == "bearer" else None
         if key_id is None:
             raise Denied(Refusal.WRONG)
-        presented = digest(token)
-        verdict, stored, scopes, name, wait = await self._check(
-            keys=[
-                self.keys.api_key(key_id),
-                self.keys.api_rate(key_id),
-                self.keys.api_circuit(key_id),
-            ],
-            args=[presented, "" if now is None else repr(now)],
+        return Presented(key_id, digest(token))
+
+    def _key_names(self, key_id: str) -> list[str]:
+        keys = self.keys
+        return [keys.api_key(key_id), keys.api_rate(key_id), keys.api_circuit(key_id)]
+
+    async def check(self, authorization: str | None, now: float | None = None) -> Caller:
+        """The caller of a request with this ``Authorization`` header, or :class:`Denied`."""
+        key = self.presented(authorization)
+        reply = await self._check(
+            keys=self._key_names(key.key_id), args=[key.digest, "" if now is None else repr(now)]
         )
-        verdict = _text(verdict)
+        return self._verdict(key, reply)
+
+    def known(self, authorization: str | None, scope: Scope) -> Presented | None:
+        """The key of this header when a check of the last :attr:`REMEMBER_S` found it right,
+        holding ``scope``, and no 429 of it still runs; else None (check it with
+        :meth:`check`)."""
+        try:
+            key = self.presented(authorization)
+        except Denied:
+            return None
+        seen = self._seen.get(key.key_id)
+        if seen is None:
+            return None
+        now = time.monotonic()
+        if (
+            now >= seen.until
+            or now < seen.blocked_until
+            or scope not in seen.caller.scopes
+            or not hmac.compare_digest(seen.digest, key.digest)
+        ):
+            return None
+        return key
+
+    async def check_and_enqueue(
+        self, key: Presented, scope: Scope, keys: list[str], args: list[str | int]
+    ) -> tuple[Caller, list[Any]]:
+        """Check ``key`` and spend a cell of its rate limit, as :meth:`check`, then, when it
+        holds ``scope``, run the job store's enqueue script with ``keys`` and ``args``, all in
+        one script: the key's caller and the enqueue's reply. :class:`Denied` or
+        :class:`MissingScope` when refused; nothing is then enqueued."""
+        reply = await self._check_and_enqueue(
+            keys=self._key_names(key.key_id) + keys, args=[key.digest, "", scope.value, *args]
+        )
+        if _text(reply[0]) == "scope":
+            caller = self._verdict(key, ["ok", *reply[1:5]])
+            raise MissingScope(caller, scope)
+        caller = self._verdict(key, reply[:5])
+        return caller, list(reply[5:8])
+
+    def _verdict(self, key: Presented, reply: list[Any]) -> Caller:
+        verdict, stored, scopes, name, wait = (_text(v) for v in reply[:5])
         if verdict == "revoked":
+            self._seen.pop(key.key_id, None)
             raise Denied(Refusal.REVOKED)
-        if verdict == "unknown" or not hmac.compare_digest(_text(stored), presented):
+        if verdict == "unknown" or not hmac.compare_digest(stored, key.digest):
+            self._seen.pop(key.key_id, None)
             raise Denied(Refusal.WRONG)
+        granted = parse_scopes(scopes) if scopes else frozenset()
+        caller = Caller(key.key_id, name, _with_implied(granted))
         if verdict == "rate":
-            raise Denied(Refusal.RATE, float(_text(wait)))
-        granted = parse_scopes(_text(scopes)) if _text(scopes) else frozenset()
-        return Caller(key_id, _text(name), _with_implied(granted))
+            self._remember(key, caller, blocked_s=float(wait))
+            raise Denied(Refusal.RATE, float(wait))
+        self._remember(key, caller)
+        return caller
+
+    def _remember(self, key: Presented, caller: Caller, blocked_s: float = 0.0) -> None:
+        if len(self._seen) >= self.MAX_REMEMBERED and key.key_id not in self._seen:
+            self._seen.clear()
+        now = time.monotonic()
+        self._seen[key.key_id] = _Seen(
+            key.digest, caller, now + self.REMEMBER_S, now + blocked_s if blocked_s else 0.0
+        )
+
+
+class MissingScope(Exception):
+    """A right key without the scope a request needs (403)."""
+
+    def __init__(self, caller: Caller, scope: Scope) -> None:
+        super().__init__(scope.value)
+        self.caller = caller
+        self.scope = scope

@@ -7,6 +7,7 @@ all of them.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from prometheus_client import (
@@ -32,6 +33,23 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+
+
+@functools.lru_cache(maxsize=1024)
+def _count(route: str, method: str, status: int) -> Counter:
+    return REQUESTS.labels(route, method, str(status))
+
+
+@functools.lru_cache(maxsize=1024)
+def _latency(route: str, method: str) -> Histogram:
+    return LATENCY.labels(route, method)
+
+
+def observe(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one answered request and its latency. Each route template, method and status
+    keeps its own series (routes are templates, so their number is bounded)."""
+    _count(route, method, status).inc()
+    _latency(route, method).observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

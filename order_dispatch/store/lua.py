@@ -147,29 +147,40 @@ GATE_REPORT = GATE_FN + "return report(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[
 # KEYS: rate key. ARGV: now, seconds, burst tolerance s. Nobody is admitted before now + seconds.
 GATE_PAUSE = GATE_FN + "pause(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) return 1"
 
-# Enqueue. If the job id is known, return its first receipt; else record receipt, run 1 and
-# the job document, and push the task message (ids only) and a wake token for an idle worker.
-# KEYS: job hash, job document, then (when the broker is this Redis) the queue list and the
-# wake list; without them the job is marked unpublished until its message is confirmed.
-# ARGV: receipt, job, message, ttl seconds, run id, the job's not_before (epoch seconds, 0 for
-# none), the most wake tokens kept. Returns {created, receipt, published}.
-ENQUEUE = """
-local first = redis.call('HMGET', KEYS[1], 'receipt', 'published')
-if first[1] then return {0, first[1], first[2] or '1'} end
-redis.call('HSET', KEYS[1], 'receipt', ARGV[1], 'run', 1, 'run_id', ARGV[5],
-  'not_before', ARGV[6])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[4]))
-if #KEYS > 2 then
-  redis.call('LPUSH', KEYS[3], ARGV[3])
-  if #KEYS > 3 and redis.call('LLEN', KEYS[4]) < tonumber(ARGV[7]) then
-    redis.call('LPUSH', KEYS[4], '1')
+#: Enqueue. If the job id is known, return its first receipt; else record receipt, run 1 and
+#: the job document, and push the task message (ids only) onto ``queue`` (nil when the broker
+#: is not this Redis: the job is then marked unpublished until its message is confirmed) and a
+#: token onto ``wake`` for an idle worker, unless it holds ``wake_max`` already.
+#: ``not_before`` is epoch seconds (0 for none). Returns {created, receipt, published}.
+ENQUEUE_FN = """
+local function enqueue(job_key, doc_key, queue, wake, receipt, doc, message, ttl, run_id,
+                       not_before, wake_max)
+  local first = redis.call('HMGET', job_key, 'receipt', 'published')
+  if first[1] then return {0, first[1], first[2] or '1'} end
+  redis.call('HSET', job_key, 'receipt', receipt, 'run', 1, 'run_id', run_id,
+    'not_before', not_before)
+  redis.call('EXPIRE', job_key, tonumber(ttl))
+  redis.call('SET', doc_key, doc, 'EX', tonumber(ttl))
+  if queue then
+    redis.call('LPUSH', queue, message)
+    if wake and redis.call('LLEN', wake) < tonumber(wake_max) then
+      redis.call('LPUSH', wake, '1')
+    end
+    return {1, receipt, '1'}
   end
-  return {1, ARGV[1], '1'}
+  redis.call('HSET', job_key, 'published', '0')
+  return {1, receipt, '0'}
 end
-redis.call('HSET', KEYS[1], 'published', '0')
-return {1, ARGV[1], '0'}
 """
+
+# KEYS: job hash, job document, then the queue list and the wake list (both absent when the
+# broker is not this Redis). ARGV: receipt, job, message, ttl seconds, run id, not_before, the
+# most wake tokens kept.
+ENQUEUE = (
+    ENQUEUE_FN
+    + "return enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], "
+    "ARGV[5], ARGV[6], ARGV[7])"
+)
 
 # The first round trip of an attempt: load the job and its ledger and, when the ledger says
 # this attempt simply runs now, ask the vendor gate and mark the attempt in flight.

@@ -13,6 +13,7 @@ from order_dispatch_api.keystore import (
     Authenticator,
     Denied,
     KeyStore,
+    MissingScope,
     Refusal,
     Scope,
     digest,
@@ -20,6 +21,8 @@ from order_dispatch_api.keystore import (
     parse_scopes,
 )
 from order_dispatch_api.problems import field_errors, pointer
+from producers.enqueue import Producer, validate_job
+from tests.integration.conftest import order_job
 
 
 def test_scopes_are_parsed_and_unknown_ones_named() -> None:
@@ -109,3 +112,77 @@ def test_field_paths_become_json_pointers() -> None:
         ("/jobs/1/order/currency", "bad"),
         ("/jobs/1", "no path here"),
     ]
+
+
+def test_the_key_check_and_the_enqueue_run_as_one_script_that_writes_nothing_when_refused(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    keys = Keys("odunit-checked")
+    store = KeyStore(redis_client, keys)
+    token, record = store.create("t", {Scope.ENQUEUE}, 6)  # a burst of 1, then 1 per 10 s
+    reader, _ = store.create("r", {Scope.READ}, 600)
+    producer = Producer(redis_client, key_prefix="odunit-checked")
+
+    def call(order_id: str) -> tuple[str, list[str], list[str | int]]:
+        job = validate_job(order_job(order_id))
+        _, new = producer.prepare(job, push=True)
+        return (job.job_id, *producer.store.enqueue_call(new))
+
+    async def run() -> None:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        auth = Authenticator(client, keys)
+        key = auth.presented(f"Bearer {token}")
+        assert auth.known(f"Bearer {token}", Scope.ENQUEUE) is None  # never checked yet
+
+        job_id, names, args = call("CHK-1")
+        caller, reply = await auth.check_and_enqueue(key, Scope.ENQUEUE, names, args)
+        assert caller.key_id == record.key_id
+        assert producer.store.enqueued(reply).created
+        assert auth.known(f"Bearer {token}", Scope.ENQUEUE) == key
+        assert auth.known(f"Bearer {token}", Scope.READ) is None
+
+        job_id, names, args = call("CHK-2")
+        with pytest.raises(Denied) as rated:  # the burst is spent: nothing written
+            await auth.check_and_enqueue(key, Scope.ENQUEUE, names, args)
+        assert rated.value.reason is Refusal.RATE and 0 < rated.value.wait_s <= 10
+        assert not redis_client.exists(keys.job(job_id), keys.document(job_id))
+        assert auth.known(f"Bearer {token}", Scope.ENQUEUE) is None  # until the wait is over
+
+        store.revoke(record.key_id)
+        redis_client.delete(keys.api_rate(record.key_id))
+        with pytest.raises(Denied) as revoked:
+            await auth.check_and_enqueue(key, Scope.ENQUEUE, names, args)
+        assert revoked.value.reason is Refusal.REVOKED
+        assert not redis_client.exists(keys.job(job_id), keys.document(job_id))
+
+        read_key = auth.presented(f"Bearer {reader}")
+        with pytest.raises(MissingScope):
+            await auth.check_and_enqueue(read_key, Scope.ENQUEUE, names, args)
+        assert not redis_client.exists(keys.job(job_id), keys.document(job_id))
+        assert redis_client.exists(keys.api_rate(read_key.key_id))  # its cell was spent
+        await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_remembered_key_is_forgotten_when_redis_refuses_it(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    keys = Keys("odunit-forget")
+    store = KeyStore(redis_client, keys)
+    token, record = store.create("t", {Scope.ENQUEUE}, 600)
+
+    async def run() -> None:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        auth = Authenticator(client, keys)
+        await auth.check(f"Bearer {token}")
+        assert auth.known(f"Bearer {token}", Scope.ENQUEUE) is not None
+        wrong = token[:-2] + ("xy" if not token.endswith("xy") else "yz")
+        assert auth.known(f"Bearer {wrong}", Scope.ENQUEUE) is None
+        store.revoke(record.key_id)
+        with pytest.raises(Denied):
+            await auth.check(f"Bearer {token}")
+        assert auth.known(f"Bearer {token}", Scope.ENQUEUE) is None
+        await client.aclose()
+
+    asyncio.run(run())

@@ -14,6 +14,7 @@ import redis
 
 from order_dispatch.keys import Keys
 from order_dispatch_api.keystore import KeyStore, Scope
+from producers.enqueue import validate_job
 from tests.integration.api.conftest import ApiProcess, bearer
 from tests.integration.conftest import order_job
 
@@ -220,9 +221,52 @@ def test_a_revoked_key_is_401_from_its_next_request(
     store = KeyStore(redis.Redis.from_url(redis_url), Keys(api_prefix))
     store.revoke(key.split("_")[1])
 
-    answer = post(api, key, job())
+    refused = job()
+    answer = post(api, key, refused)
     assert answer.status_code == 401
     assert "revoked" in answer.json()["detail"]
+    assert post(api, key, job(currency="dollars")).status_code == 401  # key first
+    client = redis.Redis.from_url(redis_url)
+    assert not client.exists(Keys(api_prefix).job(validate_job(refused).job_id))
+    client.close()
+
+
+def test_a_known_key_past_its_rate_limit_gets_429_and_nothing_is_queued(
+    api: ApiProcess, make_key: Callable[..., str], redis_url: str, api_prefix: str
+) -> None:
+    key = make_key(Scope.ENQUEUE, rate_per_minute=6)  # one request, then one every 10 s
+    assert post(api, key, job()).status_code == 201
+
+    refused = [job() for _ in range(3)]
+    answers = [post(api, key, body) for body in refused]
+
+    assert [a.status_code for a in answers] == [429, 429, 429]
+    assert all(1 <= int(a.headers["retry-after"]) <= 10 for a in answers)
+    client = redis.Redis.from_url(redis_url)
+    assert not any(client.exists(Keys(api_prefix).job(validate_job(b).job_id)) for b in refused)
+    client.close()
+
+
+def test_a_known_key_s_invalid_jobs_get_the_same_problems(
+    api: ApiProcess, make_key: Callable[..., str]
+) -> None:
+    key = make_key(Scope.ENQUEUE)
+    assert post(api, key, job()).status_code == 201
+
+    invalid = post(api, key, job(currency="dollars"))
+    not_object = post(api, key, [job()])
+    not_json = httpx.post(
+        api.url + "/v1/jobs",
+        content=b'{"vendor": ',
+        headers={**bearer(key), "Content-Type": "application/json"},
+    )
+
+    assert invalid.status_code == 422
+    assert invalid.headers["content-type"] == "application/problem+json"
+    assert [e["pointer"] for e in invalid.json()["errors"]] == ["/order/currency"]
+    assert not_object.status_code == 422
+    assert not_object.json()["errors"] == [{"pointer": "", "detail": "not a JSON object"}]
+    assert not_json.status_code == 415
 
 
 def test_each_scope_opens_its_endpoints_only(

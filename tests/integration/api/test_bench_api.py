@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks import api_wrk
 from benchmarks.api_bench import ApiOptions, markdown, run_api
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize(
+    "wrk",
+    [
+        False,
+        pytest.param(True, marks=pytest.mark.skipif(not api_wrk.available(), reason="no wrk")),
+    ],
+    ids=["python-generator", "wrk"],
+)
 def test_the_api_bench_measures_every_row_with_every_job_accepted(
-    monkeypatch: pytest.MonkeyPatch, redis_url: str
+    monkeypatch: pytest.MonkeyPatch, redis_url: str, wrk: bool
 ) -> None:
     monkeypatch.setenv("REDIS_URL", redis_url)
     options = ApiOptions(
         workers=1,
         single_jobs=60,
+        single_s=1,
+        wrk=wrk,
         connections=4,
         offered=50,
         offered_s=0.5,
@@ -27,7 +38,12 @@ def test_the_api_bench_measures_every_row_with_every_job_accepted(
 
     results = run_api(options, say=lambda line: None)
 
-    assert results["single"]["statuses"] == {"201": 60}
+    if wrk:
+        assert results["single"]["generator"] == "wrk"
+        assert set(results["single"]["statuses"]) == {"2xx"}
+        assert results["single"]["jobs"] > 0
+    else:
+        assert results["single"]["statuses"] == {"201": 60}
     assert results["latency"]["statuses"] == {"201": 25}
     assert results["batch"]["statuses"] == {"201": 5}
     table = markdown(results)
