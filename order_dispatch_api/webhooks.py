@@ -13,7 +13,8 @@ pool, since adding an endpoint resolves its host name.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request, Response
@@ -56,8 +57,13 @@ def _book(request: Request) -> EndpointBook:
     return EndpointBook(api.sync, api.keys)
 
 
-def _missing(endpoint_id: str) -> HTTPException:
-    return HTTPException(404, f"no webhook endpoint {endpoint_id!r}")
+@contextlib.contextmanager
+def _known(endpoint_id: str) -> Iterator[None]:
+    """Run the block; an unknown ``endpoint_id`` becomes a 404."""
+    try:
+        yield
+    except EndpointNotFound:
+        raise HTTPException(404, f"no webhook endpoint {endpoint_id!r}") from None
 
 
 def router(operate: Callable[..., Awaitable[Any]]) -> APIRouter:
@@ -101,10 +107,8 @@ def router(operate: Callable[..., Awaitable[Any]]) -> APIRouter:
     @routes.get("/endpoints/{endpoint_id}", responses=one)
     async def get(request: Request, endpoint_id: EndpointId) -> dict[str, Any]:
         """One endpoint (never its secret)."""
-        try:
+        with _known(endpoint_id):
             endpoint = await run_in_threadpool(_book(request).get, endpoint_id)
-        except EndpointNotFound:
-            raise _missing(endpoint_id) from None
         return endpoint.public()
 
     @routes.post("/endpoints/{endpoint_id}/disable", responses=one)
@@ -113,37 +117,29 @@ def router(operate: Callable[..., Awaitable[Any]]) -> APIRouter:
     ) -> dict[str, Any]:
         """Stop sending to the endpoint."""
         reason = (body or Disable()).reason
-        try:
+        with _known(endpoint_id):
             endpoint = await run_in_threadpool(_book(request).disable, endpoint_id, reason)
-        except EndpointNotFound:
-            raise _missing(endpoint_id) from None
         return endpoint.public()
 
     @routes.post("/endpoints/{endpoint_id}/enable", responses=one)
     async def enable(request: Request, endpoint_id: EndpointId) -> dict[str, Any]:
         """Send to the endpoint again."""
-        try:
+        with _known(endpoint_id):
             endpoint = await run_in_threadpool(_book(request).enable, endpoint_id)
-        except EndpointNotFound:
-            raise _missing(endpoint_id) from None
         return endpoint.public()
 
     @routes.delete("/endpoints/{endpoint_id}", status_code=204, responses=one)
     async def delete(request: Request, endpoint_id: EndpointId) -> Response:
         """Forget the endpoint."""
-        try:
+        with _known(endpoint_id):
             await run_in_threadpool(_book(request).delete, endpoint_id)
-        except EndpointNotFound:
-            raise _missing(endpoint_id) from None
         return Response(status_code=204)
 
     @routes.post("/endpoints/{endpoint_id}/rotate-secret", responses=one)
     async def rotate(request: Request, endpoint_id: EndpointId) -> dict[str, Any]:
         """A new secret (in this answer only); the old one signs beside it for 24 h."""
-        try:
+        with _known(endpoint_id):
             _, secret = await run_in_threadpool(_book(request).rotate_secret, endpoint_id)
-        except EndpointNotFound:
-            raise _missing(endpoint_id) from None
         return {"id": endpoint_id, "secret": secret}
 
     @routes.post("/endpoints/{endpoint_id}/test", status_code=202, responses=one)
@@ -159,10 +155,9 @@ def router(operate: Callable[..., Awaitable[Any]]) -> APIRouter:
             finally:
                 producer.close()
 
-        try:
+        with _known(endpoint_id):
+
             job_id = await run_in_threadpool(ping)
-        except EndpointNotFound:
-            raise _missing(endpoint_id) from None
         return {"job_id": job_id}
 
     return routes

@@ -195,18 +195,7 @@ def identity_of(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 def _dead_letter(job_id: str, doc: str, event: ResultEvent | None) -> DeadLetter:
     if event is not None:
-        return DeadLetter(
-            job_id=job_id,
-            vendor=event.vendor,
-            account=event.account,
-            operation=event.operation.value,
-            order_id=event.order_id,
-            status=event.status.value,
-            run=event.run,
-            attempt=event.attempt,
-            at=event.occurred_at,
-            error=event.error.message if event.error else None,
-        )
+        return DeadLetter.of_event(job_id, event)
     said = identity_of(as_object(doc))
     return DeadLetter(
         job_id=job_id,

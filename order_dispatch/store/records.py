@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from order_dispatch.contract import EventStatus
+from order_dispatch.contract import EventStatus, ResultEvent
 from order_dispatch.keys import DEAD_LETTER_STATUSES
 from order_dispatch.timeline import TimelineEntry
 
@@ -170,6 +170,22 @@ class DeadLetter:
     at: datetime | None
     """When it got there."""
     error: str | None
+
+    @classmethod
+    def of_event(cls, job_id: str, event: ResultEvent) -> DeadLetter:
+        """The dead letter ``event`` (the job's terminal event) describes."""
+        return cls(
+            job_id=job_id,
+            vendor=event.vendor,
+            account=event.account,
+            operation=event.operation.value,
+            order_id=event.order_id,
+            status=event.status.value,
+            run=event.run,
+            attempt=event.attempt,
+            at=event.occurred_at,
+            error=event.error.message if event.error else None,
+        )
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready fields."""

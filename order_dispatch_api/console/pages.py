@@ -163,6 +163,12 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         )
         return _secured(HTMLResponse(html, status_code=status))
 
+    def _login_refused(request: Request, error: str) -> Response:
+        """The login page again, 403, with ``error`` and no form to send."""
+        return render(
+            request, "login.html", None, 403, login_csrf="", open_local=False, error=error
+        )
+
     def session_of(request: Request) -> Session | None:
         cookie = request.cookies.get(COOKIE)
         session = parts.sessions().get(cookie)
@@ -222,27 +228,13 @@ def console_router(config: ConsoleConfig) -> APIRouter:
         form = await request.form()
         token = str(form.get("csrf") or "")
         if not same(token, request.cookies.get(LOGIN_COOKIE)):
-            return render(
-                request,
-                "login.html",
-                None,
-                403,
-                login_csrf="",
-                open_local=False,
-                error="the login form expired: reload the page and try again",
-            )
+            return _login_refused(request, "the login form expired: reload the page and try again")
         principal: Principal | None
         if not config.keys_exist():
             # The API's rule: with no key created, only this machine may come in.
             if not _loopback(request):
-                return render(
-                    request,
-                    "login.html",
-                    None,
-                    403,
-                    login_csrf="",
-                    open_local=False,
-                    error="no API key exists: the console only serves this machine",
+                return _login_refused(
+                    request, "no API key exists: the console only serves this machine"
                 )
             principal = Principal("local", frozenset({READ, READ_ORDERS, OPERATE}))
         else:

@@ -136,18 +136,7 @@ class JobStore:
             pipe.hget(self.keys.job(e.job_id), "run")
         current = pipe.execute()
         found = [
-            DeadLetter(
-                job_id=e.job_id,
-                vendor=e.vendor,
-                account=e.account,
-                operation=e.operation.value,
-                order_id=e.order_id,
-                status=e.status.value,
-                run=e.run,
-                attempt=e.attempt,
-                at=e.occurred_at,
-                error=e.error.message if e.error else None,
-            )
+            DeadLetter.of_event(e.job_id, e)
             for e, run in zip(candidates, current, strict=True)
             if run is None or int(run) == e.run
         ]
