@@ -30,6 +30,7 @@ the visibility timeout (kombu's own sweep, kept).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from queue import Empty
@@ -201,10 +202,12 @@ class Channel(kombu_redis.Channel):
     _takes = 0
     """Takes started: which of :func:`worker.take_order.take_order`'s turns is next."""
 
-    @property
-    def _webhooks_queue(self) -> str:
-        return Keys(get_settings().key_prefix).queue(WEBHOOKS)
     _delivered_item: bytes | None = None
+
+    @functools.cached_property
+    def _keys(self) -> Keys:
+        """The key names of this worker's prefix (the settings do not change while it runs)."""
+        return Keys(get_settings().key_prefix)
 
     @property
     def fetcher(self) -> fetch.Fetcher:
@@ -256,7 +259,7 @@ class Channel(kombu_redis.Channel):
         if not queues:
             return
         self._takes += 1
-        queues = take_order(queues, self._webhooks_queue, self._takes)
+        queues = take_order(queues, self._keys.queue(WEBHOOKS), self._takes)
         if fetch.held.reconcile_needed and not self._idle:
             self._reconcile()
         self._in_poll = self.client.connection
@@ -266,8 +269,9 @@ class Channel(kombu_redis.Channel):
             self._waiting = True
             # A server-side pause (BLPOP's timeout takes fractions) that an enqueue cuts short
             # with a wake token: the first job after a quiet spell waits for no poll.
-            wake_key = Keys(settings.key_prefix).fetch_wake
-            self.client.connection.send_command("BLPOP", wake_key, settings.fetch_idle_poll_s)
+            self.client.connection.send_command(
+                "BLPOP", self._keys.fetch_wake, settings.fetch_idle_poll_s
+            )
             return
         self._waiting = False
         keys = [
@@ -275,7 +279,7 @@ class Channel(kombu_redis.Channel):
             for pri in self.priority_steps
             for queue in queues
         ]
-        held_key = Keys(settings.key_prefix).fetch_held(fetch.identity())
+        held_key = self._keys.fetch_held(fetch.identity())
         self.client.connection.send_command("EVAL", fetch.TAKE_LUA, 1 + len(keys), held_key, *keys)
 
     def _reconcile(self) -> None:
