@@ -291,15 +291,15 @@ class Sender:
         headers = request.headers
         if request.json is not None and request.content is None:
             headers = {"Content-Type": "application/json", **headers}
+        built = self.client.build_request(
+            request.method,
+            request.url(vendor.account.base_url),
+            content=request.body(),
+            headers=headers,
+            params=request.params or None,
+        )
         with map_transport_errors():
-            response = await self.client.request(
-                request.method,
-                request.url(vendor.account.base_url),
-                content=request.body(),
-                headers=headers,
-                params=request.params or None,
-            )
-        return VendorResponse.of(response)
+            return await _exchange(self.client, built)
 
     async def _send_webhook(self, vendor: Webhooks, request: VendorRequest) -> VendorResponse:
         """POST a delivery: an IP-literal host checked here (the resolver sees names only),
@@ -337,6 +337,24 @@ class Sender:
             bytes(body),
             response.reason or "",
         )
+
+
+async def _exchange(client: httpx.AsyncClient, request: httpx.Request) -> VendorResponse:
+    """Send ``request`` straight to the transport the client mounts for its URL (its own, or a
+    proxy's) and read the whole answer.
+
+    ``client.send`` would add only what vendor calls never use (auth flows, redirects, which are
+    off, event hooks, the cookie jar, its timing and log line) and, measured, cost about a third
+    of the loop's CPU per call; the request itself is built by the client (``build_request``),
+    with its default headers and timeouts.
+    """
+    transport = client._transport_for_url(request.url)  # private; httpx < 1 is pinned
+    response = await transport.handle_async_request(request)
+    try:
+        body = await response.aread()
+    finally:
+        await response.aclose()
+    return VendorResponse(response.status_code, response.headers, body, response.reason_phrase)
 
 
 def build_vendor(settings: Settings, vendor: str, account: str) -> Vendor:
