@@ -10,6 +10,9 @@ measured:
   limit and task events all on;
 - **floor**: the product's Celery setup running a task that only writes its event
   (:mod:`benchmarks.floor`): what the queue itself lets through;
+- **floor_call**: the same with the vendor call made the product's way first
+  (:mod:`benchmarks.floor_call`): what Celery lets through when every task calls the vendor,
+  before any of the pipeline's own work (ledger, gate, translation, record, logs);
 - **baseline**: Celery's defaults doing the same job (:mod:`benchmarks.baseline`);
 - **ceiling**: one asyncio process sending the same requests over the product's HTTP client,
   no queue at all.
@@ -55,7 +58,7 @@ from order_dispatch_sandbox.runner import free_port
 from order_dispatch_sandbox.sourceorders import DEFAULT_API_KEY
 from producers.enqueue import Producer
 
-SYSTEMS = ("product", "floor", "baseline", "ceiling")
+SYSTEMS = ("product", "floor", "floor_call", "baseline", "ceiling")
 SWEEP_LATENCIES_MS = (10, 50, 200, 1000)
 SWEEP_CONCURRENCY = (8, 16, 32, 64, 128)
 #: Threads per process against vendor latency (default processes): what picks the default.
@@ -453,21 +456,29 @@ def baseline(redis_url: str, sandbox: Sandbox) -> Queued:
     return Queued("baseline", [command], env, f"{queue}-results", enqueue)
 
 
-def floor(client: redis.Redis, redis_url: str, processes: int) -> Queued:
+def floor(
+    client: redis.Redis, redis_url: str, processes: int, sandbox: Sandbox | None = None
+) -> Queued:
     """The product's Celery setup with a task that only writes its event
-    (:mod:`benchmarks.floor`), as many processes as the product runs."""
-    from benchmarks.floor import TASK
+    (:mod:`benchmarks.floor`), as many processes as the product runs; with ``sandbox``, a task
+    that makes the vendor call first (:mod:`benchmarks.floor_call`)."""
     from order_dispatch.broker import dispatch_kwargs, queue_key, task_message
 
-    queue = f"bench-floor-{uuid.uuid4().hex[:6]}"
+    module = "benchmarks.floor" if sandbox is None else "benchmarks.floor_call"
+    name = "floor" if sandbox is None else "floor_call"
+    task = f"bench.{name}.dispatch"
+    queue = f"bench-{name.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
     env = {
         **checkout_env(),
         "ORDER_DISPATCH_REDIS_URL": redis_url,
         "ORDER_DISPATCH_KEY_PREFIX": queue,
         "BENCH_FLOOR_STREAM": f"{queue}-results",
     }
+    if sandbox is not None:
+        env["BENCH_FLOOR_VENDOR_URL"] = sandbox.base_url
+        env["BENCH_FLOOR_API_KEY"] = DEFAULT_API_KEY
     commands = [
-        [sys.executable, "-m", "celery", "-A", "benchmarks.floor", "worker", "--pool",
+        [sys.executable, "-m", "celery", "-A", module, "worker", "--pool",
          "threads", "--concurrency", str(PRODUCT_THREADS), "-Q", queue, "--task-events",
          "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
          "--hostname", f"{queue}-{n}@%h"]
@@ -478,10 +489,10 @@ def floor(client: redis.Redis, redis_url: str, processes: int) -> Queued:
         for job in jobs:
             pipe.lpush(queue_key(queue, 0), task_message(
                 str(uuid.uuid4()), dispatch_kwargs(job["job_id"], run=1, attempt=1),
-                queue=queue, task=TASK))
+                queue=queue, task=task))
         pipe.execute()
 
-    return Queued("floor", commands, env, f"{queue}-results", enqueue)
+    return Queued(name, commands, env, f"{queue}-results", enqueue)
 
 
 # --- the ceiling: no queue --------------------------------------------------------------------
@@ -772,6 +783,8 @@ def _main(
                     queued = product(client, redis_url, sandbox, options.processes)
                 elif system == "floor":
                     queued = floor(client, redis_url, processes)
+                elif system == "floor_call":
+                    queued = floor(client, redis_url, processes, sandbox)
                 else:
                     queued = baseline(redis_url, sandbox)
                 orders = options.baseline_orders if system == "baseline" else options.orders
@@ -886,9 +899,17 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append("")
     if "product" in main:
         p = main["product"]["throughput"]
-        for other in ("floor", "baseline", "ceiling"):
+        for other in ("floor", "floor_call", "baseline", "ceiling"):
             if other in main:
                 lines.append(f"- product / {other}: **{p / main[other]['throughput']:.2f}**")
+    if {"product", "floor", "floor_call"} <= main.keys():
+        cpu = {name: main[name]["cpu_s_per_1000"] for name in ("product", "floor", "floor_call")}
+        lines.append(
+            f"- CPU per order: the queue **{cpu['floor']:.2f} ms** (floor), one vendor call "
+            f"inside Celery **{cpu['floor_call'] - cpu['floor']:.2f} ms** (floor_call - floor), "
+            f"the pipeline's own **{cpu['product'] - cpu['floor_call']:.2f} ms** "
+            f"(product - floor_call)"
+        )
     lines.append(f"- `enqueue_many`: **{results['enqueue']['enqueue_many']:,.0f}** orders/s "
                  f"validated and queued (batches of {results['enqueue']['batch']}); "
                  f"`enqueue` one at a time: {results['enqueue']['enqueue']:,.0f}/s")

@@ -29,7 +29,7 @@ def test_quick_bench_measures_every_system_and_writes_its_reports(tmp_path: Path
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     main = {m["system"]: m for m in results["main"]}
-    assert set(main) == {"product", "floor", "baseline", "ceiling"}
+    assert set(main) == {"product", "floor", "floor_call", "baseline", "ceiling"}
     for name, m in main.items():
         assert m["throughput"] > 0, name
         assert set(m["statuses"]) == {"accepted"}, (name, m["statuses"])

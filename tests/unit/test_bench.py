@@ -32,6 +32,7 @@ def test_report_has_every_system_and_the_ratios() -> None:
     main = [
         Measure("product", {}, 100, 600.0, 1.5, 90.0, offered=300.0, latency_ms=lat),
         Measure("floor", {}, 100, 1000.0, 1.0, 140.0, offered=300.0, latency_ms=lat),
+        Measure("floor_call", {}, 100, 750.0, 1.25, 150.0, offered=300.0, latency_ms=lat),
         Measure("baseline", {}, 100, 40.0, 3.0, 230.0, offered=300.0, latency_ms=lat),
         Measure("ceiling", {}, 100, 1200.0, 0.5, 80.0, offered=300.0, latency_ms=lat),
     ]
@@ -48,6 +49,12 @@ def test_report_has_every_system_and_the_ratios() -> None:
     assert "| product | 600 | 55 | 60 | 70 | 1.50 | 90 |" in text
     assert "product / baseline: **15.00**" in text
     assert "product / floor: **0.60**" in text
+    assert "product / floor_call: **0.80**" in text
+    assert "| floor_call | 750 | 55 | 60 | 70 | 1.25 | 150 |" in text
+    assert (
+        "CPU per order: the queue **1.00 ms** (floor), one vendor call inside Celery **0.25 ms** "
+        "(floor_call - floor), the pipeline's own **0.25 ms** (product - floor_call)"
+    ) in text
     assert "**998** orders in flight at once, peak RSS **193 MB**" in text
     assert "product / ceiling: **0.50**" in text
     assert "**6,000** orders/s" in text
