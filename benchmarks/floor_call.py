@@ -2,8 +2,9 @@
 vendor's HTTP call the product's way, then writes its order's result event.
 
 The task hands one request to the process's event loop over the product's HTTP client
-(:func:`worker.http.new_client`, on :class:`worker.loop.EventLoopThread`), waits for the answer
-on its thread as the product's task does, and writes the event. No ledger, no rate limit, no
+(:func:`worker.http.new_client`, on :class:`worker.loop.EventLoopThread`), sent as the product
+sends it (:func:`worker.vendors.sender.exchange`), waits for the answer on its thread as the
+product's task does, and writes the event. No ledger, no rate limit, no
 translation (the body is translated once at import), no logs. The gap between this and
 :mod:`benchmarks.floor` is what one vendor call costs inside Celery; the gap between this and
 the product is the pipeline's own cost. ``order-dispatch bench`` starts it as ``celery -A
@@ -26,6 +27,7 @@ from order_dispatch.contract import Job
 from order_dispatch.settings import HttpSettings, VendorAccount
 from worker.http import new_client
 from worker.loop import EventLoopThread
+from worker.vendors.sender import exchange
 from worker.vendors.sourceorders import SourceOrders
 
 TASK = "bench.floor_call.dispatch"
@@ -57,10 +59,10 @@ async def _new_client() -> httpx.AsyncClient:
     return new_client(HttpSettings())
 
 
-async def _post(client: httpx.AsyncClient, url: str, body: bytes,
-                headers: dict[str, str]) -> int:
-    response = await client.post(url, content=body, headers=headers)
-    return response.status_code
+async def _post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]) -> int:
+    request = client.build_request("POST", url, content=body, headers=headers)
+    response = await exchange(client, request)
+    return response.status
 
 
 @app.task(name=TASK, ignore_result=True)

@@ -1,5 +1,5 @@
 """The sender hands a vendor request straight to the client's transport
-(:func:`worker.vendors.sender._exchange`): what the client would have added still reaches the
+(:func:`worker.vendors.sender.exchange`): what the client would have added still reaches the
 vendor (its default headers, its timeouts, the transport mounted for the URL), and the
 answer is read whole."""
 

@@ -299,7 +299,7 @@ class Sender:
             params=request.params or None,
         )
         with map_transport_errors():
-            return await _exchange(self.client, built)
+            return await exchange(self.client, built)
 
     async def _send_webhook(self, vendor: Webhooks, request: VendorRequest) -> VendorResponse:
         """POST a delivery: an IP-literal host checked here (the resolver sees names only),
@@ -339,7 +339,7 @@ class Sender:
         )
 
 
-async def _exchange(client: httpx.AsyncClient, request: httpx.Request) -> VendorResponse:
+async def exchange(client: httpx.AsyncClient, request: httpx.Request) -> VendorResponse:
     """Send ``request`` straight to the transport the client mounts for its URL (its own, or a
     proxy's) and read the whole answer.
 
