@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -19,12 +20,15 @@ def test_percentiles_are_milliseconds_of_the_nearest_ranks() -> None:
 
 def test_paced_queues_the_offered_rate_evenly() -> None:
     batches: list[list[dict[str, Any]]] = []
+    started = time.time()
     sent = paced(batches.append, "t", rate=200, seconds=0.5)
     assert len(sent) == 100
     assert len({j["job_id"] for b in batches for j in b}) == 100
-    times = sorted(sent.values())
-    assert times[-1] - times[0] == pytest.approx(0.5, abs=0.1)
-    assert max(len(b) for b in batches) < 20  # a pace, not one burst
+    # A pace, not a burst: no order goes before its turn (order n at n / rate s). A starved
+    # process may send late, in a bigger batch, never early, so this holds on a loaded machine.
+    for n, job_id in enumerate(sorted(sent)):
+        assert sent[job_id] >= started + n / 200 - 0.001, (job_id, sent[job_id] - started)
+    assert len(batches) > 10
 
 
 def test_report_has_every_system_and_the_ratios() -> None:
