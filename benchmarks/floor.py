@@ -29,9 +29,13 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(os.environ["ORDER_DISPATCH_REDIS_URL"])
 
 
+def write_event(job_id: str, status: str) -> str:
+    """The job's result event on the run's stream (``BENCH_FLOOR_STREAM``); ``status``."""
+    _redis().xadd(os.environ["BENCH_FLOOR_STREAM"], {"job_id": job_id, "status": status})
+    return status
+
+
 @app.task(name=TASK, ignore_result=True)
 def dispatch(**kwargs: Any) -> str:
     """Write the job's terminal event, nothing else."""
-    _redis().xadd(os.environ["BENCH_FLOOR_STREAM"], {"job_id": kwargs["job_id"],
-                                                     "status": "accepted"})
-    return "accepted"
+    return write_event(kwargs["job_id"], "accepted")

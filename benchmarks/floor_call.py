@@ -10,7 +10,7 @@ translation (the body is translated once at import), no logs. The gap between th
 the product is the pipeline's own cost. ``order-dispatch bench`` starts it as ``celery -A
 benchmarks.floor_call worker``; its environment names the stream (``BENCH_FLOOR_STREAM``),
 Redis (``ORDER_DISPATCH_REDIS_URL``) and the vendor (``BENCH_FLOOR_VENDOR_URL``,
-``BENCH_FLOOR_API_KEY``).
+``BENCH_FLOOR_API_KEY``). Its task joins the floor's Celery app.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from functools import cache
 from typing import Any
 
 import httpx
-import redis
-from celery import Celery
 
+from benchmarks.floor import app, write_event
 from order_dispatch.contract import Job
 from order_dispatch.settings import HttpSettings, VendorAccount
 from worker.http import new_client
@@ -31,14 +30,7 @@ from worker.vendors.sender import exchange
 from worker.vendors.sourceorders import SourceOrders
 
 TASK = "bench.floor_call.dispatch"
-
-app = Celery("bench_floor_call")
-app.config_from_object("worker.celeryconfig")
-
-
-@cache
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(os.environ["ORDER_DISPATCH_REDIS_URL"])
+__all__ = ["TASK", "app", "dispatch"]
 
 
 @cache
@@ -70,7 +62,4 @@ def dispatch(**kwargs: Any) -> str:
     """Make the vendor call, then write the job's terminal event."""
     loop, client, url, body, headers = _vendor()
     status = loop.run(_post(client, url, body, headers))
-    outcome = "accepted" if status < 300 else "rejected"
-    _redis().xadd(os.environ["BENCH_FLOOR_STREAM"], {"job_id": kwargs["job_id"],
-                                                     "status": outcome})
-    return outcome
+    return write_event(kwargs["job_id"], "accepted" if status < 300 else "rejected")
