@@ -276,14 +276,15 @@ class Settings(BaseSettings):
         0,
         ge=0,
         description="Processes per `order-dispatch worker` (0: one per core). One process uses "
-        "at most one core (the GIL); on 2 cores, 2 processes measured 230-266 orders/s against "
-        "115-180 for one at 50 ms. Set it where the core count is not what the process may use "
-        "(a container with a CPU quota).",
+        "at most one core (the GIL); on 2 cores, 2 processes measured 497 orders/s against "
+        "308 for one at 50 ms (README, Tuning). Set it where the core count is not what the "
+        "process may use (a container with a CPU quota).",
     )
     task_events: bool = Field(
         True,
-        description="Workers send Celery task events (Flower needs them): three per job, about "
-        "1 ms of CPU; off measured 321 against 248 orders/s on 2 processes at 50 ms.",
+        description="Workers send Celery task events (Flower needs them): three per job, sent in "
+        "batches; off measured 512 against 497 orders/s on 2 processes at 50 ms (README, "
+        "Tuning).",
     )
     shutdown_timeout_s: float = Field(
         30.0,
