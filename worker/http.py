@@ -2,7 +2,10 @@
 
 Vendor HTTP goes through one shared :class:`httpx.AsyncClient` on the process's event loop
 (:mod:`worker.runtime`), over the aiohttp transport (``httpx-aiohttp``): httpx's own async pool
-degrades past about 50 requests in flight, the aiohttp transport keeps aiohttp's speed.
+degrades past about 50 requests in flight, the aiohttp transport keeps aiohttp's speed. The
+client builds each request; the sender hands it straight to the transport the client mounts for
+its URL (:func:`worker.vendors.sender.exchange`), without the client's auth, redirect and
+cookie layers, which vendor calls do not use.
 
 Transport errors are classified by the phase the request reached, since that decides whether the
 vendor may have acted on it. Only a failure *before* the request was written is "not sent".
