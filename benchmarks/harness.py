@@ -462,11 +462,13 @@ def floor(
     """The product's Celery setup with a task that only writes its event
     (:mod:`benchmarks.floor`), as many processes as the product runs; with ``sandbox``, a task
     that makes the vendor call first (:mod:`benchmarks.floor_call`)."""
+    from benchmarks import floor as floor_app
+    from benchmarks import floor_call as floor_call_app
     from order_dispatch.broker import dispatch_kwargs, queue_key, task_message
 
-    module = "benchmarks.floor" if sandbox is None else "benchmarks.floor_call"
-    name = "floor" if sandbox is None else "floor_call"
-    task = f"bench.{name}.dispatch"
+    app_module = floor_app if sandbox is None else floor_call_app
+    module, task = app_module.__name__, app_module.TASK
+    name = module.rsplit(".", 1)[1]
     queue = f"bench-{name.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
     env = {
         **checkout_env(),
