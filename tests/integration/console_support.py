@@ -3,9 +3,6 @@ test's Redis and key prefix; and a headless Chromium from Debian's packages to d
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +12,7 @@ import redis
 
 from order_dispatch.keys import Keys as RedisKeys
 from order_dispatch_api.keystore import KeyStore, parse_scopes
+from tests.integration import debian
 from tests.integration.api.conftest import ApiProcess, api_env
 
 CHROMIUM = "/usr/bin/chromium"
@@ -55,25 +53,8 @@ def console_server(redis_url: str, prefix: str) -> Iterator[ApiProcess]:
 
 
 def ensure_chromium() -> str:
-    """Debian's chromium, installed with apt-get when missing; the test is skipped (saying why)
-    where it cannot be."""
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.skip(f"no {CHROMIUM}, and apt-get cannot install it here (not root, or no apt)")
-    for args in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        done = subprocess.run(
-            args,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-        if done.returncode != 0:
-            pytest.skip(f"could not install chromium ({' '.join(args)}): {done.stderr[-500:]}")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"apt-get installed chromium but {CHROMIUM} is not there")
-    return CHROMIUM
+    """Debian's chromium, installed with apt-get when missing (:mod:`tests.integration.debian`)."""
+    return debian.ensure(CHROMIUM, "chromium")
 
 
 @contextmanager
