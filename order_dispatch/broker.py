@@ -38,6 +38,11 @@ def queue_key(queue: str, priority: int) -> str:
     return f"{queue}{_PRIORITY_SEP}{step}" if step else queue
 
 
+def queue_of(queue_list: str) -> str:
+    """The queue whose list (at any priority, as :func:`queue_key` names it) is ``queue_list``."""
+    return queue_list.partition(_PRIORITY_SEP)[0]
+
+
 def queue_keys(queue: str) -> list[str]:
     """Every Redis list kombu keeps for ``queue``: one per priority step, highest first."""
     return [queue_key(queue, step) for step in _PRIORITY_STEPS]

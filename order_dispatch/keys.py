@@ -9,7 +9,7 @@ from typing import Any
 
 #: The one task the workers run; producers write messages for it by name.
 DISPATCH_TASK = "worker.tasks.dispatch"
-#: The most wake tokens :attr:`Keys.fetch_wake` holds: more than the worker processes that
+#: The most wake tokens a :meth:`Keys.fetch_wake` list holds: more than the worker processes that
 #: may be waiting at once, and no more (tokens nobody waited for only cost a look each).
 WAKE_TOKENS = 64
 
@@ -118,11 +118,12 @@ class Keys:
         """String with a TTL: a worker's heartbeat; gone, the worker is dead."""
         return f"{self.prefix}:fetch:alive:{worker}"
 
-    @property
-    def fetch_wake(self) -> str:
-        """List of at most :data:`WAKE_TOKENS` tokens: each enqueue pushes one, and a worker
-        whose queues were empty waits on it (``BLPOP``) between looks, so a new job wakes it."""
-        return f"{self.prefix}:fetch:wake"
+    def fetch_wake(self, queue: str) -> str:
+        """List of at most :data:`WAKE_TOKENS` tokens for ``queue`` (a queue's name, as
+        :meth:`queue` gives it): each enqueue to it pushes one, and a worker serving it whose
+        queues were empty waits on it (``BLPOP`` on its queues' wake lists) between looks, so a
+        new job wakes a worker that will take it, never one that serves other vendors only."""
+        return f"{self.prefix}:fetch:wake:{queue}"
 
     def fetch_held(self, worker: str) -> str:
         """List: the messages a worker took off its queues and has not acked, each as

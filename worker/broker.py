@@ -267,11 +267,11 @@ class Channel(kombu_redis.Channel):
         settings = get_settings()
         if self._idle:
             self._waiting = True
-            # A server-side pause (BLPOP's timeout takes fractions) that an enqueue cuts short
-            # with a wake token: the first job after a quiet spell waits for no poll.
-            self.client.connection.send_command(
-                "BLPOP", self._keys.fetch_wake, settings.fetch_idle_poll_s
-            )
+            # A server-side pause (BLPOP's timeout takes fractions) that an enqueue to one of
+            # these queues cuts short with a wake token: the first job after a quiet spell waits
+            # for no poll.
+            wake = [self._keys.fetch_wake(queue) for queue in queues]
+            self.client.connection.send_command("BLPOP", *wake, settings.fetch_idle_poll_s)
             return
         self._waiting = False
         keys = [

@@ -8,9 +8,11 @@ of ``fetch_dead_after_s``, renewed every ``fetch_heartbeat_s``).
   order) to the held list, as ``<queue list>\\n<message>``: in one step, so no message exists
   only in a reply on its way to the worker (kombu's ``BRPOP`` loses such a message when Redis
   stops at that instant).
-- **Wait**: a worker whose queues were all empty waits up to ``fetch_idle_poll_s`` on the wake
-  list (``BLPOP``, a server-side wait), into which every enqueue of the producer API pushes a
-  token: the first job after a quiet spell is taken at once, not at the next look.
+- **Wait**: a worker whose queues were all empty waits up to ``fetch_idle_poll_s`` on its
+  queues' wake lists (``BLPOP``, a server-side wait), into which every enqueue of the producer
+  API pushes a token for the job's queue: the first job after a quiet spell is taken at once,
+  not at the next look, and by a worker that serves its vendor (a worker serving other vendors
+  never takes the token).
 - **Ack**: the message leaves the held list. **Requeue**: it goes back to its queue list and
   leaves the held list, in one step.
 - **Sweep**: every worker, when it starts and then every ``fetch_sweep_s``, gives back the held

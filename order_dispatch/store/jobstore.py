@@ -11,6 +11,7 @@ from typing import Any
 
 import redis
 
+from order_dispatch.broker import queue_of
 from order_dispatch.contract import EventStatus, Job, ResultEvent
 from order_dispatch.keys import WAKE_TOKENS, Keys
 from order_dispatch.settings import CircuitSettings, Settings
@@ -144,7 +145,7 @@ class JobStore(JobReads, OperatorWrites):
         asyncio client); :meth:`enqueued` reads its reply."""
         keys = [self.keys.job(job.job_id), self.keys.document(job.job_id)]
         if job.queue_list is not None:
-            keys += [job.queue_list, self.keys.fetch_wake]
+            keys += [job.queue_list, self.keys.fetch_wake(queue_of(job.queue_list))]
         args: list[str | int] = [
             job.receipt,
             job.doc,
