@@ -159,6 +159,12 @@ class Keys:
         """String: the GCRA timestamp of one HTTP API key's rate limit."""
         return f"{self.prefix}:api:rate:{key_id}"
 
+    @property
+    def replication_probe(self) -> str:
+        """String: written just before a ``WAIT`` for replicas (with Sentinel), so the wait
+        covers every write of the connection before it."""
+        return f"{self.prefix}:replication-probe"
+
     def api_circuit(self, key_id: str) -> str:
         """Hash: never written. The vendor gate's GCRA function (which the API key check
         calls) reads a circuit breaker beside the rate; an API key's is always closed."""

@@ -18,6 +18,7 @@ import redis.asyncio
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.sentinel import Sentinel
 
+from order_dispatch.keys import Keys
 from order_dispatch.settings import Settings, get_settings
 
 #: Seconds a sentinel may take to answer which server is the master.
@@ -80,7 +81,7 @@ def wait_for_replicas(client: redis.Redis, settings: Settings | None = None) -> 
     if wanted <= 0:
         return 0
     pipe = client.pipeline(transaction=False)
-    pipe.set(f"{settings.key_prefix}:replication-probe", "1", px=60_000)
+    pipe.set(Keys(settings.key_prefix).replication_probe, "1", px=60_000)
     pipe.wait(wanted, settings.redis_wait_timeout_ms)
     _, confirmed = pipe.execute()
     if int(confirmed) < wanted:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
+import inspect
 import re
 import tomllib
 from pathlib import Path
+
+from order_dispatch.broker import queue_key
+from order_dispatch.keys import Keys
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -62,3 +67,30 @@ def test_the_quick_start_uses_the_printed_accounts() -> None:
     quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert 'ORDER_DISPATCH_ACCOUNTS="$(order-dispatch sandbox --print-accounts)"' in quick_start
     assert "pip install -e '.[" in quick_start
+
+
+def test_the_readmes_key_table_names_every_key_the_product_writes_and_no_other() -> None:
+    """Each key :class:`~order_dispatch.keys.Keys` makes matches a row of the README's key
+    table, and each row matches a key it makes: the table cannot drift from the code."""
+    keys = Keys("od")
+    made = {queue_key(keys.queue("X"), 3)}  # a queue at a priority above 0
+    for name, member in inspect.getmembers(Keys):
+        if name.startswith("_") or name == "prefix":
+            continue
+        if isinstance(member, property):
+            made.add(getattr(keys, name))
+        else:
+            params = len(inspect.signature(member).parameters) - 1
+            made.add(member(keys, *["X"] * params))
+    start = README.index("| key | type | what |")
+    rows = README[start:].split("\n\n", 1)[0].splitlines()[2:]
+    patterns = [
+        re.sub(r"<[^>]*>", "*", name).replace("\\x06\\x16", "\x06\x16")
+        for row in rows
+        for name in re.findall(r"`([^`]+)`", row.split(" | ")[0])
+    ]
+    assert len(patterns) >= len(rows) > 20
+    unlisted = sorted(k for k in made if not any(fnmatch.fnmatchcase(k, p) for p in patterns))
+    assert not unlisted, f"keys the README's table does not list: {unlisted}"
+    unknown = [p for p in patterns if not any(fnmatch.fnmatchcase(k, p) for k in made)]
+    assert not unknown, f"rows of the README's table that name no key the product makes: {unknown}"
