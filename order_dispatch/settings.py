@@ -248,9 +248,9 @@ class Settings(BaseSettings):
         le=1,
         description="How long a worker whose queues are all empty waits before it looks again "
         "(the fetch moves a message atomically, which Redis cannot do blocking on several "
-        "lists). A job enqueued by the producer API wakes a waiting worker at once; a message "
-        "that reaches a queue another way (a retry, the durable schedule, a replay) waits "
-        "for the next look.",
+        "lists). A job enqueued by the producer API or the HTTP API, or replayed, wakes a "
+        "waiting worker of its queue at once; a message that reaches a queue another way (a "
+        "retry, the durable schedule) waits for the next look.",
     )
     lease_margin_s: float = Field(
         30.0, ge=1, description="How long an attempt's lease outlives its vendor call's deadline."

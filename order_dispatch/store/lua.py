@@ -373,10 +373,11 @@ push_timeline(KEYS[7], ARGV[9], ARGV[10], ttl)
 """
 )
 
-# Replay. KEYS[8] the vendor queue (list), KEYS[9] the job document. ARGV[11] job json,
-# ARGV[12] receipt json (kept if the job store has one), ARGV[13] task message for attempt 1 of
-# run N+1, ARGV[14] the job's not_before (epoch s, 0 for none). The job is open again: its
-# document is kept as long as its receipt.
+# Replay. KEYS[8] the vendor queue (list), KEYS[9] the job document, KEYS[10] the queue's wake
+# list. ARGV[11] job json, ARGV[12] receipt json (kept if the job store has one), ARGV[13] task
+# message for attempt 1 of run N+1, ARGV[14] the job's not_before (epoch s, 0 for none),
+# ARGV[15] the most wake tokens kept. The job is open again: its document is kept as long as
+# its receipt.
 REPLAY = (
     _ACTION_HEAD
     + """
@@ -385,6 +386,9 @@ redis.call('HDEL', KEYS[1], 'job')
 redis.call('HSETNX', KEYS[1], 'receipt', ARGV[12])
 redis.call('HSET', KEYS[1], 'not_before', ARGV[14])
 redis.call('LPUSH', KEYS[8], ARGV[13])
+if redis.call('LLEN', KEYS[10]) < tonumber(ARGV[15]) then
+  redis.call('LPUSH', KEYS[10], '1')
+end
 return {1, id}
 """
 )

@@ -11,8 +11,9 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
+from order_dispatch.broker import queue_of
 from order_dispatch.contract import EventStatus, ResultEvent
-from order_dispatch.keys import Keys, terminal_status
+from order_dispatch.keys import WAKE_TOKENS, Keys, terminal_status
 from order_dispatch.store.codec import JobNotFound, as_event, as_object, epoch, text
 from order_dispatch.store.records import StoredJob
 from order_dispatch.timeline import MAX_ENTRIES, TimelineEntry
@@ -97,7 +98,8 @@ class OperatorWrites:
     ) -> None:
         """Start run N+1 of ``stored`` (run N ended): new run token ``run_id``, ledger reset,
         out of the dead letters, ``event`` (``replayed``) and ``entry`` written, ``doc`` stored,
-        and ``message`` (attempt 1 of run N+1) pushed to ``queue_list``.
+        and ``message`` (attempt 1 of run N+1) pushed to ``queue_list``, with a wake token for
+        an idle worker of its queue.
         :class:`ActionRefused` when the job changed since ``stored`` was read."""
         self._act(
             self._replay,
@@ -105,8 +107,12 @@ class OperatorWrites:
             event,
             run_id,
             entry,
-            extra_keys=[queue_list, self.keys.document(stored.job_id)],
-            extra_args=[doc, receipt, message, epoch(not_before)],
+            extra_keys=[
+                queue_list,
+                self.keys.document(stored.job_id),
+                self.keys.fetch_wake(queue_of(queue_list)),
+            ],
+            extra_args=[doc, receipt, message, epoch(not_before), str(WAKE_TOKENS)],
         )
 
     def resolve(

@@ -140,6 +140,8 @@ def test_a_replay_starts_the_next_run_atomically_and_the_worker_finishes_it(
     ops = ops_for(pipeline)
     job_id = dead_letter(pipeline, order_job(unique("replay")))
     run_id_before = redis_client.hget(pipeline.keys.job(job_id), "run_id")
+    wake = pipeline.keys.fetch_wake(pipeline.keys.queue("sourceorders"))
+    tokens = int(redis_client.llen(wake))
 
     replayed = ops.replay(job_id, note="vendor is back")
 
@@ -155,6 +157,7 @@ def test_a_replay_starts_the_next_run_atomically_and_the_worker_finishes_it(
     assert not redis_client.hexists(pipeline.keys.dead_letters, job_id)
     assert not redis_client.hexists(pipeline.keys.dead_events, job_id)
     assert queued_kwargs(redis_client, pipeline) == [{"job_id": job_id, "run": 2, "attempt": 1}]
+    assert int(redis_client.llen(wake)) == tokens + 1  # an idle worker of the queue wakes
 
     pipeline.run(job_id, 1, 3)  # a late message of run 1: a replay superseded it
     pipeline.run(job_id, 2, 1)
