@@ -45,6 +45,13 @@ local function shorten(key, seconds)
 end
 """
 
+#: Push a wake token onto a queue's wake list for an idle worker, unless it holds ``most``.
+WAKE_FN = """
+local function wake(list, most)
+  if redis.call('LLEN', list) < tonumber(most) then redis.call('LPUSH', list, '1') end
+end
+"""
+
 #: Mark an attempt in flight: the ledger holds the attempt, the worker, Redis's time and the
 #: delivery's token (so the same delivery, asking again after a lost reply, knows the mark).
 MARK_FN = """
@@ -150,10 +157,10 @@ GATE_PAUSE = GATE_FN + "pause(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) return 1"
 #: Enqueue. If the job id is known, return its first receipt; else record receipt, run 1 and
 #: the job document, and push the task message (ids only) onto ``queue`` (nil when the broker
 #: is not this Redis: the job is then marked unpublished until its message is confirmed) and a
-#: token onto ``wake`` for an idle worker, unless it holds ``wake_max`` already.
+#: token onto ``wake_list`` for an idle worker, unless it holds ``wake_max`` already.
 #: ``not_before`` is epoch seconds (0 for none). Returns {created, receipt, published}.
-ENQUEUE_FN = """
-local function enqueue(job_key, doc_key, queue, wake, receipt, doc, message, ttl, run_id,
+ENQUEUE_FN = WAKE_FN + """
+local function enqueue(job_key, doc_key, queue, wake_list, receipt, doc, message, ttl, run_id,
                        not_before, wake_max)
   local first = redis.call('HMGET', job_key, 'receipt', 'published')
   if first[1] then return {0, first[1], first[2] or '1'} end
@@ -163,9 +170,7 @@ local function enqueue(job_key, doc_key, queue, wake, receipt, doc, message, ttl
   redis.call('SET', doc_key, doc, 'EX', tonumber(ttl))
   if queue then
     redis.call('LPUSH', queue, message)
-    if wake and redis.call('LLEN', wake) < tonumber(wake_max) then
-      redis.call('LPUSH', wake, '1')
-    end
+    if wake_list then wake(wake_list, wake_max) end
     return {1, receipt, '1'}
   end
   redis.call('HSET', job_key, 'published', '0')
@@ -380,15 +385,14 @@ push_timeline(KEYS[7], ARGV[9], ARGV[10], ttl)
 # its receipt.
 REPLAY = (
     _ACTION_HEAD
+    + WAKE_FN
     + """
 redis.call('SET', KEYS[9], ARGV[11], 'EX', ttl)
 redis.call('HDEL', KEYS[1], 'job')
 redis.call('HSETNX', KEYS[1], 'receipt', ARGV[12])
 redis.call('HSET', KEYS[1], 'not_before', ARGV[14])
 redis.call('LPUSH', KEYS[8], ARGV[13])
-if redis.call('LLEN', KEYS[10]) < tonumber(ARGV[15]) then
-  redis.call('LPUSH', KEYS[10], '1')
-end
+wake(KEYS[10], ARGV[15])
 return {1, id}
 """
 )
